@@ -1,0 +1,11 @@
+"""Pure JAX kernels of mcengine, imported as ``mcengine.kernels``.
+
+Each kernel is written for one trajectory and imports only JAX; the engine
+(``mcengine.engine``) vmaps, jits, chunks and seeds them.
+"""
+
+from .trajectory import Config as Config
+from .trajectory import Outputs as Outputs
+from .trajectory import Params as Params
+from .trajectory import simulate as simulate
+from .trajectory import soft_cap as soft_cap

@@ -1,0 +1,98 @@
+"""Streaming aggregation: fixed-bin histograms filled on the device, quantiles on the host.
+
+Each output variable (a first-crossing time, a lead time, a diffusion date, a fan-chart
+value at one year) gets ``nbins`` equal bins over a range fixed before sampling starts.
+Every chunk adds its counts (integers, so the sum is exact and independent of the chunk
+layout); censored trajectories (NaN) are counted in the total but in no bin. A quantile is
+read off the cumulative counts with the values inside a bin spread evenly across it, so it
+is within one bin width of the numpy quantile of the same samples. For times the bin width
+is a small fraction of a step (recorded as ``resolution_years`` in every output).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+
+QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
+FAN_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
+MAX_HISTOGRAM_BYTES = 64 * 2**20  # per histogram family, on the device
+
+
+@dataclasses.dataclass(frozen=True)
+class Bins:
+    """Equal-width bins per variable: ``lo[v] + width[v] * [0, nbins]``."""
+
+    lo: np.ndarray  # float64 [vars]
+    width: np.ndarray  # float64 [vars]
+    nbins: int
+
+
+def fill(counts, values, mask, lo, width):
+    """Add ``values`` [trajectories, vars] (NaN = censored) of the trajectories where
+    ``mask`` is True into ``counts`` [vars, nbins] (int32). Runs on the device."""
+    nbins = counts.shape[1]
+    b = jnp.floor((values - lo) / width)
+    b = jnp.clip(jnp.nan_to_num(b, nan=0.0), 0, nbins - 1).astype(jnp.int32)
+    add = (mask[:, None] & ~jnp.isnan(values)).astype(jnp.int32)
+    var = jnp.broadcast_to(jnp.arange(values.shape[1], dtype=jnp.int32), values.shape)
+    return counts.at[var, b].add(add, mode="drop")
+
+
+def summarise(counts: np.ndarray, n: int, bins: Bins, quantiles=QUANTILES) -> dict[str, np.ndarray]:
+    """Per variable: ``p_reached``, ``mean`` over reached, and the quantiles of the
+    unconditional distribution (censored = later than every reached value). A quantile
+    that falls among censored trajectories, like every statistic of an empty variable, is
+    NaN here and null in the outputs. ``counts`` is int64 [vars, nbins], ``n`` the number
+    of trajectories."""
+    counts = np.asarray(counts, np.int64)
+    n_vars = counts.shape[0]
+    reached = counts.sum(axis=1)
+    centres = bins.lo[:, None] + bins.width[:, None] * (np.arange(bins.nbins) + 0.5)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(reached > 0, (counts * centres).sum(axis=1) / reached, np.nan)
+    out = {"p_reached": reached / n if n else np.full(n_vars, np.nan), "mean": mean}
+    cum = np.cumsum(counts, axis=1)
+    for q in quantiles:
+        col = np.full(n_vars, np.nan)
+        pos = q * (n - 1)
+        r0 = int(np.floor(pos))
+        frac = pos - r0
+        r1 = r0 + 1 if frac > 0 else r0
+        for v in range(n_vars):
+            if n == 0 or r1 >= reached[v]:
+                continue
+            v0 = _value_at_rank(counts[v], cum[v], r0, bins.lo[v], bins.width[v])
+            v1 = _value_at_rank(counts[v], cum[v], r1, bins.lo[v], bins.width[v])
+            col[v] = v0 + frac * (v1 - v0)
+        out[f"p{round(q * 100)}"] = col
+    return out
+
+
+def _value_at_rank(counts, cum, r, lo, width):
+    """The r-th smallest value (0-based), with a bin's values spread evenly across it."""
+    b = int(np.searchsorted(cum, r, side="right"))
+    before = cum[b] - counts[b]
+    return lo + width * (b + (r - before + 0.5) / counts[b])
+
+
+def event_bins(span: float, steps: int, n_first: int, n_lead: int) -> Bins:
+    """Bins for ``n_first`` times in [0, span] years (first crossings, diffusion dates) and
+    ``n_lead`` lead times in [-span, span]: 64 bins per step, fewer if the histogram would
+    exceed MAX_HISTOGRAM_BYTES."""
+    n_vars = max(1, n_first + n_lead)
+    nbins = int(max(64, min(64 * steps, MAX_HISTOGRAM_BYTES // (4 * n_vars))))
+    lo = np.concatenate([np.zeros(n_first), np.full(n_lead, -span)])
+    width = np.concatenate([np.full(n_first, span / nbins), np.full(n_lead, 2 * span / nbins)])
+    return Bins(lo, width, nbins)
+
+
+def fan_bins(pilot: np.ndarray, nbins: int = 2048) -> Bins:
+    """Bins for fan-chart variables from a pilot sample [trajectories, vars]: each
+    variable's pilot range, widened by half of it on both sides. Values outside fall into
+    the edge bins (they lie far beyond the fan's p5..p95)."""
+    lo, hi = pilot.min(axis=0).astype(np.float64), pilot.max(axis=0).astype(np.float64)
+    pad = 0.5 * (hi - lo) + 1e-3
+    return Bins(lo - pad, (hi - lo + 2 * pad) / nbins, nbins)
