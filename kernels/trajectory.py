@@ -113,6 +113,14 @@ def simulate(key, params: Params, config: Config) -> Outputs:
     dt = 1.0 / c.steps_per_year
     sqrt_dt = math.sqrt(dt)
     physical = jnp.asarray(c.physical)
+    level0 = jnp.concatenate([jnp.stack([p.h0, p.a0]), jnp.broadcast_to(p.b0, (n_actors,))])
+    rate = jnp.concatenate([jnp.stack([p.h_rate, p.a_rate]), jnp.broadcast_to(p.b_rate, (n_actors,))])
+    vol = jnp.concatenate([jnp.stack([p.h_vol, p.a_vol]), jnp.broadcast_to(p.b_vol, (n_actors,))])
+
+    def state(k, noise):
+        """Hardware, algorithms and uncapped budgets at step k: trend plus noise."""
+        y = level0 + rate * (k.astype(jnp.float32) * dt) + noise
+        return y[0], y[1], y[2:]
 
     def levels(k, h, a, u, buf_h, buf_a):
         """Effective and physical compute of every actor and access budget at step k."""
@@ -127,12 +135,13 @@ def simulate(key, params: Params, config: Config) -> Outputs:
         return jnp.where(physical[None, :], phys[:, None], eff[:, None])
 
     def step(carry, _):
-        k, h, a, u, buf_h, buf_a, lev, t_first = carry
+        # Levels are trend + accumulated noise: the trend is evaluated afresh each step
+        # (not summed), so float32 rounding does not build up over thousands of steps.
+        k, noise, buf_h, buf_a, lev, t_first = carry
         eps = jax.random.normal(jax.random.fold_in(key, k), (2 + n_actors,), jnp.float32)
-        h = h + p.h_rate * dt + p.h_vol * sqrt_dt * eps[0]
-        a = a + p.a_rate * dt + p.a_vol * sqrt_dt * eps[1]
-        u = u + p.b_rate * dt + p.b_vol * sqrt_dt * eps[2:]
+        noise = noise + vol * sqrt_dt * eps
         k = k + 1
+        h, a, u = state(k, noise)
         slot = jnp.mod(k, c.buffer)
         buf_h = buf_h.at[slot].set(h)
         buf_a = buf_a.at[slot].set(a)
@@ -140,11 +149,12 @@ def simulate(key, params: Params, config: Config) -> Outputs:
         crossed = jnp.isnan(t_first) & (new >= p.thresholds) & (k <= c.n_steps)
         frac = (p.thresholds - lev) / (new - lev)
         t_first = jnp.where(crossed, ((k - 1).astype(jnp.float32) + frac) * dt, t_first)
-        return (k, h, a, u, buf_h, buf_a, new, t_first), None
+        return (k, noise, buf_h, buf_a, new, t_first), None
 
     def record(carry):
         """Fan-chart values at the current step: H, A, budgets, effective compute."""
-        k, h, a, u, buf_h, buf_a, _, _ = carry
+        k, noise, buf_h, buf_a, _, _ = carry
+        h, a, u = state(k, noise)
         eff, _ = levels(k, h, a, u, buf_h, buf_a)
         return jnp.concatenate([jnp.stack([h, a]), soft_cap(u, p.cap), eff[:n_actors]])
 
@@ -153,13 +163,14 @@ def simulate(key, params: Params, config: Config) -> Outputs:
         carry, _ = jax.lax.scan(step, carry, None, length=c.steps_per_year)
         return carry, values
 
-    h, a, u = p.h0, p.a0, jnp.broadcast_to(p.b0, (n_actors,))
+    k = jnp.int32(0)
+    noise = jnp.zeros((2 + n_actors,), jnp.float32)
+    h, a, u = state(k, noise)
     buf_h = jnp.full((c.buffer,), h, jnp.float32)
     buf_a = jnp.full((c.buffer,), a, jnp.float32)
-    k = jnp.int32(0)
     lev = per_threshold(*levels(k, h, a, u, buf_h, buf_a))
     t_first = jnp.where(lev >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
-    carry = (k, h, a, u, buf_h, buf_a, lev, t_first)
+    carry = (k, noise, buf_h, buf_a, lev, t_first)
     carry, records = jax.lax.scan(year, carry, None, length=c.n_years)
     t_first = carry[-1]
     fan = jnp.concatenate([records, record(carry)[None, :]])

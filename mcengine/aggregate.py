@@ -80,10 +80,10 @@ def _value_at_rank(counts, cum, r, lo, width):
 
 def event_bins(span: float, steps: int, n_first: int, n_lead: int) -> Bins:
     """Bins for ``n_first`` times in [0, span] years (first crossings, diffusion dates) and
-    ``n_lead`` lead times in [-span, span]: 64 bins per step, fewer if the histogram would
+    ``n_lead`` lead times in [-span, span]: 256 bins per step, fewer if the histogram would
     exceed MAX_HISTOGRAM_BYTES."""
     n_vars = max(1, n_first + n_lead)
-    nbins = int(max(64, min(64 * steps, MAX_HISTOGRAM_BYTES // (4 * n_vars))))
+    nbins = int(max(256, min(256 * steps, MAX_HISTOGRAM_BYTES // (4 * n_vars))))
     lo = np.concatenate([np.zeros(n_first), np.full(n_lead, -span)])
     width = np.concatenate([np.full(n_first, span / nbins), np.full(n_lead, 2 * span / nbins)])
     return Bins(lo, width, nbins)

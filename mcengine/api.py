@@ -60,6 +60,7 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress)
     meta = io.provenance(
         scenario=scenario.name, scenario_source=scenario.source, scenario_toml=scenario.text,
+        start=scenario.start, horizon=scenario.horizon, steps_per_year=scenario.steps_per_year,
         seed=seed, trajectories=int(trajectories),
         chunk_size=int(chunk_size or engine.default_chunk_size(int(trajectories))), prng=PRNG_IMPL,
         resolution_years=float(agg.event_bins.width.min()),

@@ -158,19 +158,18 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
 
     host_ev = np.zeros((n_first + n_lead, ev_bins.nbins), np.int64)
     host_fan = np.zeros((fan_bins.lo.size, fan_bins.nbins), np.int64)
-    dev = zeros()
-    pending = 0
-    compile_seconds = None
+    static = dict(count=chunk, names=names, config=config, frontier=inp.frontier)
+    hi0, lo0 = random.split_index(0)
+    step = aggregate_chunk.lower(*zeros(), seed_data, hi0, lo0, np.int32(chunk), inp.spec, bins, **static).compile()
+    compile_seconds = time.perf_counter() - t0
+
+    t1 = time.perf_counter()
+    dev, pending = zeros(), 0
     for first in range(0, trajectories, chunk):
         n_valid = min(chunk, trajectories - first)
         hi, lo = random.split_index(first)
-        dev = aggregate_chunk(*dev, seed_data, hi, lo, np.int32(n_valid), inp.spec, bins,
-                              count=chunk, names=names, config=config, frontier=inp.frontier)
+        dev = step(*dev, seed_data, hi, lo, np.int32(n_valid), inp.spec, bins)
         pending += n_valid
-        if compile_seconds is None:
-            jax.block_until_ready(dev)
-            compile_seconds = time.perf_counter() - t0
-            t1 = time.perf_counter()
         if pending + chunk > _FLUSH_COUNT or first + chunk >= trajectories:
             host_ev += np.asarray(dev[0])
             host_fan += np.asarray(dev[1])

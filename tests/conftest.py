@@ -1,0 +1,59 @@
+"""Shared test helpers: small scenario files written from Python values."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER = ROOT / "benchmarks" / "peer.toml"
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, float) and not math.isfinite(v):
+        return ("-" if v < 0 else "") + ("nan" if math.isnan(v) else "inf")
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    return repr(v)
+
+
+def scenario_toml(scenario=None, hardware=None, algorithms=None, actors=None, thresholds=None, access=None) -> str:
+    """TOML text of a small scenario; each argument replaces its section (dict, or list
+    of dicts for actors/thresholds). ``None`` keeps a deterministic default."""
+    scenario = scenario or {"name": "test", "start": 2025.0, "horizon": 2045.0, "steps_per_year": 12}
+    hardware = hardware or {"initial": 1e18, "rate": 0.12, "volatility": 0.0}
+    algorithms = algorithms or {"initial": 1.0, "rate": 0.4, "volatility": 0.0}
+    actors = actors or [{"name": "frontier", "budget": 1e9, "growth": 0.3}]
+    thresholds = thresholds or [{"name": "1e28", "flop": 1e28, "kind": "effective"}]
+    lines = []
+    for name, table in (("scenario", scenario), ("hardware", hardware), ("algorithms", algorithms)):
+        lines.append(f"[{name}]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    for name, tables in (("actors", actors), ("thresholds", thresholds)):
+        for t in tables:
+            lines.append(f"[[{name}]]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in t.items()]
+    if access is not None:
+        lines.append("[access]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in access.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def write_scenario(tmp_path):
+    """Write scenario TOML text to a file and return its path."""
+
+    def write(text: str, name: str = "scenario.toml") -> Path:
+        p = tmp_path / name
+        p.write_text(text)
+        return p
+
+    return write

@@ -1,0 +1,119 @@
+"""The kernel against closed forms (MODEL.md §7): the deterministic limit, lags with the
+pre-start rule, penalties, physical thresholds, access dates, and the soft cap."""
+
+from __future__ import annotations
+
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import mcengine
+from mcengine.kernels import soft_cap
+
+from .conftest import scenario_toml
+
+H0, RH = 18.0, 0.12  # log10 FLOP/$, OOM/yr
+A0, RA = 0.0, 0.40  # log10 multiplier, OOM/yr
+ACTORS = [  # name, log10 budget, growth OOM/yr, algo_lag yr, hw_lag yr, penalty OOM
+    ("frontier", 9.0, 0.30, 0.0, 0.0, 0.0),
+    ("follower", 8.5, 0.30, 0.5, 0.0, 0.0),
+    ("restricted", 8.7, 0.25, 1.0, 2.0, 0.3),
+    ("odd_lags", 8.0, 0.35, 0.37, 1.29, 0.1),  # lags that are not whole steps
+]
+THRESHOLDS = [("1e27", 27.0, "effective"), ("1e28", 28.0, "effective"), ("1e30", 30.0, "effective"),
+              ("phys_1e27", 27.0, "physical"), ("below_start", 20.0, "effective"), ("never", 60.0, "effective")]
+ACCESS = [1e6, 1e8]
+
+
+def deterministic_scenario():
+    text = scenario_toml(
+        hardware={"initial": 10**H0, "rate": RH, "volatility": 0.0},
+        algorithms={"initial": 10**A0, "rate": RA, "volatility": 0.0},
+        actors=[{"name": n, "budget": 10**b, "growth": g, "algo_lag": al, "hw_lag": hl, "hw_penalty": pen}
+                for n, b, g, al, hl, pen in ACTORS],
+        thresholds=[{"name": n, "flop": 10**x, "kind": k} for n, x, k in THRESHOLDS],
+        access={"budgets": ACCESS},
+    )
+    return mcengine.parse_scenario(text)
+
+
+def closed_form_t_first(b, g, al, hl, pen, x, kind, span=20.0):
+    """Years from start: the lagged lines E(tau) = E0 + R*tau, extended backwards."""
+    level0 = b + H0 - RH * hl - pen + (0.0 if kind == "physical" else A0 - RA * al)
+    rate = g + RH + (0.0 if kind == "physical" else RA)
+    t = max(0.0, (x - level0) / rate)
+    return t if t <= span else math.nan
+
+
+def test_deterministic_limit_per_trajectory():
+    s = deterministic_scenario()
+    out = mcengine.sample_trajectories(s, trajectories=3, seed=0)
+    for i, (_, b, g, al, hl, pen) in enumerate(ACTORS):
+        for j, (_, x, kind) in enumerate(THRESHOLDS):
+            expected = closed_form_t_first(b, g, al, hl, pen, x, kind)
+            got = out.t_first[:, i, j]
+            if math.isnan(expected):
+                assert np.isnan(got).all()
+            else:
+                np.testing.assert_allclose(got, expected, atol=1e-3, rtol=0)
+                assert np.abs(got - expected).max() < 1e-4  # float32 rounding only
+    for k, c in enumerate(ACCESS):
+        for j, (_, x, kind) in enumerate(THRESHOLDS):
+            expected = closed_form_t_first(math.log10(c), 0.0, 0.0, 0.0, 0.0, x, kind)
+            got = out.diffusion[:, k, j]
+            if math.isnan(expected):
+                assert np.isnan(got).all()
+            else:
+                np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
+
+
+def test_deterministic_limit_in_outputs():
+    """Every quantile of every t_first and lead_time row equals the closed form to 1e-3 years."""
+    s = deterministic_scenario()
+    rows = mcengine.run(s, trajectories=50, seed=3).events.to_pylist()
+    names = [a[0] for a in ACTORS]
+    thr = {n: (x, k) for n, x, k in THRESHOLDS}
+    for r in rows:
+        a = ACTORS[names.index(r["actor"])]
+        x, kind = thr[r["threshold"]]
+        t = closed_form_t_first(*a[1:], x, kind)
+        if r["metric"] == "lead_time":
+            t -= closed_form_t_first(*ACTORS[0][1:], x, kind)
+        else:
+            t += s.start
+        if math.isnan(t):
+            assert r["p_reached"] == 0 and r["p50"] is None and r["mean"] is None
+            continue
+        assert r["p_reached"] == 1.0
+        for q in ("mean", "p1", "p5", "p50", "p95", "p99"):
+            assert abs(r[q] - t) < 1e-3, (r["actor"], r["threshold"], r["metric"], q, r[q], t)
+
+
+def test_lead_time_is_budget_gap_over_total_rate():
+    """Pilz et al.: with equal growth, the lead in years is the OOM gap over the total rate."""
+    s = deterministic_scenario()
+    out = mcengine.sample_trajectories(s, trajectories=1, seed=0)
+    gap = ACTORS[0][1] - ACTORS[1][1] + RA * ACTORS[1][3]  # budget gap + algorithm lag in OOM
+    lead = out.t_first[0, 1, 2] - out.t_first[0, 0, 2]
+    assert abs(lead - gap / (ACTORS[0][2] + RH + RA)) < 1e-4
+
+
+def test_soft_cap_bends_budget_below_cap():
+    u = jnp.array([5.0, 10.0, 11.0, 12.0, 13.0, 40.0, -1e4])
+    capped = np.asarray(soft_cap(u, jnp.float32(12.0)))
+    expected = 12.0 - np.logaddexp(0, (12.0 - np.asarray(u, np.float64)) * np.log(10)) / np.log(10)
+    np.testing.assert_allclose(capped[:-1], expected[:-1], atol=1e-5)
+    assert np.all(np.isfinite(capped)) and np.all(capped < 12.0 + 1e-6)
+    assert capped[-1] == pytest.approx(-1e4)
+    assert np.asarray(soft_cap(u, jnp.float32(np.inf))).tolist() == np.asarray(u).tolist()  # no cap
+
+
+def test_cap_limits_budget_in_fan_chart():
+    text = scenario_toml(actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5, "cap": 1e11}],
+                         scenario={"name": "cap", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 4})
+    out = mcengine.sample_trajectories(mcengine.parse_scenario(text), trajectories=1, seed=0)
+    budget = out.fan[0, :, 2]  # hardware, algorithms, budget:frontier, effective:frontier
+    uncapped = 9.0 + 0.5 * np.arange(11)
+    np.testing.assert_allclose(budget, 11.0 - np.log10(1 + 10.0 ** (11.0 - uncapped)), atol=1e-4)
