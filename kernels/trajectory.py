@@ -89,19 +89,23 @@ def soft_cap(uncapped, cap):
     return jnp.where(jnp.isinf(cap), uncapped, cap - softplus10)
 
 
-def _lagged(buf, y0, rate, k, lag_steps, dt):
-    """Values of a factor ``lag_steps`` (static, per actor) before step ``k``, read from a
-    ring buffer of past steps by linear interpolation. Before the start, the path is
-    extended backwards along its trend: ``y0 + rate * (step index) * dt``."""
-    whole = jnp.asarray([math.floor(s) for s in lag_steps], jnp.int32)
-    frac = jnp.asarray([s - math.floor(s) for s in lag_steps], jnp.float32)
-
-    def at(i):
-        past = buf[jnp.mod(i, buf.shape[0])]
-        return jnp.where(i < 0, y0 + rate * (i.astype(jnp.float32) * dt), past)
-
-    hi = k - whole
-    return (1.0 - frac) * at(hi) + frac * at(hi - 1)
+def _lagged(buf, current, y0, rate, k, lag_steps, dt):
+    """Values of a factor ``lag_steps`` (static, per actor) before step ``k``: read from a
+    ring buffer of past steps, linearly interpolated between whole steps. Before the start
+    the path is extended backwards along its trend, ``y0 + rate * (step index) * dt``.
+    Each distinct whole-step offset is one slice at an index shared by all trajectories
+    (cheaper than a per-actor gather)."""
+    whole = [math.floor(s) for s in lag_steps]
+    frac = [s - w for s, w in zip(lag_steps, whole)]
+    taps = {}
+    for o in sorted(set(whole) | {w + 1 for w, f in zip(whole, frac) if f > 0}):
+        if o == 0:
+            taps[o] = current
+            continue
+        i = k - o
+        past = jax.lax.dynamic_index_in_dim(buf, jnp.mod(i, buf.shape[0]), keepdims=False)
+        taps[o] = jnp.where(i < 0, y0 + rate * (i.astype(jnp.float32) * dt), past)
+    return jnp.stack([taps[w] if f == 0 else (1.0 - f) * taps[w] + f * taps[w + 1] for w, f in zip(whole, frac)])
 
 
 def simulate(key, params: Params, config: Config) -> Outputs:
@@ -124,14 +128,16 @@ def simulate(key, params: Params, config: Config) -> Outputs:
 
     def levels(k, h, a, u, buf_h, buf_a):
         """Effective and physical compute of every actor and access budget at step k."""
-        h_i = _lagged(buf_h, p.h0, p.h_rate, k, c.hw_lag_steps, dt) - p.penalty
-        a_i = _lagged(buf_a, p.a0, p.a_rate, k, c.algo_lag_steps, dt)
+        h_i = _lagged(buf_h, h, p.h0, p.h_rate, k, c.hw_lag_steps, dt) - p.penalty
+        a_i = _lagged(buf_a, a, p.a0, p.a_rate, k, c.algo_lag_steps, dt)
         physical_i = soft_cap(u, p.cap) + h_i
         phys = jnp.concatenate([physical_i, p.access + h])
         eff = phys + jnp.concatenate([a_i, jnp.broadcast_to(a, p.access.shape)])
         return eff, phys
 
     def per_threshold(eff, phys):
+        if not any(c.physical):
+            return jnp.broadcast_to(eff[:, None], (eff.shape[0], len(c.physical)))
         return jnp.where(physical[None, :], phys[:, None], eff[:, None])
 
     def step(carry, _):
