@@ -4,6 +4,11 @@ budgets, scanned over time, reduced to first-crossing times on the fly.
 Everything is in log10 units (OOM) and in years since the start (``tau``); nothing is
 exponentiated except inside the soft cap, where the exponent is never positive. The kernel
 is written for ONE trajectory and is pure: the engine vmaps, jits and chunks it.
+
+Streams are the random processes: 0 = hardware H, 1 = algorithms A, then one budget
+process per actor or group. Rows are what gets reported: each actor, and each reported
+rank of each group (a group's ranks share their group's budget stream). Access rows are
+buyers of a fixed budget at frontier hardware and algorithms.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special as jsp
 
 LN10 = math.log(10.0)
 
@@ -25,56 +31,69 @@ class Config(NamedTuple):
       steps_per_year: steps per calendar year (dt = 1 / steps_per_year years).
       n_years: whole years simulated (>= n_steps / steps_per_year); fan points are the
         n_years + 1 year boundaries from the start.
-      hw_lag_steps, algo_lag_steps: per actor, the hardware and algorithm lags in steps
+      row_stream: per row, the index of its budget stream (2 + actor or group number).
+      hw_lag_steps, algo_lag_steps: per row, the hardware and algorithm lags in steps
         (may be fractional: read by linear interpolation).
       physical: per threshold, True where it compares physical compute (budget + hardware).
       buffer: length of the ring buffer of past H and A values (> largest lag in steps).
+      decaying: streams whose rate decays towards a long-run rate.
+      jumps: per jump process, (stream, size family, most jumps counted per step).
+      frontier: the frontier's row.
+      catch_up: whether requirements fall for followers once the frontier reaches them.
     """
 
     n_steps: int
     steps_per_year: int
     n_years: int
+    row_stream: tuple[int, ...]
     hw_lag_steps: tuple[float, ...]
     algo_lag_steps: tuple[float, ...]
     physical: tuple[bool, ...]
     buffer: int
+    decaying: tuple[int, ...] = ()
+    jumps: tuple[tuple[int, str, int], ...] = ()
+    frontier: int = 0
+    catch_up: bool = False
 
 
 class Params(NamedTuple):
-    """The numbers of one trajectory (scalars or per-actor / per-threshold vectors).
+    """The numbers of one trajectory.
 
-    h0, a0: initial hardware (log10 FLOP/$) and algorithms (log10 multiplier).
-    h_rate, a_rate, b_rate: growth rates, OOM/yr (b_rate per actor).
-    h_vol, a_vol, b_vol: volatilities, OOM/sqrt(yr) (b_vol per actor).
-    b0, cap: per actor, initial budget and soft cap, log10 $ (cap = +inf: none).
-    penalty: per actor, hardware penalty, OOM.
-    thresholds: per threshold, log10 FLOP (effective or physical per Config.physical).
-    access: per access budget, log10 $.
+    Per stream [S]: level0 (log10 units at start; 0 for budget streams, whose level is per
+    row), rate0 and rate_inf (OOM/yr at the start and in the long run), decay (years; inf:
+    none), vol (OOM/sqrt(yr)). Per jump process [J]: jump_rate (per year) and the size
+    distribution's parameters jump_a, jump_b (OOM). Per row [R]: b0 and cap (log10 $; cap
+    = +inf: none), penalty (OOM). thresholds [T] (log10 FLOP), access [K] (log10 $),
+    catch_up (OOM/yr).
     """
 
-    h0: jax.Array
-    h_rate: jax.Array
-    h_vol: jax.Array
-    a0: jax.Array
-    a_rate: jax.Array
-    a_vol: jax.Array
+    level0: jax.Array
+    rate0: jax.Array
+    rate_inf: jax.Array
+    decay: jax.Array
+    vol: jax.Array
+    jump_rate: jax.Array
+    jump_a: jax.Array
+    jump_b: jax.Array
     b0: jax.Array
-    b_rate: jax.Array
-    b_vol: jax.Array
     cap: jax.Array
     penalty: jax.Array
     thresholds: jax.Array
     access: jax.Array
+    catch_up: jax.Array
 
 
 class Outputs(NamedTuple):
     """What one trajectory reports.
 
-    t_first: [actors, thresholds] years from start to the first crossing, NaN if censored.
+    t_first: [rows, thresholds] years from start to the first crossing by the row's own
+      compute (the "trained" channel), NaN if censored.
     diffusion: [access budgets, thresholds] the same for a buyer of each access budget at
       frontier hardware and algorithms (the access effect).
-    fan: [n_years + 1, 2 + 2 * actors] values at each whole year from the start:
-      hardware, algorithms, each actor's (capped) budget, each actor's effective compute.
+    fan: [n_years + 1, series] values at each whole year from the start, series being
+      hardware, algorithms, each row's capped budget, each row's effective compute, each
+      access budget's capability (log10 effective FLOP), each threshold's cost to reach
+      (log10 $ at frontier hardware and algorithms).
     """
 
     t_first: jax.Array
@@ -89,12 +108,51 @@ def soft_cap(uncapped, cap):
     return jnp.where(jnp.isinf(cap), uncapped, cap - softplus10)
 
 
+def trend(p: Params, decaying: tuple[int, ...], tau):
+    """Deterministic part of every stream at time ``tau`` (years): level0 plus the integral
+    of ``r(t) = r_inf + (r0 - r_inf) exp(-t / decay)``."""
+    y = p.level0 + p.rate0 * tau
+    if decaying:
+        i = jnp.asarray(decaying)
+        t_dec = p.decay[i]
+        gap = tau + t_dec * jnp.expm1(-tau / t_dec)  # tau - T (1 - exp(-tau/T))
+        y = y.at[i].add(jnp.where(jnp.isinf(t_dec), 0.0, (p.rate_inf[i] - p.rate0[i]) * gap))
+    return y
+
+
+def poisson_cdf(mean, k_max: int):
+    """P(N <= k) for k = 0..k_max-1 of N ~ Poisson(mean)."""
+    terms = [jnp.exp(-mean)]
+    for k in range(1, k_max):
+        terms.append(terms[-1] * mean / k)
+    return jnp.cumsum(jnp.stack(terms), axis=0)
+
+
+def jump_sum(z, rate, a, b, family: str, k_max: int, dt: float):
+    """Total jump size (OOM) of one process in one step: N ~ Poisson(rate dt) jumps (at
+    most k_max; k_max is chosen so that more is below 1e-12), each of a size from
+    ``family`` with parameters (a, b). ``z`` holds the standard normals for this process:
+    z[0] decides N, the rest the sizes."""
+    n = jnp.sum(jsp.ndtr(z[0]) > poisson_cdf(rate * dt, k_max)).astype(jnp.float32)
+    if family == "fixed":
+        return n * a
+    if family == "normal":  # a sum of n normals is normal: exact with one draw
+        return n * a + jnp.sqrt(n) * b * z[1]
+    sizes = 10.0 ** (a + b * z[1:]) if family == "lognormal" else a + (b - a) * jsp.ndtr(z[1:])
+    return jnp.sum(jnp.where(jnp.arange(k_max) < n, sizes, 0.0))
+
+
+def jump_draws(family: str, k_max: int) -> int:
+    """Standard normals one jump process uses per step."""
+    return 1 + {"fixed": 0, "normal": 1}.get(family, k_max)
+
+
 def _lagged(buf, current, y0, rate, k, lag_steps, dt):
-    """Values of a factor ``lag_steps`` (static, per actor) before step ``k``: read from a
+    """Values of a factor ``lag_steps`` (static, per row) before step ``k``: read from a
     ring buffer of past steps, linearly interpolated between whole steps. Before the start
     the path is extended backwards along its trend, ``y0 + rate * (step index) * dt``.
     Each distinct whole-step offset is one slice at an index shared by all trajectories
-    (cheaper than a per-actor gather)."""
+    (cheaper than a per-row gather)."""
     whole = [math.floor(s) for s in lag_steps]
     frac = [s - w for s, w in zip(lag_steps, whole)]
     taps = {}
@@ -111,27 +169,28 @@ def _lagged(buf, current, y0, rate, k, lag_steps, dt):
 def simulate(key, params: Params, config: Config) -> Outputs:
     """Simulate one trajectory. ``key`` drives the per-step shocks only (per-trajectory
     numbers are already in ``params``): step k uses ``normal(fold_in(key, k))``, one
-    draw per stream (hardware, algorithms, then each actor's budget)."""
+    draw per stream, then the draws of each jump process."""
     p, c = params, config
-    n_actors = p.b0.shape[0]
+    n_streams = p.level0.shape[0]
+    n_rows = p.b0.shape[0]
     dt = 1.0 / c.steps_per_year
     sqrt_dt = math.sqrt(dt)
+    row_stream = jnp.asarray(c.row_stream, jnp.int32)
     physical = jnp.asarray(c.physical)
-    level0 = jnp.concatenate([jnp.stack([p.h0, p.a0]), jnp.broadcast_to(p.b0, (n_actors,))])
-    rate = jnp.concatenate([jnp.stack([p.h_rate, p.a_rate]), jnp.broadcast_to(p.b_rate, (n_actors,))])
-    vol = jnp.concatenate([jnp.stack([p.h_vol, p.a_vol]), jnp.broadcast_to(p.b_vol, (n_actors,))])
+    jump_width = [jump_draws(fam, k) for _, fam, k in c.jumps]
+    n_draws = n_streams + sum(jump_width)
+    not_frontier = jnp.arange(n_rows + p.access.shape[0]) != c.frontier
 
     def state(k, noise):
-        """Hardware, algorithms and uncapped budgets at step k: trend plus noise."""
-        y = level0 + rate * (k.astype(jnp.float32) * dt) + noise
-        return y[0], y[1], y[2:]
+        """Hardware, algorithms and each row's uncapped budget at step k."""
+        y = trend(p, c.decaying, k.astype(jnp.float32) * dt) + noise
+        return y[0], y[1], p.b0 + y[row_stream]
 
     def levels(k, h, a, u, buf_h, buf_a):
-        """Effective and physical compute of every actor and access budget at step k."""
-        h_i = _lagged(buf_h, h, p.h0, p.h_rate, k, c.hw_lag_steps, dt) - p.penalty
-        a_i = _lagged(buf_a, a, p.a0, p.a_rate, k, c.algo_lag_steps, dt)
-        physical_i = soft_cap(u, p.cap) + h_i
-        phys = jnp.concatenate([physical_i, p.access + h])
+        """Effective and physical compute of every row and access budget at step k."""
+        h_i = _lagged(buf_h, h, p.level0[0], p.rate0[0], k, c.hw_lag_steps, dt) - p.penalty
+        a_i = _lagged(buf_a, a, p.level0[1], p.rate0[1], k, c.algo_lag_steps, dt)
+        phys = jnp.concatenate([soft_cap(u, p.cap) + h_i, p.access + h])
         eff = phys + jnp.concatenate([a_i, jnp.broadcast_to(a, p.access.shape)])
         return eff, phys
 
@@ -140,29 +199,48 @@ def simulate(key, params: Params, config: Config) -> Outputs:
             return jnp.broadcast_to(eff[:, None], (eff.shape[0], len(c.physical)))
         return jnp.where(physical[None, :], phys[:, None], eff[:, None])
 
+    def catch_up(tau, t_first):
+        """How far the requirement has fallen for every follower (OOM) at time tau."""
+        since = jnp.nan_to_num(tau - t_first[c.frontier], nan=0.0)
+        return jnp.where(not_frontier[:, None], p.catch_up * jnp.maximum(since, 0.0)[None, :], 0.0)
+
     def step(carry, _):
         # Levels are trend + accumulated noise: the trend is evaluated afresh each step
         # (not summed), so float32 rounding does not build up over thousands of steps.
         k, noise, buf_h, buf_a, lev, t_first = carry
-        eps = jax.random.normal(jax.random.fold_in(key, k), (2 + n_actors,), jnp.float32)
-        noise = noise + vol * sqrt_dt * eps
+        z = jax.random.normal(jax.random.fold_in(key, k), (n_draws,), jnp.float32)
+        noise = noise + p.vol * sqrt_dt * z[:n_streams]
+        at = n_streams
+        for j, ((stream, fam, k_max), width) in enumerate(zip(c.jumps, jump_width)):
+            noise = noise.at[stream].add(jump_sum(z[at : at + width], p.jump_rate[j], p.jump_a[j], p.jump_b[j],
+                                                  fam, k_max, dt))
+            at += width
         k = k + 1
         h, a, u = state(k, noise)
         slot = jnp.mod(k, c.buffer)
         buf_h = buf_h.at[slot].set(h)
         buf_a = buf_a.at[slot].set(a)
-        new = per_threshold(*levels(k, h, a, u, buf_h, buf_a))
+        raw = per_threshold(*levels(k, h, a, u, buf_h, buf_a))
+        new, prev = raw, lev
+        if c.catch_up:  # the frontier's row is never boosted, so its date this step is final
+            f = c.frontier
+            crossed_f = jnp.isnan(t_first[f]) & (raw[f] >= p.thresholds) & (k <= c.n_steps)
+            frac_f = (p.thresholds - lev[f]) / (raw[f] - lev[f])
+            t_first = t_first.at[f].set(jnp.where(crossed_f, ((k - 1).astype(jnp.float32) + frac_f) * dt, t_first[f]))
+            new = raw + catch_up(k.astype(jnp.float32) * dt, t_first)
+            prev = lev + catch_up((k - 1).astype(jnp.float32) * dt, t_first)
         crossed = jnp.isnan(t_first) & (new >= p.thresholds) & (k <= c.n_steps)
-        frac = (p.thresholds - lev) / (new - lev)
+        frac = (p.thresholds - prev) / (new - prev)
         t_first = jnp.where(crossed, ((k - 1).astype(jnp.float32) + frac) * dt, t_first)
-        return (k, noise, buf_h, buf_a, new, t_first), None
+        return (k, noise, buf_h, buf_a, raw, t_first), None
 
     def record(carry):
-        """Fan-chart values at the current step: H, A, budgets, effective compute."""
+        """Fan-chart values at the current step."""
         k, noise, buf_h, buf_a, _, _ = carry
         h, a, u = state(k, noise)
         eff, _ = levels(k, h, a, u, buf_h, buf_a)
-        return jnp.concatenate([jnp.stack([h, a]), soft_cap(u, p.cap), eff[:n_actors]])
+        cost = p.thresholds - h - jnp.where(physical, 0.0, a)
+        return jnp.concatenate([jnp.stack([h, a]), soft_cap(u, p.cap), eff, cost])
 
     def year(carry, _):
         values = record(carry)
@@ -170,7 +248,7 @@ def simulate(key, params: Params, config: Config) -> Outputs:
         return carry, values
 
     k = jnp.int32(0)
-    noise = jnp.zeros((2 + n_actors,), jnp.float32)
+    noise = jnp.zeros((n_streams,), jnp.float32)
     h, a, u = state(k, noise)
     buf_h = jnp.full((c.buffer,), h, jnp.float32)
     buf_a = jnp.full((c.buffer,), a, jnp.float32)
@@ -180,4 +258,19 @@ def simulate(key, params: Params, config: Config) -> Outputs:
     carry, records = jax.lax.scan(year, carry, None, length=c.n_years)
     t_first = carry[-1]
     fan = jnp.concatenate([records, record(carry)[None, :]])
-    return Outputs(t_first=t_first[:n_actors], diffusion=t_first[n_actors:], fan=fan)
+    return Outputs(t_first=t_first[:n_rows], diffusion=t_first[n_rows:], fan=fan)
+
+
+def combine_releases(t_first, release_lag, access_via: tuple[tuple[int, ...], ...], span: float):
+    """Open release: a row that lists releasers in ``access_via`` (per row, their row
+    indices) gets a capability at the earliest ``t_first(releaser) + release_lag`` if that
+    comes before its own crossing and by the horizon ``span`` (years).
+
+    Returns (earliest [R, T], released [R, T]): the date by either channel, and the date by
+    release alone (NaN where censored or no releaser)."""
+    released = jnp.full_like(t_first, jnp.nan)
+    for row, via in enumerate(access_via):
+        for q in via:
+            date = t_first[q] + release_lag[q]
+            released = released.at[row].set(jnp.fmin(released[row], jnp.where(date <= span, date, jnp.nan)))
+    return jnp.fmin(t_first, released), released

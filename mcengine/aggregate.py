@@ -30,14 +30,16 @@ class Bins:
     nbins: int
 
 
-def fill(counts, values, mask, lo, width):
+def fill(counts, values, mask, lo, width, block):
     """Add ``values`` [trajectories, vars] (NaN = censored) of the trajectories where
-    ``mask`` is True into ``counts`` [vars, nbins] (int32). Runs on the device."""
+    ``mask`` is True into block ``block`` [trajectories] of ``counts`` [blocks * vars,
+    nbins] (int32); ``lo`` and ``width`` are per row of ``counts``. Runs on the device."""
     nbins = counts.shape[1]
-    b = jnp.floor((values - lo) / width)
+    n_vars = values.shape[1]
+    var = block[:, None] * n_vars + jnp.arange(n_vars, dtype=jnp.int32)[None, :]
+    b = jnp.floor((values - lo[var]) / width[var])
     b = jnp.clip(jnp.nan_to_num(b, nan=0.0), 0, nbins - 1).astype(jnp.int32)
     add = (mask[:, None] & ~jnp.isnan(values)).astype(jnp.int32)
-    var = jnp.broadcast_to(jnp.arange(values.shape[1], dtype=jnp.int32), values.shape)
     return counts.at[var, b].add(add, mode="drop")
 
 
@@ -78,11 +80,11 @@ def _value_at_rank(counts, cum, r, lo, width):
     return lo + width * (b + (r - before + 0.5) / counts[b])
 
 
-def event_bins(span: float, steps: int, n_first: int, n_lead: int) -> Bins:
+def event_bins(span: float, steps: int, n_first: int, n_lead: int, blocks: int = 1) -> Bins:
     """Bins for ``n_first`` times in [0, span] years (first crossings, diffusion dates) and
     ``n_lead`` lead times in [-span, span]: 256 bins per step, fewer if the histogram would
     exceed MAX_HISTOGRAM_BYTES."""
-    n_vars = max(1, n_first + n_lead)
+    n_vars = max(1, (n_first + n_lead) * blocks)
     nbins = int(max(256, min(256 * steps, MAX_HISTOGRAM_BYTES // (4 * n_vars))))
     lo = np.concatenate([np.zeros(n_first), np.full(n_lead, -span)])
     width = np.concatenate([np.full(n_first, span / nbins), np.full(n_lead, 2 * span / nbins)])

@@ -74,64 +74,67 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
+def _usd(x: float) -> str:
+    """A $ amount in compact form: 1e6, 2.5e8, 300."""
+    return f"{x:.6g}".replace("e+0", "e").replace("e+", "e")
+
+
+STAT_COLUMNS = ["n", "p_reached", "mean"] + [f"p{round(q * 100)}" for q in aggregate.QUANTILES]
+
+
 def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
-    n = agg.trajectories
-    ev = aggregate.summarise(agg.event_counts, n, agg.event_bins)
-    actors, thresholds = [a.name for a in s.actors], s.thresholds
-    T = len(thresholds)
-    frontier = s.frontier_index
-    first_offset = 0
-    access_offset = len(actors) * T
-    lead_offset = access_offset + len(s.access_budgets) * T
+    m = agg.model
+    T, R = len(s.thresholds), len(m.rows)
+    frontier = m.config.frontier
+    via = engine.via_rows(m)
+    access_at = R * T
+    channel_at = access_at + m.n_access * T
+    lead_at = channel_at + 2 * len(via) * T
+    blocks = [(None, agg.trajectories)] + [(r.name, int(n)) for r, n in zip(s.regimes, agg.regime_counts)]
+    events = {k: [] for k in io.SCHEMAS["events"].names}
+    access = {k: [] for k in io.SCHEMAS["access"].names}
+    paths = {k: [] for k in io.SCHEMAS["paths"].names}
 
-    def stats(rows, var, shift):
-        rows["n"].append(n)
-        for k, col in ev.items():
-            rows[k].append(col[var] + shift if k not in ("p_reached",) else col[var])
+    def add(table, labels, stats, var, shift):
+        for k, v in labels.items():
+            table[k].append(v)
+        table["n"].append(stats["n"])
+        for k in STAT_COLUMNS[1:]:
+            table[k].append(stats[k][var] + (shift if k != "p_reached" else 0.0))
 
-    def new_rows(keys):
-        return {k: [] for k in keys}
-
-    stat_cols = ["n", "p_reached", "mean"] + [f"p{q}" for q in (1, 5, 10, 25, 50, 75, 90, 95, 99)]
-    events = new_rows(["scenario", "regime", "actor", "rank", "threshold", "threshold_flop", "threshold_kind",
-                       "metric"] + stat_cols)
-    lead_index = 0
-    for a, actor in enumerate(actors):
-        for metric in ("t_first", "lead_time"):
-            if metric == "lead_time" and a == frontier:
-                continue
-            for t, thr in enumerate(thresholds):
-                for k, v in (("scenario", s.name), ("regime", None), ("actor", actor), ("rank", 1),
-                             ("threshold", thr.name), ("threshold_flop", thr.flop), ("threshold_kind", thr.kind),
-                             ("metric", metric)):
-                    events[k].append(v)
-                if metric == "t_first":
-                    stats(events, first_offset + a * T + t, s.start)
-                else:
-                    stats(events, lead_offset + lead_index * T + t, 0.0)
-        if a != frontier:
-            lead_index += 1
-
-    access = new_rows(["scenario", "regime", "budget_usd", "threshold", "threshold_flop", "threshold_kind"]
-                      + stat_cols)
-    for b, budget in enumerate(s.access_budgets):
-        for t, thr in enumerate(thresholds):
-            for k, v in (("scenario", s.name), ("regime", None), ("budget_usd", budget), ("threshold", thr.name),
-                         ("threshold_flop", thr.flop), ("threshold_kind", thr.kind)):
-                access[k].append(v)
-            stats(access, access_offset + b * T + t, s.start)
-
-    fan = aggregate.summarise(agg.fan_counts, n, agg.fan_bins, aggregate.FAN_QUANTILES)
-    series = ["hardware", "algorithms"] + [f"budget:{a}" for a in actors] + [f"effective:{a}" for a in actors]
-    paths = new_rows(["scenario", "regime", "series", "year", "mean", "p5", "p25", "p50", "p75", "p95"])
-    n_years = int(np.floor(s.horizon - s.start + 1e-9))
-    for i, name in enumerate(series):
-        for m in range(n_years + 1):
-            var = m * len(series) + i
-            for k, v in (("scenario", s.name), ("regime", None), ("series", name), ("year", s.start + m)):
-                paths[k].append(v)
-            for k in ("mean", "p5", "p25", "p50", "p75", "p95"):
-                paths[k].append(fan[k][var])
+    series = (["hardware", "algorithms"] + [f"budget:{r.label}" for r in m.rows]
+              + [f"effective:{r.label}" for r in m.rows] + [f"capability_at_budget:{_usd(b)}" for b in s.access_budgets]
+              + [f"cost_to_reach:{t.name}" for t in s.thresholds])
+    n_years = int(np.floor(m.span + 1e-9))
+    for b, (regime, n) in enumerate(blocks):
+        ev = {"n": n, **aggregate.summarise(agg.event_counts[b], n, agg.event_bins)}
+        head = {"scenario": s.name, "regime": regime}
+        for r, row in enumerate(m.rows):
+            for t, thr in enumerate(s.thresholds):
+                labels = {**head, "actor": row.actor, "rank": row.rank, "threshold": thr.name,
+                          "threshold_flop": thr.flop, "threshold_kind": thr.kind}
+                add(events, {**labels, "metric": "t_first", "channel": None}, ev, r * T + t, s.start)
+                if r in via:
+                    at = channel_at + 2 * via.index(r) * T
+                    add(events, {**labels, "metric": "t_first", "channel": "trained"}, ev, at + t, s.start)
+                    add(events, {**labels, "metric": "t_first", "channel": "released"}, ev, at + T + t, s.start)
+                if r != frontier:
+                    lead = lead_at + (r - (r > frontier)) * T + t
+                    add(events, {**labels, "metric": "lead_time", "channel": None}, ev, lead, 0.0)
+                    if row.is_group:
+                        add(events, {**labels, "metric": "warning_window", "channel": None}, ev, lead, 0.0)
+        for k, budget in enumerate(s.access_budgets):
+            for t, thr in enumerate(s.thresholds):
+                add(access, {**head, "budget_usd": budget, "threshold": thr.name, "threshold_flop": thr.flop,
+                             "threshold_kind": thr.kind}, ev, access_at + k * T + t, s.start)
+        fan = aggregate.summarise(agg.fan_counts[b], n, agg.fan_bins, aggregate.FAN_QUANTILES)
+        for i, name in enumerate(series):
+            for year in range(n_years + 1):
+                var = year * len(series) + i
+                for k, v in (("scenario", s.name), ("regime", regime), ("series", name), ("year", s.start + year)):
+                    paths[k].append(v)
+                for k in ("mean", "p5", "p25", "p50", "p75", "p95"):
+                    paths[k].append(fan[k][var])
 
     return Results(io.table("events", events, meta), io.table("access", access, meta),
                    io.table("paths", paths, meta), meta)

@@ -107,3 +107,17 @@ def _apply_transform_py(x: float, transform: str) -> float:
     if transform == "log2_over":
         return math.log10(2.0) / x
     return x
+
+
+def sample_upper(dist: Dist, s):
+    """The number whose upper-tail probability is ``s`` (float32 array in (0, 1)), i.e.
+    the inverse CDF at ``1 - s`` computed without losing precision for tiny ``s``: the
+    k-th largest of n draws is ``sample_upper(dist, S)`` with S ~ Beta(k, n - k + 1).
+    For increasing conversions only (identity, log10): used for budgets."""
+    if dist.family == "fixed":
+        return jnp.asarray(dist.a, jnp.float32)
+    if dist.family == "uniform":
+        a = jnp.asarray(dist.a, jnp.float32)
+        x = a + (jnp.asarray(dist.b, jnp.float32) - a) * (1.0 - s)
+        return jnp.log10(x) if dist.transform == "log10" else x
+    return sample(dist, -jsp.ndtri(s))

@@ -12,155 +12,311 @@ import dataclasses
 import math
 import time
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from . import aggregate, random
-from .distributions import Dist, sample
-from .kernels import Config, Outputs, Params, simulate
-from .scenario import Scenario
+from .distributions import Dist, sample, sample_upper
+from .kernels import Config, Params, combine_releases, simulate
+from .scenario import Scenario, correlation_matrix
 
 PILOT_TRAJECTORIES = 4096  # fixed-size pilot that sets the fan-chart bins
 _FLUSH_COUNT = 2**30  # move device counts (int32) to the host before they could overflow
 
 
+class Row(NamedTuple):
+    """A reported row: an actor (rank 1) or one rank of a group."""
+
+    actor: str
+    rank: int
+    is_group: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.actor}#{self.rank}" if self.is_group else self.actor
+
+
 @dataclasses.dataclass(frozen=True)
-class Inputs:
-    """Kernel inputs of a scenario: the static config and the numeric spec (a pytree)."""
+class Model:
+    """Everything static about a scenario's simulation (hashable: a jit cache key)."""
 
     config: Config
-    spec: dict  # {"draws": {path: Dist}, "thresholds": f32[T], "access": f32[K]}
-    actor_names: tuple[str, ...]
-    frontier: int
+    rows: tuple[Row, ...]
+    streams: tuple[str, ...]  # dotted prefix of each stream: hardware, algorithms, actors.x, groups.y
+    rate_keys: tuple[str, ...]  # the key holding each stream's rate
+    groups: tuple[tuple[str, int, tuple[int, ...]], ...]  # (path, count, ranks) of each group
+    via: tuple[tuple[int, ...], ...]  # per row: rows it gets releases from
+    regimes: int  # number of regimes (0: none)
+    correlated: tuple[str, ...]  # draw paths joined by the copula, in matrix order
+    span: float  # years from start to horizon
+    n_access: int
 
 
-def inputs(scenario: Scenario) -> Inputs:
-    """Translate a validated scenario into kernel inputs."""
-    spy = scenario.steps_per_year
-    n_steps = scenario.n_steps
-    hw = tuple(round(a.hw_lag * spy, 9) for a in scenario.actors)
-    algo = tuple(round(a.algo_lag * spy, 9) for a in scenario.actors)
+def build(scenario: Scenario) -> tuple[Model, dict]:
+    """Translate a validated scenario into its static model and numeric spec (a pytree:
+    sweeping its numbers never recompiles)."""
+    s = scenario
+    spy = s.steps_per_year
+    rows, row_stream, hw, algo = [], [], [], []
+    streams, rate_keys, groups = ["hardware", "algorithms"], ["rate", "rate"], []
+    for i, a in enumerate(s.actors):
+        streams.append(a.path)
+        rate_keys.append("growth")
+        ranks = a.ranks if a.is_group else (1,)
+        if a.is_group:
+            groups.append((a.path, a.count, a.ranks))
+        for k in ranks:
+            rows.append(Row(a.name, k, a.is_group))
+            row_stream.append(2 + i)
+            hw.append(round(a.hw_lag * spy, 9))
+            algo.append(round(a.algo_lag * spy, 9))
+    base = s.draws()
+    per_regime = {path: tuple(r.overrides.get(path, base.get(path, _ABSENT.get(path.rsplit(".", 1)[-1])))
+                              for r in s.regimes)
+                  for path in sorted({p for r in s.regimes for p in r.overrides})}
+    draws = {**base, **{p: _ABSENT[p.rsplit(".", 1)[-1]] for p in per_regime if p not in base}}
+    decaying = tuple(i for i, prefix in enumerate(streams) if f"{prefix}.decay_years" in draws)
+    dt = 1.0 / spy
+    jumps, jump_specs = [], []
+    for i, prefix in enumerate(streams):
+        j = _process(s, prefix).jumps
+        if j is not None:
+            most = max(d.quantile(1 - 1e-9) for d in (j.per_year,) + tuple(
+                r.overrides.get(f"{prefix}.jumps.per_year", j.per_year) for r in s.regimes))
+            jumps.append((i, j.size.family, _poisson_bound(most * dt)))
+            jump_specs.append(j.size)
+    names = [row.actor for row in rows]  # releasers are single actors: one row each
+    via = tuple(tuple(names.index(v) for v in next(a for a in s.actors if a.name == row.actor).access_via)
+                for row in rows)
     config = Config(
-        n_steps=n_steps,
-        steps_per_year=spy,
-        n_years=math.ceil(n_steps / spy),
-        hw_lag_steps=hw,
-        algo_lag_steps=algo,
-        physical=tuple(t.kind == "physical" for t in scenario.thresholds),
-        buffer=int(math.floor(max(hw + algo))) + 2,
+        n_steps=s.n_steps, steps_per_year=spy, n_years=math.ceil(s.n_steps / spy),
+        row_stream=tuple(row_stream), hw_lag_steps=tuple(hw), algo_lag_steps=tuple(algo),
+        physical=tuple(t.kind == "physical" for t in s.thresholds),
+        buffer=int(math.floor(max(hw + algo))) + 2, decaying=decaying, jumps=tuple(jumps),
+        frontier=rows.index(Row("frontier", 1, False)),
+        catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
     )
+    paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
+    model = Model(config, tuple(rows), tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
+                  tuple(paths), s.horizon - s.start, len(s.access_budgets))
     spec = {
-        "draws": dict(scenario.draws()),
-        "thresholds": np.array([t.level for t in scenario.thresholds], np.float32),
-        "access": np.array([math.log10(b) for b in scenario.access_budgets], np.float32),
+        "draws": draws,
+        "regime_draws": per_regime,
+        "group_budgets": {path: next(a for a in s.actors if a.path == path).budget for path, _, _ in groups},
+        "jump_sizes": tuple(jump_specs),
+        "regime_cdf": np.cumsum([r.weight for r in s.regimes])[:-1].astype(np.float32),
+        "chol": chol.astype(np.float32),
+        "thresholds": np.array([t.level for t in s.thresholds], np.float32),
+        "access": np.array([math.log10(b) for b in s.access_budgets], np.float32),
     }
-    return Inputs(config, spec, tuple(a.name for a in scenario.actors), scenario.frontier_index)
+    return model, spec
 
 
-def _params(key, spec: dict, names: tuple[str, ...]) -> Params:
-    """Sample the per-trajectory numbers of one trajectory (fixed ones stay constants)."""
+_ABSENT = {"decay_years": Dist("fixed", math.inf), "long_run_rate": Dist("fixed", 0.0)}  # no decay
+
+
+def _process(s: Scenario, prefix: str):
+    if prefix in ("hardware", "algorithms"):
+        return getattr(s, prefix).process
+    return next(a for a in s.actors if a.path == prefix).process
+
+
+def _poisson_bound(mean: float) -> int:
+    """Smallest k with P(N >= k) < 1e-12 for N ~ Poisson(mean)."""
+    k, term, cdf = 0, math.exp(-mean), 0.0
+    while 1.0 - cdf - term >= 1e-12 and k < 10_000:
+        cdf += term
+        k += 1
+        term *= mean / k
+    return k + 1
+
+
+def _params(key, spec: dict, model: Model):
+    """Sample the numbers of one trajectory: (Params, regime index, release lags per row)."""
     draws: dict[str, Dist] = spec["draws"]
+    regime = jnp.int32(0)
+    if model.regimes:
+        u = jax.random.uniform(random.draw_key(key, "regime"), (), jnp.float32)
+        regime = jnp.sum(u >= spec["regime_cdf"]).astype(jnp.int32)
+    z_corr = {}
+    if model.correlated:
+        z = jnp.stack([random.draw_normal(key, p) for p in model.correlated])
+        z_corr = dict(zip(model.correlated, spec["chol"] @ z))
 
-    def value(path):
+    def value(path, default=None):
+        if path not in draws:
+            return jnp.float32(default)
         d = draws[path]
-        return sample(d, random.draw_normal(key, path) if d.is_random else None)
+        if path not in spec["regime_draws"] and not d.is_random:
+            return sample(d, None)
+        z = z_corr[path] if path in z_corr else random.draw_normal(key, path)
+        if path in spec["regime_draws"]:
+            return jnp.stack([sample(dr, z) for dr in spec["regime_draws"][path]])[regime]
+        return sample(d, z)
 
-    def per_actor(field, default=None):
-        return jnp.stack([value(f"actors.{n}.{field}") if f"actors.{n}.{field}" in draws
-                          else jnp.float32(default) for n in names])
+    streams = [(prefix, rk) for prefix, rk in zip(model.streams, model.rate_keys)]
+    rate0 = jnp.stack([value(f"{p}.{rk}") for p, rk in streams])
+    per_stream = lambda key_, default: jnp.stack([value(f"{p}.{key_}", default) for p, _ in streams])
+    level0 = jnp.stack([value("hardware.initial"), value("algorithms.initial")] + [jnp.float32(0)] * (len(streams) - 2))
 
-    return Params(
-        h0=value("hardware.initial"), h_rate=value("hardware.rate"),
-        h_vol=value("hardware.volatility"),
-        a0=value("algorithms.initial"), a_rate=value("algorithms.rate"),
-        a_vol=value("algorithms.volatility"),
-        b0=per_actor("budget"), b_rate=per_actor("growth"), b_vol=per_actor("volatility"),
-        cap=per_actor("cap", jnp.inf), penalty=per_actor("hw_penalty"),
+    b0 = []
+    group_b0 = {}
+    for path, count, ranks in model.groups:
+        dist = spec["group_budgets"][path]
+        s_prev, k_prev, out = jnp.float32(0.0), 0, []
+        for k in ranks:  # joint order statistics, from the largest down
+            w = jax.random.beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1, (), jnp.float32)
+            s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
+            out.append(sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7)))
+        group_b0[path] = out
+    row_path = []
+    for row in model.rows:
+        path = f"{'groups' if row.is_group else 'actors'}.{row.actor}"
+        row_path.append(path)
+        b0.append(group_b0[path][[r.rank for r in model.rows if r.actor == row.actor].index(row.rank)]
+                  if row.is_group else value(f"{path}.budget"))
+    jump_rate = [value(f"{model.streams[i]}.jumps.per_year") for i, _, _ in model.config.jumps]
+    params = Params(
+        level0=level0, rate0=rate0, rate_inf=per_stream("long_run_rate", 0.0),
+        decay=per_stream("decay_years", jnp.inf), vol=per_stream("volatility", 0.0),
+        jump_rate=jnp.stack(jump_rate) if jump_rate else jnp.zeros((0,), jnp.float32),
+        jump_a=jnp.asarray([d.a for d in spec["jump_sizes"]], jnp.float32),
+        jump_b=jnp.asarray([d.b for d in spec["jump_sizes"]], jnp.float32),
+        b0=jnp.stack(b0), cap=jnp.stack([value(f"{p}.cap", jnp.inf) for p in row_path]),
+        penalty=jnp.stack([value(f"{p}.hw_penalty", 0.0) for p in row_path]),
         thresholds=jnp.asarray(spec["thresholds"]), access=jnp.asarray(spec["access"]),
+        catch_up=value("algorithms.catch_up_rate", 0.0),
     )
+    release_lag = jnp.stack([value(f"{p}.release_lag", 0.0) for p in row_path])
+    return params, regime, release_lag
 
 
-def _trajectory(key, spec, names, config) -> Outputs:
-    return simulate(random.shock_key(key), _params(key, spec, names), config)
+class Trajectories(NamedTuple):
+    """Per-trajectory outputs (years since the start; NaN where censored).
+
+    regime [N] (index, 0 without regimes); t_first [N, rows, thresholds] by the earliest
+    channel; trained and released [N, rows, thresholds] by each channel alone (released:
+    NaN for rows without access_via); diffusion [N, access budgets, thresholds]; fan
+    [N, years + 1, series] (see kernels.Outputs)."""
+
+    regime: jax.Array
+    t_first: jax.Array
+    trained: jax.Array
+    released: jax.Array
+    diffusion: jax.Array
+    fan: jax.Array
 
 
-@partial(jax.jit, static_argnames=("count", "names", "config"))
-def sample_chunk(seed_data, first_hi, first_lo, spec, *, count, names, config) -> Outputs:
+def _trajectory(key, spec, model: Model) -> Trajectories:
+    params, regime, release_lag = _params(key, spec, model)
+    out = simulate(random.shock_key(key), params, model.config)
+    earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
+    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan)
+
+
+@partial(jax.jit, static_argnames=("count", "model"))
+def sample_chunk(seed_data, first_hi, first_lo, spec, *, count, model) -> Trajectories:
     """Per-trajectory outputs of trajectories [first, first + count)."""
     keys = random.trajectory_keys(seed_data, first_hi, first_lo, count)
-    return jax.vmap(lambda k: _trajectory(k, spec, names, config))(keys)
+    return jax.vmap(lambda k: _trajectory(k, spec, model))(keys)
 
 
-def event_values(out: Outputs, frontier: int) -> jax.Array:
-    """[trajectories, vars]: t_first (actor-major), then diffusion dates, then lead times
-    of every non-frontier actor; years (since start for dates), NaN where censored."""
+def via_rows(model: Model) -> list[int]:
+    """Rows that can get capabilities through open release."""
+    return [i for i, v in enumerate(model.via) if v]
+
+
+def event_values(out: Trajectories, model: Model) -> tuple[jax.Array, jax.Array]:
+    """([N, dates], [N, leads]): dates are t_first by row, diffusion dates by access budget,
+    then for each row with access_via the date by the channel that came first (trained,
+    then released; NaN if the other came first); leads are the lead times of every
+    non-frontier row. All by threshold within each block; years."""
     n = out.t_first.shape[0]
-    lead = out.t_first - out.t_first[:, frontier : frontier + 1, :]
-    lead = jnp.delete(lead, frontier, axis=1)
-    return jnp.concatenate([out.t_first.reshape(n, -1), out.diffusion.reshape(n, -1), lead.reshape(n, -1)], axis=1)
+    f = model.config.frontier
+    parts = [out.t_first.reshape(n, -1), out.diffusion.reshape(n, -1)]
+    for r in via_rows(model):
+        trained, released = out.trained[:, r], out.released[:, r]
+        first_is_trained = jnp.isnan(released) | (trained <= released)
+        parts += [jnp.where(first_is_trained, trained, jnp.nan), jnp.where(first_is_trained, jnp.nan, released)]
+    lead = jnp.delete(out.t_first - out.t_first[:, f : f + 1, :], f, axis=1)
+    return jnp.concatenate(parts, axis=1), lead.reshape(n, -1)
 
 
-@partial(jax.jit, static_argnames=("count", "names", "config", "frontier"), donate_argnums=(0, 1))
-def aggregate_chunk(event_counts, fan_counts, seed_data, first_hi, first_lo, n_valid, spec, bins,
-                    *, count, names, config, frontier):
-    """Sample one chunk and add it to the histogram counts (on the device)."""
-    out = sample_chunk(seed_data, first_hi, first_lo, spec, count=count, names=names, config=config)
+@partial(jax.jit, static_argnames=("count", "model"), donate_argnums=(0, 1, 2))
+def aggregate_chunk(event_counts, fan_counts, regime_counts, seed_data, first_hi, first_lo, n_valid, spec, bins,
+                    *, count, model):
+    """Sample one chunk and add it to the histogram counts (on the device). Counts are
+    pooled (block 0) and per regime (block 1 + regime)."""
+    out = sample_chunk(seed_data, first_hi, first_lo, spec, count=count, model=model)
     mask = jnp.arange(count) < n_valid
     (ev_lo, ev_w), (fan_lo, fan_w) = bins
-    event_counts = aggregate.fill(event_counts, event_values(out, frontier), mask, ev_lo, ev_w)
-    fan_counts = aggregate.fill(fan_counts, out.fan.reshape(count, -1), mask, fan_lo, fan_w)
-    return event_counts, fan_counts
+    dates, leads = event_values(out, model)
+    values = jnp.concatenate([dates, leads], axis=1)
+    fan = out.fan.reshape(count, -1)
+    blocks = [jnp.zeros((count,), jnp.int32)] + ([1 + out.regime] if model.regimes else [])
+    for block in blocks:
+        event_counts = aggregate.fill(event_counts, values, mask, ev_lo, ev_w, block)
+        fan_counts = aggregate.fill(fan_counts, fan, mask, fan_lo, fan_w, block)
+    regime_counts = regime_counts.at[out.regime].add(mask.astype(jnp.int32))
+    return event_counts, fan_counts, regime_counts
 
 
 @dataclasses.dataclass
 class Aggregates:
-    """Host-side totals of a run: int64 histogram counts and their bins."""
+    """Host-side totals of a run: int64 histogram counts [blocks, vars, bins] (block 0
+    pooled, then one per regime), the trajectories per regime, and the bins."""
 
     trajectories: int
+    model: Model
     event_counts: np.ndarray
     event_bins: aggregate.Bins
     fan_counts: np.ndarray
     fan_bins: aggregate.Bins
+    regime_counts: np.ndarray
     compile_seconds: float
     sample_seconds: float
 
 
 def default_chunk_size(trajectories: int) -> int:
-    """A chunk size for the default device: large enough to keep it busy."""
+    """A chunk size for the default device: large enough to keep it busy, and splitting
+    ``trajectories`` into equal chunks so that little of the last one is padding."""
     platform = jax.devices()[0].platform
     target = 2**20 if platform in ("gpu", "cuda", "rocm") else 2**14
-    return max(1, min(target, trajectories))
+    chunks = math.ceil(trajectories / target)
+    return max(1, math.ceil(trajectories / chunks / 64) * 64)
 
 
 def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
         progress: Callable[[int], None] | None = None) -> Aggregates:
     """Sample ``trajectories`` trajectories in chunks and aggregate them."""
-    inp = inputs(scenario)
+    model, spec = build(scenario)
     chunk = chunk_size or default_chunk_size(trajectories)
     seed_data = random.seed_key(seed)
-    names, config = inp.actor_names, inp.config
-    n_first = len(names) * len(scenario.thresholds) + len(scenario.access_budgets) * len(scenario.thresholds)
-    n_lead = (len(names) - 1) * len(scenario.thresholds)
-    ev_bins = aggregate.event_bins(scenario.horizon - scenario.start, config.n_steps, n_first, n_lead)
+    T = len(scenario.thresholds)
+    n_dates = (len(model.rows) + model.n_access + 2 * len(via_rows(model))) * T
+    n_leads = (len(model.rows) - 1) * T
+    blocks = 1 + model.regimes
+    ev_bins = aggregate.event_bins(model.span, model.config.n_steps, n_dates, n_leads, blocks)
 
     t0 = time.perf_counter()
     pilot_n = min(trajectories, PILOT_TRAJECTORIES)
-    pilot = sample_chunk(seed_data, np.uint32(0), np.uint32(0), inp.spec, count=pilot_n, names=names, config=config)
+    pilot = sample_chunk(seed_data, np.uint32(0), np.uint32(0), spec, count=pilot_n, model=model)
     fan_bins = aggregate.fan_bins(np.asarray(pilot.fan).reshape(pilot_n, -1))
-    bins = tuple((jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32)) for b in (ev_bins, fan_bins))
+    bins = tuple((jnp.asarray(np.tile(b.lo, blocks), jnp.float32), jnp.asarray(np.tile(b.width, blocks), jnp.float32))
+                 for b in (ev_bins, fan_bins))
+    shapes = ((blocks * ev_bins.lo.size, ev_bins.nbins), (blocks * fan_bins.lo.size, fan_bins.nbins),
+              (max(1, model.regimes),))
 
     def zeros():
-        return (jnp.zeros((n_first + n_lead, ev_bins.nbins), jnp.int32),
-                jnp.zeros((fan_bins.lo.size, fan_bins.nbins), jnp.int32))
+        return tuple(jnp.zeros(shape, jnp.int32) for shape in shapes)
 
-    host_ev = np.zeros((n_first + n_lead, ev_bins.nbins), np.int64)
-    host_fan = np.zeros((fan_bins.lo.size, fan_bins.nbins), np.int64)
-    static = dict(count=chunk, names=names, config=config, frontier=inp.frontier)
+    host = [np.zeros(shape, np.int64) for shape in shapes]
     hi0, lo0 = random.split_index(0)
-    step = aggregate_chunk.lower(*zeros(), seed_data, hi0, lo0, np.int32(chunk), inp.spec, bins, **static).compile()
+    step = aggregate_chunk.lower(*zeros(), seed_data, hi0, lo0, np.int32(chunk), spec, bins,
+                                 count=chunk, model=model).compile()
     compile_seconds = time.perf_counter() - t0
 
     t1 = time.perf_counter()
@@ -168,27 +324,29 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     for first in range(0, trajectories, chunk):
         n_valid = min(chunk, trajectories - first)
         hi, lo = random.split_index(first)
-        dev = step(*dev, seed_data, hi, lo, np.int32(n_valid), inp.spec, bins)
+        dev = step(*dev, seed_data, hi, lo, np.int32(n_valid), spec, bins)
         pending += n_valid
         if pending + chunk > _FLUSH_COUNT or first + chunk >= trajectories:
-            host_ev += np.asarray(dev[0])
-            host_fan += np.asarray(dev[1])
+            for h, d in zip(host, dev):
+                h += np.asarray(d)
             dev, pending = zeros(), 0
         if progress is not None:
             progress(n_valid)
     sample_seconds = time.perf_counter() - t1
-    return Aggregates(trajectories, host_ev, ev_bins, host_fan, fan_bins, compile_seconds, sample_seconds)
+    ev, fan, regimes = host
+    return Aggregates(trajectories, model, ev.reshape(blocks, -1, ev_bins.nbins), ev_bins,
+                      fan.reshape(blocks, -1, fan_bins.nbins), fan_bins, regimes, compile_seconds, sample_seconds)
 
 
-def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None) -> Outputs:
+def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None) -> Trajectories:
     """Per-trajectory outputs as numpy arrays (years since start; NaN where censored).
     Memory grows with ``trajectories``: for analysis of modest samples and for tests."""
-    inp = inputs(scenario)
+    model, spec = build(scenario)
     chunk = chunk_size or default_chunk_size(trajectories)
     seed_data = random.seed_key(seed)
     parts = []
     for first in range(0, trajectories, chunk):
         hi, lo = random.split_index(first)
-        out = sample_chunk(seed_data, hi, lo, inp.spec, count=chunk, names=inp.actor_names, config=inp.config)
+        out = sample_chunk(seed_data, hi, lo, spec, count=chunk, model=model)
         parts.append(jax.tree.map(lambda x: np.asarray(x)[: trajectories - first], out))
-    return Outputs(*(np.concatenate(xs) for xs in zip(*parts)))
+    return Trajectories(*(np.concatenate(xs) for xs in zip(*parts)))

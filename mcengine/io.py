@@ -29,7 +29,7 @@ _HEAD = [pa.field("scenario", pa.string()), pa.field("regime", pa.string())]
 
 SCHEMAS = {
     "events": pa.schema(_HEAD + [pa.field("actor", pa.string()), pa.field("rank", pa.int32())] + _THRESHOLD
-                        + [pa.field("metric", pa.string())] + _STATS),
+                        + [pa.field("metric", pa.string()), pa.field("channel", pa.string())] + _STATS),
     "access": pa.schema(_HEAD + [pa.field("budget_usd", pa.float64())] + _THRESHOLD + _STATS),
     "paths": pa.schema(_HEAD + [pa.field("series", pa.string()), pa.field("year", pa.float64())]
                        + [pa.field(c, pa.float64()) for c in ("mean", "p5", "p25", "p50", "p75", "p95")]),

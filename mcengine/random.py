@@ -41,9 +41,14 @@ def shock_key(key):
     return jax.random.fold_in(key, _SHOCKS)
 
 
+def draw_key(key, path: str):
+    """The key of one trajectory's draw for the scenario number at ``path``."""
+    return jax.random.fold_in(jax.random.fold_in(key, _DRAWS), draw_id(path))
+
+
 def draw_normal(key, path: str):
     """The standard-normal draw of one trajectory for the scenario number at ``path``."""
-    return jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, _DRAWS), draw_id(path)), (), jnp.float32)
+    return jax.random.normal(draw_key(key, path), (), jnp.float32)
 
 
 def draw_id(path: str) -> int:

@@ -32,28 +32,63 @@ class ScenarioError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class Factor:
-    """A shared factor (hardware H or algorithms A). ``initial`` in log10 units,
-    ``rate`` in OOM/yr, ``volatility`` in OOM/sqrt(yr)."""
+class Jumps:
+    """Poisson jumps: ``per_year`` jumps per year (a per-trajectory number), each of a size
+    drawn from ``size`` (OOM; negative sizes are shocks)."""
 
-    initial: Dist
+    per_year: Dist
+    size: Dist
+
+
+@dataclasses.dataclass(frozen=True)
+class Process:
+    """How a log10 level moves: ``rate`` OOM/yr, decaying towards ``long_run_rate`` with
+    time constant ``decay_years`` (both None: constant), ``volatility`` OOM/sqrt(yr), jumps."""
+
     rate: Dist
     volatility: Dist
+    long_run_rate: Dist | None = None
+    decay_years: Dist | None = None
+    jumps: Jumps | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Factor:
+    """A shared factor (hardware H or algorithms A): ``initial`` in log10 units."""
+
+    initial: Dist
+    process: Process
 
 
 @dataclasses.dataclass(frozen=True)
 class Actor:
-    """One actor. ``budget`` and ``cap`` in log10 $ (``cap`` None: no cap), ``growth`` in
-    OOM/yr, ``volatility`` in OOM/sqrt(yr), lags in years, ``hw_penalty`` in OOM."""
+    """One actor, or (``count`` > 1) a group of actors reported by ``ranks``.
+
+    ``budget`` is log10 $ (for a group: of each member, i.i.d.), ``cap`` log10 $ (None: no
+    cap), lags in years, ``hw_penalty`` in OOM, ``release_lag`` in years. A group's members
+    share its growth, noise, lags and penalty, so its k-th best-funded member stays k-th.
+    """
 
     name: str
     budget: Dist
-    growth: Dist
-    volatility: Dist
+    process: Process
     cap: Dist | None
     algo_lag: float
     hw_lag: float
     hw_penalty: Dist
+    count: int = 1
+    ranks: tuple[int, ...] = (1,)
+    releases_weights: bool = False
+    release_lag: Dist | None = None
+    access_via: tuple[str, ...] = ()
+
+    @property
+    def is_group(self) -> bool:
+        return self.count > 1 or self.ranks != (1,)
+
+    @property
+    def path(self) -> str:
+        return f"{'groups' if self.is_group else 'actors'}.{self.name}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +105,15 @@ class Threshold:
 
 
 @dataclasses.dataclass(frozen=True)
+class Regime:
+    """A future with probability ``weight``: ``overrides`` maps draw paths to new specs."""
+
+    name: str
+    weight: float
+    overrides: dict
+
+
+@dataclasses.dataclass(frozen=True)
 class Scenario:
     """A validated scenario. Times in calendar years; see the field classes for units."""
 
@@ -80,9 +124,12 @@ class Scenario:
     steps_per_year: int
     hardware: Factor
     algorithms: Factor
-    actors: tuple[Actor, ...]
+    actors: tuple[Actor, ...]  # single actors, then groups
     thresholds: tuple[Threshold, ...]
-    access_budgets: tuple[float, ...]  # $
+    access_budgets: tuple[float, ...] = ()  # $
+    catch_up_rate: Dist = Dist("fixed", 0.0)  # OOM/yr
+    regimes: tuple[Regime, ...] = ()
+    correlations: tuple[tuple[str, str, float], ...] = ()  # (path, path, rank correlation)
     source: str = "<string>"  # where the text came from (path or built-in name)
     text: str = ""  # the TOML text, recorded in every output
 
@@ -95,20 +142,34 @@ class Scenario:
     def frontier_index(self) -> int:
         return [a.name for a in self.actors].index(FRONTIER)
 
-    def draws(self) -> list[tuple[str, Dist]]:
-        """Every per-trajectory number as (dotted path, spec), in a stable order."""
-        out = []
+    def draws(self) -> dict[str, Dist]:
+        """Every per-trajectory number as {dotted path: spec}, in a stable order."""
+        out: dict[str, Dist] = {}
         for fname in ("hardware", "algorithms"):
             f = getattr(self, fname)
-            out += [(f"{fname}.initial", f.initial), (f"{fname}.rate", f.rate),
-                    (f"{fname}.volatility", f.volatility)]
+            out[f"{fname}.initial"] = f.initial
+            out.update(_process_draws(fname, "rate", f.process))
+        out["algorithms.catch_up_rate"] = self.catch_up_rate
         for a in self.actors:
-            p = f"actors.{a.name}"
-            out += [(f"{p}.budget", a.budget), (f"{p}.growth", a.growth),
-                    (f"{p}.volatility", a.volatility), (f"{p}.hw_penalty", a.hw_penalty)]
+            if not a.is_group:
+                out[f"{a.path}.budget"] = a.budget
+            out.update(_process_draws(a.path, "growth", a.process))
+            out[f"{a.path}.hw_penalty"] = a.hw_penalty
             if a.cap is not None:
-                out.append((f"{p}.cap", a.cap))
+                out[f"{a.path}.cap"] = a.cap
+            if a.release_lag is not None:
+                out[f"{a.path}.release_lag"] = a.release_lag
         return out
+
+
+def _process_draws(prefix: str, rate_key: str, p: Process) -> dict[str, Dist]:
+    out = {f"{prefix}.{rate_key}": p.rate, f"{prefix}.volatility": p.volatility}
+    for key in ("long_run_rate", "decay_years"):
+        if getattr(p, key) is not None:
+            out[f"{prefix}.{key}"] = getattr(p, key)
+    if p.jumps is not None:
+        out[f"{prefix}.jumps.per_year"] = p.jumps.per_year
+    return out
 
 
 # ---------------------------------------------------------------------------------------
@@ -256,19 +317,40 @@ class _Parser:
         self.check_domain(lo, f"{field}[0]", domain)
         return Dist("uniform", lo, hi)
 
-    def rate(self, t: dict, field: str, keys: tuple[str, ...]) -> Dist:
-        """A growth rate given as OOM/yr (first key), doubling/halving years, or a factor."""
-        key = self.one_of(t, field, keys)
-        sub = _join(field, key)
-        if key in ("doubling_years", "halving_years"):
-            return self.dist(t[key], sub, "positive", "log2_over")
-        if key == "factor_per_year":
-            return self.dist(t[key], sub, "positive", "log10")
-        return self.dist(t[key], sub)
+    # -- processes ---------------------------------------------------------------------------
+    def process(self, t: dict, field: str, rate_keys: tuple[str, ...]) -> Process:
+        """A growth process: rate (OOM/yr, or doubling/halving years, or a factor per year),
+        optional decay to a long-run rate, volatility, jumps. Registers every per-trajectory
+        number under its dotted path for regime overrides."""
+        key = self.one_of(t, field, rate_keys)
+        rate_path = _join(field, rate_keys[0])
+        for k in rate_keys:
+            self.aliases[_join(field, k)] = (rate_path,) + _RATE_FORMS.get(k, ("real", "identity"))
+        rate = self.dist(t[key], _join(field, key), *self.aliases[_join(field, key)][1:])
+        decay = {k: self.dist(t[k], _join(field, k), d) if k in t else None
+                 for k, d in (("long_run_rate", "real"), ("decay_years", "positive"))}
+        for k, d in (("long_run_rate", "real"), ("decay_years", "positive"), ("volatility", "nonneg"),
+                     ("jumps.per_year", "nonneg")):
+            self.aliases[_join(field, k)] = (_join(field, k), d, "identity")
+        if (decay["long_run_rate"] is None) != (decay["decay_years"] is None):
+            self.fail(_join(field, "decay_years" if decay["decay_years"] is None else "long_run_rate"),
+                      "missing; a decaying rate needs both long_run_rate (OOM/yr) and decay_years")
+        jumps = None
+        if "jumps" in t:
+            jf = _join(field, "jumps")
+            j = self.table(t["jumps"], jf, {"per_year", "size"}, set())
+            jumps = Jumps(self.dist(j["per_year"], _join(jf, "per_year"), "nonneg"),
+                          self.dist(j["size"], _join(jf, "size")))
+            if jumps.per_year.quantile(1 - 1e-9) > 1000:
+                self.fail(_join(jf, "per_year"), "more than 1000 jumps per year; use volatility for frequent small moves")
+        return Process(rate=rate, volatility=self.dist(t.get("volatility", 0.0), _join(field, "volatility"), "nonneg"),
+                       jumps=jumps, **decay)
 
     # -- sections ---------------------------------------------------------------------------
     def scenario(self, doc: dict, text: str) -> Scenario:
-        self.table(doc, "", {"scenario", "hardware", "algorithms", "actors", "thresholds"}, {"access"})
+        self.aliases: dict[str, tuple[str, str, str]] = {}  # set path -> (draw path, domain, transform)
+        self.table(doc, "", {"scenario", "hardware", "algorithms", "actors", "thresholds"},
+                   {"access", "groups", "regimes", "correlations"})
         s = self.table(doc["scenario"], "scenario", {"name", "start", "horizon", "steps_per_year"},
                        {"description", "schema_version"})
         if "schema_version" in s and s["schema_version"] != SCHEMA_VERSION:
@@ -282,19 +364,28 @@ class _Parser:
         horizon = self.number(s["horizon"], "scenario.horizon")
         if horizon <= start:
             self.fail("scenario.horizon", f"must be after scenario.start ({start:g}), got {horizon:g}")
+        if horizon - start > 1000:
+            self.fail("scenario.horizon", f"at most 1000 years after the start, got {horizon - start:g}")
         spy = s["steps_per_year"]
-        if isinstance(spy, bool) or not isinstance(spy, int) or spy < 1:
-            self.fail("scenario.steps_per_year", f"must be a whole number >= 1, got {_describe(spy)}")
+        if isinstance(spy, bool) or not isinstance(spy, int) or not 1 <= spy <= 10_000:
+            self.fail("scenario.steps_per_year", f"must be a whole number from 1 to 10000, got {_describe(spy)}")
         steps = (horizon - start) * spy
         if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
             self.fail("scenario.horizon", f"horizon - start must be a whole number of steps: "
                       f"({horizon:g} - {start:g}) x {spy} = {steps:g}")
-        if steps > 10_000_000:
-            self.fail("scenario.steps_per_year", f"{round(steps)} steps from start to horizon; at most 10,000,000")
+        if steps > 1_000_000:
+            self.fail("scenario.steps_per_year", f"{round(steps)} steps from start to horizon; at most 1,000,000")
 
-        hardware = self.factor(doc["hardware"], "hardware", ("rate", "doubling_years", "factor_per_year"))
-        algorithms = self.factor(doc["algorithms"], "algorithms", ("rate", "halving_years", "factor_per_year"))
-        actors = self.actors(doc["actors"])
+        hardware = self.factor(doc["hardware"], "hardware", ("rate", "doubling_years", "factor_per_year"), set())
+        algorithms = self.factor(doc["algorithms"], "algorithms", ("rate", "halving_years", "factor_per_year"),
+                                 {"catch_up_rate"})
+        catch_up = self.dist(doc["algorithms"].get("catch_up_rate", 0.0), "algorithms.catch_up_rate", "nonneg")
+        self.aliases["algorithms.catch_up_rate"] = ("algorithms.catch_up_rate", "nonneg", "identity")
+        actors = self.actors(doc["actors"], "actors")
+        groups = self.actors(doc["groups"], "groups") if "groups" in doc else ()
+        everyone = actors + groups
+        self.unique([a.name for a in everyone], "groups", "actors and groups")
+        self.check_releases(everyone)
         thresholds = self.thresholds(doc["thresholds"])
         budgets: tuple[float, ...] = ()
         if "access" in doc:
@@ -306,54 +397,110 @@ class _Parser:
                 self.check_domain(b, f"access.budgets[{i}]", "positive")
             if len(set(budgets)) != len(budgets):
                 self.fail("access.budgets", "contains the same budget twice")
-        return Scenario(name, description, start, horizon, spy, hardware, algorithms, actors,
-                        thresholds, budgets, source=self.source, text=text)
+        scenario = Scenario(name, description, start, horizon, spy, hardware, algorithms, everyone, thresholds,
+                            budgets, catch_up, source=self.source, text=text)
+        regimes = self.regimes(doc["regimes"], scenario) if "regimes" in doc else ()
+        correlations = self.correlations(doc["correlations"], scenario) if "correlations" in doc else ()
+        return dataclasses.replace(scenario, regimes=regimes, correlations=correlations)
 
-    def factor(self, value: Any, field: str, rate_keys: tuple[str, ...]) -> Factor:
-        t = self.table(value, field, {"initial"}, set(rate_keys) | {"volatility"})
-        return Factor(
-            initial=self.dist(t["initial"], _join(field, "initial"), "positive", "log10"),
-            rate=self.rate(t, field, rate_keys),
-            volatility=self.dist(t.get("volatility", 0.0), _join(field, "volatility"), "nonneg"),
-        )
+    def factor(self, value: Any, field: str, rate_keys: tuple[str, ...], extra: set[str]) -> Factor:
+        t = self.table(value, field, {"initial"}, set(rate_keys) | _PROCESS_KEYS | extra)
+        initial = self.dist(t["initial"], _join(field, "initial"), "positive", "log10")
+        self.aliases[_join(field, "initial")] = (_join(field, "initial"), "positive", "log10")
+        return Factor(initial=initial, process=self.process(t, field, rate_keys))
 
-    def actors(self, value: Any) -> tuple[Actor, ...]:
-        if not isinstance(value, list) or not value:
-            self.fail("actors", "must be one or more [[actors]] tables")
-        actors, names = [], set()
+    def actors(self, value: Any, section: str) -> tuple[Actor, ...]:
+        group = section == "groups"
+        if not isinstance(value, list) or (not value and not group):
+            self.fail(section, f"must be one or more [[{section}]] tables")
+        out = []
         for i, raw in enumerate(value, start=1):
-            field = f"actors[{i}]"
-            t = self.table(raw, field, {"name", "budget"},
-                           {"growth", "factor_per_year", "doubling_years", "volatility", "cap",
-                            "algo_lag", "hw_lag", "hw_penalty"})
+            field = f"{section}[{i}]"
+            required = {"name", "budget"} | ({"count", "ranks"} if group else set())
+            optional = (_RATE_KEYS | _PROCESS_KEYS | {"cap", "algo_lag", "hw_lag", "hw_penalty", "access_via"}
+                        | (set() if group else {"releases_weights", "release_lag"}))
+            t = self.table(raw, field, required, optional)
             name = self.string(t["name"], _join(field, "name"))
-            if name in names:
-                self.fail(_join(field, "name"), f"'{name}' is used by two actors; names must be unique")
-            names.add(name)
-            field = f"actors.{name}"
+            if name in [a.name for a in out]:
+                self.fail(_join(field, "name"), f"'{name}' is used twice; names must be unique")
+            field = f"{section}.{name}"
             lags = {}
             for key in ("algo_lag", "hw_lag"):
                 lag = self.number(t.get(key, 0.0), _join(field, key))
                 if not 0 <= lag <= 100:
                     self.fail(_join(field, key), f"must be a fixed number of years in [0, 100], got {lag:g}")
                 lags[key] = lag
+            count, ranks = 1, (1,)
+            if group:
+                count, ranks = self.count_and_ranks(t, field)
+            budget = self.dist(t["budget"], _join(field, "budget"), "positive", "log10")
+            if not group:
+                self.aliases[_join(field, "budget")] = (_join(field, "budget"), "positive", "log10")
+            releases = t.get("releases_weights", False)
+            if not isinstance(releases, bool):
+                self.fail(_join(field, "releases_weights"), f"must be true or false, got {_describe(releases)}")
+            if "release_lag" in t and not releases:
+                self.fail(_join(field, "release_lag"), "only for an actor with releases_weights = true")
+            access_via = t.get("access_via", [])
+            if not isinstance(access_via, list) or not all(isinstance(x, str) for x in access_via):
+                self.fail(_join(field, "access_via"), f"must be a list of actor names, got {_describe(access_via)}")
+            for key, domain, transform in (("cap", "positive", "log10"), ("hw_penalty", "real", "identity"),
+                                           ("release_lag", "nonneg", "identity")):
+                self.aliases[_join(field, key)] = (_join(field, key), domain, transform)
             actor = Actor(
-                name=name,
-                budget=self.dist(t["budget"], _join(field, "budget"), "positive", "log10"),
-                growth=self.rate(t, field, ("growth", "factor_per_year", "doubling_years")),
-                volatility=self.dist(t.get("volatility", 0.0), _join(field, "volatility"), "nonneg"),
+                name=name, budget=budget,
+                process=self.process(t, field, ("growth", "factor_per_year", "doubling_years")),
                 cap=self.dist(t["cap"], _join(field, "cap"), "positive", "log10") if "cap" in t else None,
                 hw_penalty=self.dist(t.get("hw_penalty", 0.0), _join(field, "hw_penalty")),
-                **lags,
+                count=count, ranks=ranks, releases_weights=releases,
+                release_lag=(self.dist(t.get("release_lag", 0.0), _join(field, "release_lag"), "nonneg")
+                             if releases else None),
+                access_via=tuple(access_via), **lags,
             )
-            if name == FRONTIER and (actor.algo_lag or actor.hw_lag or actor.hw_penalty != Dist("fixed", 0.0)):
-                self.fail(field, "the frontier has no lags and no hardware penalty; remove algo_lag, "
-                          "hw_lag and hw_penalty or set them to 0")
-            actors.append(actor)
-        if FRONTIER not in names:
+            if name == FRONTIER and (group or actor.algo_lag or actor.hw_lag or actor.access_via
+                                     or actor.hw_penalty != Dist("fixed", 0.0)):
+                self.fail(field, "the frontier is a single actor with no lags, no hardware penalty and "
+                          "no access_via; remove them or set them to 0")
+            out.append(actor)
+        if not group and FRONTIER not in [a.name for a in out]:
             self.fail("actors", f"no actor is named '{FRONTIER}'; exactly one must be "
-                      f"(actors: {', '.join(sorted(names))})")
-        return tuple(actors)
+                      f"(actors: {', '.join(sorted(a.name for a in out))})")
+        return tuple(out)
+
+    def count_and_ranks(self, t: dict, field: str) -> tuple[int, tuple[int, ...]]:
+        count = t["count"]
+        if isinstance(count, float) and count.is_integer():
+            count = int(count)
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10**12:
+            self.fail(_join(field, "count"), f"must be a whole number from 1 to 1e12, got {_describe(count)}")
+        ranks = t["ranks"]
+        if (not isinstance(ranks, list) or not ranks
+                or not all(isinstance(k, int) and not isinstance(k, bool) for k in ranks)):
+            self.fail(_join(field, "ranks"), f"must be a list of whole numbers, e.g. [1, 10, 100], got {_describe(ranks)}")
+        if sorted(set(ranks)) != ranks or ranks[0] < 1 or ranks[-1] > count:
+            self.fail(_join(field, "ranks"), f"must be increasing, without repeats, from 1 to count ({count}); got {ranks}")
+        if len(ranks) > 1000:
+            self.fail(_join(field, "ranks"), f"{len(ranks)} ranks; at most 1000")
+        return count, tuple(ranks)
+
+    def check_releases(self, everyone: tuple[Actor, ...]):
+        releasers = {a.name for a in everyone if a.releases_weights}
+        for a in everyone:
+            for j, via in enumerate(a.access_via):
+                if via not in releasers:
+                    self.fail(f"{a.path}.access_via[{j + 1}]", f"'{via}' is not an actor with releases_weights = "
+                              f"true (releasing actors: {', '.join(sorted(releasers)) or 'none'})")
+                if via == a.name:
+                    self.fail(f"{a.path}.access_via[{j + 1}]", "an actor cannot get access through itself")
+            if len(set(a.access_via)) != len(a.access_via):
+                self.fail(f"{a.path}.access_via", "names the same actor twice")
+
+    def unique(self, names: list[str], field: str, what: str):
+        seen = set()
+        for n in names:
+            if n in seen:
+                self.fail(field, f"'{n}' is used twice among {what}; names must be unique")
+            seen.add(n)
 
     def thresholds(self, value: Any) -> tuple[Threshold, ...]:
         if not isinstance(value, list) or not value:
@@ -372,7 +519,104 @@ class _Parser:
             if t["kind"] not in THRESHOLD_KINDS:
                 self.fail(_join(field, "kind"), f"must be one of {', '.join(THRESHOLD_KINDS)}, got {t['kind']!r}")
             out.append(Threshold(name, flop, t["kind"]))
+        if len(out) > 10_000:
+            self.fail("thresholds", f"{len(out)} thresholds; at most 10,000")
         return tuple(out)
+
+    def regimes(self, value: Any, scenario: Scenario) -> tuple[Regime, ...]:
+        if not isinstance(value, list) or not value:
+            self.fail("regimes", "must be one or more [[regimes]] tables")
+        base = scenario.draws()
+        out = []
+        for i, raw in enumerate(value, start=1):
+            field = f"regimes[{i}]"
+            t = self.table(raw, field, {"name", "weight"}, {"set"})
+            name = self.string(t["name"], _join(field, "name"))
+            if name in [r.name for r in out]:
+                self.fail(_join(field, "name"), f"'{name}' is used twice; names must be unique")
+            field = f"regimes.{name}"
+            weight = self.number(t["weight"], _join(field, "weight"))
+            if not 0 < weight <= 1:
+                self.fail(_join(field, "weight"), f"must be in (0, 1], got {weight:g}")
+            overrides = {}
+            sets = self.table(t.get("set", {}), _join(field, "set"), set(), set(self.aliases))
+            for path, v in sets.items():
+                draw_path, domain, transform = self.aliases[path]
+                sub = _join(_join(field, "set"), f'"{path}"')
+                if draw_path.endswith(".jumps.per_year") and draw_path not in base:
+                    self.fail(sub, f"{draw_path.rsplit('.', 1)[0]} is not in the scenario; define it there "
+                              "(per_year = 0 and a size) to vary it by regime")
+                if draw_path in overrides:
+                    self.fail(sub, f"sets {draw_path} twice")
+                overrides[draw_path] = self.dist(v, sub, domain, transform)
+            for prefix in {p.rsplit(".", 1)[0] for p in overrides if p.endswith((".long_run_rate", ".decay_years"))}:
+                for key in ("long_run_rate", "decay_years"):
+                    path = f"{prefix}.{key}"
+                    if path not in overrides and path not in base:
+                        self.fail(_join(field, "set"), f"sets a decaying rate for {prefix} without {path}; "
+                                  "give both long_run_rate and decay_years")
+            out.append(Regime(name, weight, overrides))
+        total = sum(r.weight for r in out)
+        if abs(total - 1.0) > 1e-9:
+            self.fail("regimes", f"weights sum to {total:g}; they must sum to 1")
+        return tuple(out)
+
+    def correlations(self, value: Any, scenario: Scenario) -> tuple[tuple[str, str, float], ...]:
+        t = self.table(value, "correlations", {"pairs"}, set())
+        if not isinstance(t["pairs"], list):
+            self.fail("correlations.pairs", "must be a list of [path, path, rank correlation]")
+        random_draws = {p for p, d in scenario.draws().items() if d.is_random}
+        out, seen = [], set()
+        for i, pair in enumerate(t["pairs"], start=1):
+            field = f"correlations.pairs[{i}]"
+            if not (isinstance(pair, list) and len(pair) == 3 and all(isinstance(x, str) for x in pair[:2])):
+                self.fail(field, f"must be [\"path.one\", \"path.two\", rank correlation], got {_describe(pair)}")
+            a, b = (self.aliases.get(x, (x,))[0] for x in pair[:2])
+            rho = self.number(pair[2], f"{field}[3]")
+            for x in (a, b):
+                if x not in random_draws:
+                    close = difflib.get_close_matches(x, sorted(random_draws), n=1)
+                    hint = f"did you mean '{close[0]}'? " if close else ""
+                    self.fail(field, f"'{x}' is not an uncertain per-trajectory number of this scenario; {hint}"
+                              f"correlate distributions such as {', '.join(sorted(random_draws)[:3])}")
+            if a == b:
+                self.fail(field, "correlates a number with itself")
+            if not -1 < rho < 1:
+                self.fail(f"{field}[3]", f"must be strictly between -1 and 1, got {rho:g}")
+            if frozenset((a, b)) in seen:
+                self.fail(field, f"the pair {a}, {b} is given twice")
+            seen.add(frozenset((a, b)))
+            out.append((a, b, rho))
+        try:
+            correlation_matrix(tuple(out))
+        except ValueError:
+            names = "; ".join(f"{a} ~ {b} = {r:g}" for a, b, r in out)
+            self.fail("correlations.pairs", f"these rank correlations cannot hold together (the matrix is not "
+                      f"positive definite): {names}; weaken some of them")
+        return tuple(out)
+
+
+def correlation_matrix(pairs: tuple[tuple[str, str, float], ...]):
+    """The paths involved and the Cholesky factor of the normal-copula correlation matrix
+    (Pearson ``2 sin(pi rho_s / 6)`` for a Spearman rank correlation ``rho_s``). Raises
+    ValueError if the matrix is not positive definite."""
+    import numpy as np
+
+    paths = sorted({p for a, b, _ in pairs for p in (a, b)})
+    m = np.eye(len(paths))
+    for a, b, rho in pairs:
+        i, j = paths.index(a), paths.index(b)
+        m[i, j] = m[j, i] = 2 * math.sin(math.pi * rho / 6)
+    try:
+        return paths, np.linalg.cholesky(m)
+    except np.linalg.LinAlgError:
+        raise ValueError("not positive definite") from None
+
+
+_RATE_FORMS = {"doubling_years": ("positive", "log2_over"), "halving_years": ("positive", "log2_over"),
+               "factor_per_year": ("positive", "log10")}
+_RATE_KEYS = {"growth", "factor_per_year", "doubling_years"}
+_PROCESS_KEYS = {"volatility", "long_run_rate", "decay_years", "jumps"}
 
 
 def _join(field: str, key: str) -> str:

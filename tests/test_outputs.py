@@ -52,13 +52,15 @@ def test_folder_has_three_files_with_schemas(small_run):
     keys = {(r["actor"], r["threshold"], r["metric"]) for r in events}
     assert keys == {(a, t, m) for a in ("frontier", "follower") for t in ("1e28", "1e26_physical")
                     for m in ("t_first", "lead_time") if not (a == "frontier" and m == "lead_time")}
-    assert all(r["rank"] == 1 and r["regime"] is None and r["n"] == 500 for r in events)
+    assert all(r["rank"] == 1 and r["regime"] is None and r["channel"] is None and r["n"] == 500 for r in events)
     access = pq.read_table(folder / "access.parquet").to_pylist()
     assert {(r["budget_usd"], r["threshold"]) for r in access} == {(b, t) for b in (1e6, 1e8)
                                                                     for t in ("1e28", "1e26_physical")}
     paths = pq.read_table(folder / "paths.parquet").to_pylist()
     assert {r["series"] for r in paths} == {"hardware", "algorithms", "budget:frontier", "budget:follower",
-                                            "effective:frontier", "effective:follower"}
+                                            "effective:frontier", "effective:follower",
+                                            "capability_at_budget:1e6", "capability_at_budget:1e8",
+                                            "cost_to_reach:1e28", "cost_to_reach:1e26_physical"}
     assert sorted({r["year"] for r in paths}) == [2025.0 + m for m in range(21)]
 
 
@@ -91,7 +93,7 @@ import pandas as pd, duckdb
 df = pd.read_parquet({str(folder)!r} + "/events.parquet")
 assert len(df) == 6 and set(df.metric) == {{"t_first", "lead_time"}}
 n = duckdb.sql("select count(*) from read_parquet('{folder}/*.parquet', union_by_name=true)").fetchall()[0][0]
-assert n == 6 + 4 + 6 * 21, n
+assert n == 6 + 4 + 10 * 21, n
 print("ok")
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

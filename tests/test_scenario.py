@@ -115,10 +115,10 @@ def test_peer_file_encodes_bench_md():
     s = mcengine.load_scenario(PEER)
     z = 2 * 1.6448536269514722
     assert (s.start, s.horizon, s.steps_per_year, s.n_steps) == (2025.0, 2045.0, 12, 240)
-    assert s.hardware.initial.a == 18.0 and s.hardware.volatility.a == 0.05
-    assert s.hardware.rate.a == pytest.approx(0.12) and s.hardware.rate.b == pytest.approx(0.06 / z)
-    assert s.algorithms.initial.a == 0.0 and s.algorithms.volatility.a == 0.10
-    assert s.algorithms.rate.a == pytest.approx(0.49) and s.algorithms.rate.b == pytest.approx(0.46 / z)
+    assert s.hardware.initial.a == 18.0 and s.hardware.process.volatility.a == 0.05
+    assert s.hardware.process.rate.a == pytest.approx(0.12) and s.hardware.process.rate.b == pytest.approx(0.06 / z)
+    assert s.algorithms.initial.a == 0.0 and s.algorithms.process.volatility.a == 0.10
+    assert s.algorithms.process.rate.a == pytest.approx(0.49) and s.algorithms.process.rate.b == pytest.approx(0.46 / z)
     table = {  # budget p5, p95, growth p5, p95, algo_lag, hw_lag, hw_penalty
         "frontier": (2e8, 1.5e9, 0.25, 0.50, 0.0, 0.0, 0.0),
         "follower": (5e7, 5e8, 0.25, 0.50, 0.5, 0.0, 0.0),
@@ -131,8 +131,8 @@ def test_peer_file_encodes_bench_md():
         b5, b95, g5, g95, al, hl, pen = table[a.name]
         assert a.budget.quantile(0.05) == pytest.approx(math.log10(b5))
         assert a.budget.quantile(0.95) == pytest.approx(math.log10(b95))
-        assert a.growth.quantile(0.05) == pytest.approx(g5) and a.growth.quantile(0.95) == pytest.approx(g95)
+        assert a.process.rate.quantile(0.05) == pytest.approx(g5) and a.process.rate.quantile(0.95) == pytest.approx(g95)
         assert (a.algo_lag, a.hw_lag, a.hw_penalty.a) == (al, hl, pen)
-        assert a.volatility.a == 0.10 and a.cap.a == 12.0
+        assert a.process.volatility.a == 0.10 and a.cap.a == 12.0
     assert [(t.level, t.kind) for t in s.thresholds] == [(float(x), "effective") for x in range(27, 35)]
     assert s.access_budgets == ()

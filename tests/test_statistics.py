@@ -58,9 +58,9 @@ def test_doubling_years_and_factor_per_year_convert_to_rates():
                          algorithms={"initial": 1.0, "factor_per_year": 3.0},
                          actors=[{"name": "frontier", "budget": 1e9, "doubling_years": 0.5}])
     s = mcengine.parse_scenario(text)
-    assert s.hardware.rate.a == pytest.approx(math.log10(2) / 2)
-    assert s.algorithms.rate.a == pytest.approx(math.log10(3))
-    assert s.actors[0].growth.a == pytest.approx(math.log10(2) / 0.5)
+    assert s.hardware.process.rate.a == pytest.approx(math.log10(2) / 2)
+    assert s.algorithms.process.rate.a == pytest.approx(math.log10(3))
+    assert s.actors[0].process.rate.a == pytest.approx(math.log10(2) / 0.5)
     out = mcengine.sample_trajectories(s, trajectories=1, seed=0)
     years = np.arange(out.fan.shape[1])
     np.testing.assert_allclose(out.fan[0, :, 0], 18 + years * math.log10(2) / 2, atol=1e-4)
@@ -112,7 +112,8 @@ def test_fan_quantiles_match_numpy():
     res = mcengine.run(s, trajectories=n, seed=4)
     out = mcengine.sample_trajectories(s, trajectories=n, seed=4)
     rows = res.paths.to_pylist()
-    series = ["hardware", "algorithms"] + [f"budget:{a.name}" for a in s.actors] + [f"effective:{a.name}" for a in s.actors]
+    series = (["hardware", "algorithms"] + [f"budget:{a.name}" for a in s.actors]
+              + [f"effective:{a.name}" for a in s.actors] + [f"cost_to_reach:{t.name}" for t in s.thresholds])
     for r in rows:
         m, k = int(round(r["year"] - s.start)), series.index(r["series"])
         x = out.fan[:, m, k]
