@@ -11,6 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "benchmarks" / "peer.toml"
 
 
+def toml_key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else f'"{k}"'
+
+
 def toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -21,13 +25,14 @@ def toml_value(v) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{toml_key(k)} = {toml_value(x)}" for k, x in v.items()) + " }"
     return repr(v)
 
 
-def scenario_toml(scenario=None, hardware=None, algorithms=None, actors=None, thresholds=None, access=None) -> str:
+def scenario_toml(scenario=None, hardware=None, algorithms=None, actors=None, thresholds=None, access=None,
+                  groups=(), regimes=(), correlations=None) -> str:
     """TOML text of a small scenario; each argument replaces its section (dict, or list
-    of dicts for actors/thresholds). ``None`` keeps a deterministic default."""
+    of dicts for actors/thresholds/groups/regimes). ``None`` keeps a deterministic default."""
     scenario = scenario or {"name": "test", "start": 2025.0, "horizon": 2045.0, "steps_per_year": 12}
     hardware = hardware or {"initial": 1e18, "rate": 0.12, "volatility": 0.0}
     algorithms = algorithms or {"initial": 1.0, "rate": 0.4, "volatility": 0.0}
@@ -37,13 +42,17 @@ def scenario_toml(scenario=None, hardware=None, algorithms=None, actors=None, th
     for name, table in (("scenario", scenario), ("hardware", hardware), ("algorithms", algorithms)):
         lines.append(f"[{name}]")
         lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
-    for name, tables in (("actors", actors), ("thresholds", thresholds)):
+    for name, tables in (("actors", actors), ("thresholds", thresholds), ("groups", groups)):
         for t in tables:
             lines.append(f"[[{name}]]")
             lines += [f"{k} = {toml_value(v)}" for k, v in t.items()]
-    if access is not None:
-        lines.append("[access]")
-        lines += [f"{k} = {toml_value(v)}" for k, v in access.items()]
+    for name, table in (("access", access), ("correlations", correlations)):
+        if table is not None:
+            lines.append(f"[{name}]")
+            lines += [f"{k} = {toml_value(v)}" for k, v in table.items()]
+    for r in regimes:
+        lines.append("[[regimes]]")
+        lines += [f"{toml_key(k)} = {toml_value(v)}" for k, v in r.items()]
     return "\n".join(lines) + "\n"
 
 
