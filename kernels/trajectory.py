@@ -179,7 +179,8 @@ def simulate(key, params: Params, config: Config) -> Outputs:
     physical = jnp.asarray(c.physical)
     jump_width = [jump_draws(fam, k) for _, fam, k in c.jumps]
     n_draws = n_streams + sum(jump_width)
-    not_frontier = jnp.arange(n_rows + p.access.shape[0]) != c.frontier
+    is_actor = jnp.arange(n_rows + p.access.shape[0]) < n_rows
+    boosted = (is_actor & (jnp.arange(n_rows + p.access.shape[0]) != c.frontier))[:, None] & ~physical[None, :]
 
     def state(k, noise):
         """Hardware, algorithms and each row's uncapped budget at step k."""
@@ -200,9 +201,11 @@ def simulate(key, params: Params, config: Config) -> Outputs:
         return jnp.where(physical[None, :], phys[:, None], eff[:, None])
 
     def catch_up(tau, t_first):
-        """How far the requirement has fallen for every follower (OOM) at time tau."""
-        since = jnp.nan_to_num(tau - t_first[c.frontier], nan=0.0)
-        return jnp.where(not_frontier[:, None], p.catch_up * jnp.maximum(since, 0.0)[None, :], 0.0)
+        """How far the requirement has fallen for every other actor (OOM) at time tau: only
+        effective thresholds (distillation does not cut the FLOP a regulation counts), and
+        not for access budgets (a diffusion date is budget + H + A alone, MODEL.md §5)."""
+        since = jnp.maximum(jnp.nan_to_num(tau - t_first[c.frontier], nan=0.0), 0.0)
+        return jnp.where(boosted, p.catch_up * since[None, :], 0.0)
 
     def step(carry, _):
         # Levels are trend + accumulated noise: the trend is evaluated afresh each step

@@ -19,6 +19,7 @@ import numpy as np
 QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 FAN_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
 MAX_HISTOGRAM_BYTES = 64 * 2**20  # per histogram family, on the device
+FAN_BINS = 2048  # bins per fan-chart variable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,7 +92,7 @@ def event_bins(span: float, steps: int, n_first: int, n_lead: int, blocks: int =
     return Bins(lo, width, nbins)
 
 
-def fan_bins(pilot: np.ndarray, nbins: int = 2048) -> Bins:
+def fan_bins(pilot: np.ndarray, nbins: int = FAN_BINS) -> Bins:
     """Bins for fan-chart variables from a pilot sample [trajectories, vars]: each
     variable's pilot range, widened by half of it on both sides. Values outside fall into
     the edge bins (they lie far beyond the fan's p5..p95)."""

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from . import aggregate, engine, io
+from . import aggregate, engine, io, model
 from .random import PRNG_IMPL
 from .scenario import Scenario, load_scenario
 
@@ -43,7 +43,8 @@ def read_results(folder: str | Path) -> Results:
 
 
 def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int = 0,
-        chunk_size: int | None = None, progress: Callable[[int], None] | None = None) -> Results:
+        chunk_size: int | None = None, progress: Callable[[int], None] | None = None,
+        checkpoint: engine.Checkpoint | None = None) -> Results:
     """Sample ``trajectories`` joint trajectories of ``scenario`` and aggregate them.
 
     Same scenario and seed give the same results whatever ``chunk_size`` (trajectories per
@@ -57,12 +58,12 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     started = _now()
-    agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress)
+    agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress, checkpoint)
     meta = io.provenance(
         scenario=scenario.name, scenario_source=scenario.source, scenario_toml=scenario.text,
         start=scenario.start, horizon=scenario.horizon, steps_per_year=scenario.steps_per_year,
         seed=seed, trajectories=int(trajectories),
-        chunk_size=int(chunk_size or engine.default_chunk_size(int(trajectories))), prng=PRNG_IMPL,
+        chunk_size=agg.chunk_size, devices=agg.devices, processes=agg.processes, prng=PRNG_IMPL,
         resolution_years=float(agg.event_bins.width.min()),
         compile_seconds=round(agg.compile_seconds, 3), sample_seconds=round(agg.sample_seconds, 3),
         started=started, finished=_now(),
@@ -86,7 +87,7 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
     m = agg.model
     T, R = len(s.thresholds), len(m.rows)
     frontier = m.config.frontier
-    via = engine.via_rows(m)
+    via = model.via_rows(m)
     access_at = R * T
     channel_at = access_at + m.n_access * T
     lead_at = channel_at + 2 * len(via) * T

@@ -71,11 +71,14 @@ jax.tree_util.register_dataclass(Dist, data_fields=["a", "b"], meta_fields=["fam
 
 def sample(dist: Dist, z):
     """Map a standard-normal draw ``z`` (float32 array) to the number, in engine units.
-    A fixed number ignores ``z`` and returns a constant."""
+    The number increases with ``z`` (so copula correlations keep their sign); a fixed
+    number ignores ``z`` and returns a constant."""
     if dist.family == "fixed":
         return jnp.asarray(dist.a, jnp.float32)
     a = jnp.asarray(dist.a, jnp.float32)
     b = jnp.asarray(dist.b, jnp.float32)
+    if dist.transform == "log2_over":
+        z = -z  # the conversion is decreasing: keep every number increasing in its draw
     if dist.family == "normal":
         x = a + b * z
     elif dist.family == "lognormal":

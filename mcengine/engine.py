@@ -1,255 +1,57 @@
-"""Orchestration: scenario -> kernel inputs, chunks of trajectories, keys, devices, jit.
+"""Orchestration: chunks of trajectories, devices, processes, jit, checkpoints.
 
 Trajectories are processed in fixed-shape chunks (the last one padded and masked, so one
-compile serves a whole run). Each chunk is sampled and reduced to histogram counts on the
-device in one jitted call; only the counts come back to the host, so memory does not grow
-with the number of trajectories.
+compile serves a whole run). A chunk is split evenly over the local devices; each device
+samples its share and reduces it to histogram counts in one jitted call, and only counts
+come back to the host, so memory does not grow with the number of trajectories. With
+several processes (``jax.distributed``), process p takes chunks p, p + P, ...; their
+integer counts are summed exactly at the end. Trajectory i's random numbers depend on the
+seed and i alone, so results are identical whatever the chunk size, device count or
+process count.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import math
+import os
 import time
 from functools import partial
-from typing import Callable, NamedTuple
+from pathlib import Path
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec as P
 
 from . import aggregate, random
-from .distributions import Dist, sample, sample_upper
-from .kernels import Config, Params, combine_releases, simulate
-from .scenario import Scenario, correlation_matrix
+from .model import Model, Trajectories, build, event_values, trajectory, via_rows
+from .scenario import Scenario
 
 PILOT_TRAJECTORIES = 4096  # fixed-size pilot that sets the fan-chart bins
 _FLUSH_COUNT = 2**30  # move device counts (int32) to the host before they could overflow
 
 
-class Row(NamedTuple):
-    """A reported row: an actor (rank 1) or one rank of a group."""
-
-    actor: str
-    rank: int
-    is_group: bool
-
-    @property
-    def label(self) -> str:
-        return f"{self.actor}#{self.rank}" if self.is_group else self.actor
-
-
-@dataclasses.dataclass(frozen=True)
-class Model:
-    """Everything static about a scenario's simulation (hashable: a jit cache key)."""
-
-    config: Config
-    rows: tuple[Row, ...]
-    streams: tuple[str, ...]  # dotted prefix of each stream: hardware, algorithms, actors.x, groups.y
-    rate_keys: tuple[str, ...]  # the key holding each stream's rate
-    groups: tuple[tuple[str, int, tuple[int, ...]], ...]  # (path, count, ranks) of each group
-    via: tuple[tuple[int, ...], ...]  # per row: rows it gets releases from
-    regimes: int  # number of regimes (0: none)
-    correlated: tuple[str, ...]  # draw paths joined by the copula, in matrix order
-    span: float  # years from start to horizon
-    n_access: int
-
-
-def build(scenario: Scenario) -> tuple[Model, dict]:
-    """Translate a validated scenario into its static model and numeric spec (a pytree:
-    sweeping its numbers never recompiles)."""
-    s = scenario
-    spy = s.steps_per_year
-    rows, row_stream, hw, algo = [], [], [], []
-    streams, rate_keys, groups = ["hardware", "algorithms"], ["rate", "rate"], []
-    for i, a in enumerate(s.actors):
-        streams.append(a.path)
-        rate_keys.append("growth")
-        ranks = a.ranks if a.is_group else (1,)
-        if a.is_group:
-            groups.append((a.path, a.count, a.ranks))
-        for k in ranks:
-            rows.append(Row(a.name, k, a.is_group))
-            row_stream.append(2 + i)
-            hw.append(round(a.hw_lag * spy, 9))
-            algo.append(round(a.algo_lag * spy, 9))
-    base = s.draws()
-    per_regime = {path: tuple(r.overrides.get(path, base.get(path, _ABSENT.get(path.rsplit(".", 1)[-1])))
-                              for r in s.regimes)
-                  for path in sorted({p for r in s.regimes for p in r.overrides})}
-    draws = {**base, **{p: _ABSENT[p.rsplit(".", 1)[-1]] for p in per_regime if p not in base}}
-    decaying = tuple(i for i, prefix in enumerate(streams) if f"{prefix}.decay_years" in draws)
-    dt = 1.0 / spy
-    jumps, jump_specs = [], []
-    for i, prefix in enumerate(streams):
-        j = _process(s, prefix).jumps
-        if j is not None:
-            most = max(d.quantile(1 - 1e-9) for d in (j.per_year,) + tuple(
-                r.overrides.get(f"{prefix}.jumps.per_year", j.per_year) for r in s.regimes))
-            jumps.append((i, j.size.family, _poisson_bound(most * dt)))
-            jump_specs.append(j.size)
-    names = [row.actor for row in rows]  # releasers are single actors: one row each
-    via = tuple(tuple(names.index(v) for v in next(a for a in s.actors if a.name == row.actor).access_via)
-                for row in rows)
-    config = Config(
-        n_steps=s.n_steps, steps_per_year=spy, n_years=math.ceil(s.n_steps / spy),
-        row_stream=tuple(row_stream), hw_lag_steps=tuple(hw), algo_lag_steps=tuple(algo),
-        physical=tuple(t.kind == "physical" for t in s.thresholds),
-        buffer=int(math.floor(max(hw + algo))) + 2, decaying=decaying, jumps=tuple(jumps),
-        frontier=rows.index(Row("frontier", 1, False)),
-        catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
-    )
-    paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
-    model = Model(config, tuple(rows), tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
-                  tuple(paths), s.horizon - s.start, len(s.access_budgets))
-    spec = {
-        "draws": draws,
-        "regime_draws": per_regime,
-        "group_budgets": {path: next(a for a in s.actors if a.path == path).budget for path, _, _ in groups},
-        "jump_sizes": tuple(jump_specs),
-        "regime_cdf": np.cumsum([r.weight for r in s.regimes])[:-1].astype(np.float32),
-        "chol": chol.astype(np.float32),
-        "thresholds": np.array([t.level for t in s.thresholds], np.float32),
-        "access": np.array([math.log10(b) for b in s.access_budgets], np.float32),
-    }
-    return model, spec
-
-
-_ABSENT = {"decay_years": Dist("fixed", math.inf), "long_run_rate": Dist("fixed", 0.0)}  # no decay
-
-
-def _process(s: Scenario, prefix: str):
-    if prefix in ("hardware", "algorithms"):
-        return getattr(s, prefix).process
-    return next(a for a in s.actors if a.path == prefix).process
-
-
-def _poisson_bound(mean: float) -> int:
-    """Smallest k with P(N >= k) < 1e-12 for N ~ Poisson(mean)."""
-    k, term, cdf = 0, math.exp(-mean), 0.0
-    while 1.0 - cdf - term >= 1e-12 and k < 10_000:
-        cdf += term
-        k += 1
-        term *= mean / k
-    return k + 1
-
-
-def _params(key, spec: dict, model: Model):
-    """Sample the numbers of one trajectory: (Params, regime index, release lags per row)."""
-    draws: dict[str, Dist] = spec["draws"]
-    regime = jnp.int32(0)
-    if model.regimes:
-        u = jax.random.uniform(random.draw_key(key, "regime"), (), jnp.float32)
-        regime = jnp.sum(u >= spec["regime_cdf"]).astype(jnp.int32)
-    z_corr = {}
-    if model.correlated:
-        z = jnp.stack([random.draw_normal(key, p) for p in model.correlated])
-        z_corr = dict(zip(model.correlated, spec["chol"] @ z))
-
-    def value(path, default=None):
-        if path not in draws:
-            return jnp.float32(default)
-        d = draws[path]
-        if path not in spec["regime_draws"] and not d.is_random:
-            return sample(d, None)
-        z = z_corr[path] if path in z_corr else random.draw_normal(key, path)
-        if path in spec["regime_draws"]:
-            return jnp.stack([sample(dr, z) for dr in spec["regime_draws"][path]])[regime]
-        return sample(d, z)
-
-    streams = [(prefix, rk) for prefix, rk in zip(model.streams, model.rate_keys)]
-    rate0 = jnp.stack([value(f"{p}.{rk}") for p, rk in streams])
-    per_stream = lambda key_, default: jnp.stack([value(f"{p}.{key_}", default) for p, _ in streams])
-    level0 = jnp.stack([value("hardware.initial"), value("algorithms.initial")] + [jnp.float32(0)] * (len(streams) - 2))
-
-    b0 = []
-    group_b0 = {}
-    for path, count, ranks in model.groups:
-        dist = spec["group_budgets"][path]
-        s_prev, k_prev, out = jnp.float32(0.0), 0, []
-        for k in ranks:  # joint order statistics, from the largest down
-            w = jax.random.beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1, (), jnp.float32)
-            s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
-            out.append(sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7)))
-        group_b0[path] = out
-    row_path = []
-    for row in model.rows:
-        path = f"{'groups' if row.is_group else 'actors'}.{row.actor}"
-        row_path.append(path)
-        b0.append(group_b0[path][[r.rank for r in model.rows if r.actor == row.actor].index(row.rank)]
-                  if row.is_group else value(f"{path}.budget"))
-    jump_rate = [value(f"{model.streams[i]}.jumps.per_year") for i, _, _ in model.config.jumps]
-    params = Params(
-        level0=level0, rate0=rate0, rate_inf=per_stream("long_run_rate", 0.0),
-        decay=per_stream("decay_years", jnp.inf), vol=per_stream("volatility", 0.0),
-        jump_rate=jnp.stack(jump_rate) if jump_rate else jnp.zeros((0,), jnp.float32),
-        jump_a=jnp.asarray([d.a for d in spec["jump_sizes"]], jnp.float32),
-        jump_b=jnp.asarray([d.b for d in spec["jump_sizes"]], jnp.float32),
-        b0=jnp.stack(b0), cap=jnp.stack([value(f"{p}.cap", jnp.inf) for p in row_path]),
-        penalty=jnp.stack([value(f"{p}.hw_penalty", 0.0) for p in row_path]),
-        thresholds=jnp.asarray(spec["thresholds"]), access=jnp.asarray(spec["access"]),
-        catch_up=value("algorithms.catch_up_rate", 0.0),
-    )
-    release_lag = jnp.stack([value(f"{p}.release_lag", 0.0) for p in row_path])
-    return params, regime, release_lag
-
-
-class Trajectories(NamedTuple):
-    """Per-trajectory outputs (years since the start; NaN where censored).
-
-    regime [N] (index, 0 without regimes); t_first [N, rows, thresholds] by the earliest
-    channel; trained and released [N, rows, thresholds] by each channel alone (released:
-    NaN for rows without access_via); diffusion [N, access budgets, thresholds]; fan
-    [N, years + 1, series] (see kernels.Outputs)."""
-
-    regime: jax.Array
-    t_first: jax.Array
-    trained: jax.Array
-    released: jax.Array
-    diffusion: jax.Array
-    fan: jax.Array
-
-
-def _trajectory(key, spec, model: Model) -> Trajectories:
-    params, regime, release_lag = _params(key, spec, model)
-    out = simulate(random.shock_key(key), params, model.config)
-    earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
-    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan)
+class ResourceError(ValueError):
+    """A run that would not fit in memory: ``str(err)`` says what to change."""
 
 
 @partial(jax.jit, static_argnames=("count", "model"))
 def sample_chunk(seed_data, first_hi, first_lo, spec, *, count, model) -> Trajectories:
     """Per-trajectory outputs of trajectories [first, first + count)."""
     keys = random.trajectory_keys(seed_data, first_hi, first_lo, count)
-    return jax.vmap(lambda k: _trajectory(k, spec, model))(keys)
+    return jax.vmap(lambda k: trajectory(k, spec, model))(keys)
 
 
-def via_rows(model: Model) -> list[int]:
-    """Rows that can get capabilities through open release."""
-    return [i for i, v in enumerate(model.via) if v]
-
-
-def event_values(out: Trajectories, model: Model) -> tuple[jax.Array, jax.Array]:
-    """([N, dates], [N, leads]): dates are t_first by row, diffusion dates by access budget,
-    then for each row with access_via the date by the channel that came first (trained,
-    then released; NaN if the other came first); leads are the lead times of every
-    non-frontier row. All by threshold within each block; years."""
-    n = out.t_first.shape[0]
-    f = model.config.frontier
-    parts = [out.t_first.reshape(n, -1), out.diffusion.reshape(n, -1)]
-    for r in via_rows(model):
-        trained, released = out.trained[:, r], out.released[:, r]
-        first_is_trained = jnp.isnan(released) | (trained <= released)
-        parts += [jnp.where(first_is_trained, trained, jnp.nan), jnp.where(first_is_trained, jnp.nan, released)]
-    lead = jnp.delete(out.t_first - out.t_first[:, f : f + 1, :], f, axis=1)
-    return jnp.concatenate(parts, axis=1), lead.reshape(n, -1)
-
-
-@partial(jax.jit, static_argnames=("count", "model"), donate_argnums=(0, 1, 2))
-def aggregate_chunk(event_counts, fan_counts, regime_counts, seed_data, first_hi, first_lo, n_valid, spec, bins,
-                    *, count, model):
-    """Sample one chunk and add it to the histogram counts (on the device). Counts are
-    pooled (block 0) and per regime (block 1 + regime)."""
+def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, count, model):
+    """Sample ``count`` trajectories from ``first`` and add the first ``n_valid`` of them to
+    the histogram counts (event, fan, regime), pooled (block 0) and per regime (block 1 +
+    regime). Runs on one device."""
+    event_counts, fan_counts, regime_counts = counts
     out = sample_chunk(seed_data, first_hi, first_lo, spec, count=count, model=model)
     mask = jnp.arange(count) < n_valid
     (ev_lo, ev_w), (fan_lo, fan_w) = bins
@@ -264,6 +66,29 @@ def aggregate_chunk(event_counts, fan_counts, regime_counts, seed_data, first_hi
     return event_counts, fan_counts, regime_counts
 
 
+def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, devices):
+    """The jitted chunk step over ``devices``: counts carry a leading device axis."""
+    mesh = Mesh(np.array(devices), ("d",))
+
+    def local(counts, seed_data, hi, lo, n_valid, spec, bins):
+        counts = _chunk_counts(tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins,
+                               per_device, model)
+        return tuple(c[None] for c in counts)
+
+    sharded = jax.shard_map(local, mesh=mesh, in_specs=(P("d"), P(), P("d"), P("d"), P("d"), P(), P()),
+                            out_specs=P("d"), check_vma=False)
+    step = jax.jit(sharded, donate_argnums=(0,))
+    d = len(devices)
+    zeros = _zeros(shapes, d, mesh)
+    vec = np.zeros(d, np.uint32)
+    return step.lower(zeros, seed_data, vec, vec, vec.astype(np.int32), spec, bins).compile(), mesh
+
+
+def _zeros(shapes, d, mesh):
+    sharding = jax.sharding.NamedSharding(mesh, P("d"))
+    return tuple(jax.device_put(np.zeros((d,) + s, np.int32), sharding) for s in shapes)
+
+
 @dataclasses.dataclass
 class Aggregates:
     """Host-side totals of a run: int64 histogram counts [blocks, vars, bins] (block 0
@@ -276,30 +101,74 @@ class Aggregates:
     fan_counts: np.ndarray
     fan_bins: aggregate.Bins
     regime_counts: np.ndarray
+    chunk_size: int
+    devices: int
+    processes: int
     compile_seconds: float
     sample_seconds: float
 
 
+@dataclasses.dataclass(frozen=True)
+class Checkpoint:
+    """Save the aggregation state to ``path`` every ``every`` chunks; ``resume`` continues
+    from a state saved there by an identical run."""
+
+    path: Path
+    every: int = 10
+    resume: bool = False
+
+
 def default_chunk_size(trajectories: int) -> int:
-    """A chunk size for the default device: large enough to keep it busy, and splitting
+    """A chunk size for the default devices: large enough to keep them busy, and splitting
     ``trajectories`` into equal chunks so that little of the last one is padding."""
     platform = jax.devices()[0].platform
-    target = 2**20 if platform in ("gpu", "cuda", "rocm") else 2**14
+    target = (2**20 if platform in ("gpu", "cuda", "rocm") else 2**14) * jax.local_device_count()
     chunks = math.ceil(trajectories / target)
     return max(1, math.ceil(trajectories / chunks / 64) * 64)
 
 
+def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device: int) -> int:
+    """Bytes one device needs: the int32 histograms (twice, for the update) and the per-
+    chunk temporaries (per trajectory: the values and their bin and slot indices, the fan,
+    and the scan state)."""
+    blocks = 1 + model.regimes
+    n_fan = (model.config.n_years + 1) * (2 + 2 * len(model.rows) + model.n_access + len(model.config.physical))
+    histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS)
+    state = 2 * model.config.buffer + 4 * (len(model.rows) + model.n_access) * len(model.config.physical)
+    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + 64)
+    return histograms + per_device * per_trajectory
+
+
+def available_memory(device) -> int:
+    """Bytes free for mcengine on ``device`` (host RAM for a CPU)."""
+    stats = device.memory_stats() if device.platform != "cpu" else None
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"] - stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as f:
+            info = dict(line.split(":", 1) for line in f)
+        return int(info["MemAvailable"].split()[0]) * 1024
+    except (OSError, KeyError, ValueError):
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
+
+
 def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
-        progress: Callable[[int], None] | None = None) -> Aggregates:
-    """Sample ``trajectories`` trajectories in chunks and aggregate them."""
+        progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None) -> Aggregates:
+    """Sample ``trajectories`` trajectories in chunks over all devices and processes, and
+    aggregate them. Raises ResourceError if the run cannot fit in memory."""
     model, spec = build(scenario)
+    devices = jax.local_devices()
+    d, processes, me = len(devices), jax.process_count(), jax.process_index()
     chunk = chunk_size or default_chunk_size(trajectories)
+    chunk = math.ceil(chunk / d) * d  # an equal share per device
     seed_data = random.seed_key(seed)
     T = len(scenario.thresholds)
     n_dates = (len(model.rows) + model.n_access + 2 * len(via_rows(model))) * T
     n_leads = (len(model.rows) - 1) * T
     blocks = 1 + model.regimes
     ev_bins = aggregate.event_bins(model.span, model.config.n_steps, n_dates, n_leads, blocks)
+    chunk = _fit_chunk(model, n_dates + n_leads, ev_bins.nbins, chunk, d, devices[0], chunk_size is None)
+    per_device = chunk // d
 
     t0 = time.perf_counter()
     pilot_n = min(trajectories, PILOT_TRAJECTORIES)
@@ -309,40 +178,129 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
                  for b in (ev_bins, fan_bins))
     shapes = ((blocks * ev_bins.lo.size, ev_bins.nbins), (blocks * fan_bins.lo.size, fan_bins.nbins),
               (max(1, model.regimes),))
-
-    def zeros():
-        return tuple(jnp.zeros(shape, jnp.int32) for shape in shapes)
-
-    host = [np.zeros(shape, np.int64) for shape in shapes]
-    hi0, lo0 = random.split_index(0)
-    step = aggregate_chunk.lower(*zeros(), seed_data, hi0, lo0, np.int32(chunk), spec, bins,
-                                 count=chunk, model=model).compile()
+    step, mesh = _compile_step(model, spec, bins, seed_data, shapes, per_device, devices)
     compile_seconds = time.perf_counter() - t0
 
+    n_chunks = math.ceil(trajectories / chunk)
+    mine = list(range(me, n_chunks, processes))
+    host = [np.zeros(s, np.int64) for s in shapes]
+    done = 0
+    state = None
+    if checkpoint is not None:
+        state = _Checkpointer(checkpoint, me, _fingerprint(scenario, trajectories, seed, chunk, processes),
+                              fan_bins)
+        if checkpoint.resume:
+            done, host = state.load(host)
+            if progress is not None:
+                progress(min(trajectories, sum(min(chunk, trajectories - c * chunk) for c in mine[:done])))
+
     t1 = time.perf_counter()
-    dev, pending = zeros(), 0
-    for first in range(0, trajectories, chunk):
+    dev, pending = _zeros(shapes, d, mesh), 0
+    for i, c in enumerate(mine[done:], start=done):
+        first = c * chunk
         n_valid = min(chunk, trajectories - first)
-        hi, lo = random.split_index(first)
-        dev = step(*dev, seed_data, hi, lo, np.int32(n_valid), spec, bins)
+        starts = [random.split_index(first + k * per_device) for k in range(d)]
+        valid = np.clip(n_valid - per_device * np.arange(d), 0, per_device).astype(np.int32)
+        dev = step(dev, seed_data, np.array([s[0] for s in starts]), np.array([s[1] for s in starts]), valid,
+                   spec, bins)
         pending += n_valid
-        if pending + chunk > _FLUSH_COUNT or first + chunk >= trajectories:
-            for h, d in zip(host, dev):
-                h += np.asarray(d)
-            dev, pending = zeros(), 0
+        last = i == len(mine) - 1
+        save = state is not None and ((i + 1) % checkpoint.every == 0) and not last
+        if pending + chunk > _FLUSH_COUNT or last or save:
+            for h, x in zip(host, dev):
+                h += np.asarray(x).sum(axis=0)
+            dev, pending = _zeros(shapes, d, mesh), 0
+        if save:
+            state.save(i + 1, host)
         if progress is not None:
             progress(n_valid)
     sample_seconds = time.perf_counter() - t1
+    if processes > 1:
+        host = [_sum_over_processes(h) for h in host]
+    if state is not None:
+        state.remove()
     ev, fan, regimes = host
     return Aggregates(trajectories, model, ev.reshape(blocks, -1, ev_bins.nbins), ev_bins,
-                      fan.reshape(blocks, -1, fan_bins.nbins), fan_bins, regimes, compile_seconds, sample_seconds)
+                      fan.reshape(blocks, -1, fan_bins.nbins), fan_bins, regimes, chunk, d, processes,
+                      compile_seconds, sample_seconds)
+
+
+def _fit_chunk(model, n_event_vars, event_bins, chunk, d, device, may_shrink: bool) -> int:
+    """The chunk size, shrunk (if it was not chosen by the user) until a device's share fits
+    in its memory; ResourceError if even the smallest cannot."""
+    free = available_memory(device)
+    need = lambda c: memory_estimate(model, n_event_vars, event_bins, c // d)
+    while need(chunk) > 0.7 * free and may_shrink and chunk // d > 64:
+        chunk = max(64 * d, chunk // 2 // d * d)
+    if need(chunk) > 0.7 * free:
+        gib = need(chunk) / 2**30
+        hint = ("use a smaller --chunk-size" if need(64 * d) <= 0.7 * free else
+                "use fewer thresholds, actors, group ranks, access budgets or regimes, or fewer steps per year")
+        raise ResourceError(f"this run needs about {gib:.1f} GiB per device but {free / 2**30:.1f} GiB is free "
+                            f"({n_event_vars * (1 + model.regimes):,} output variables x {event_bins:,} bins); {hint}")
+    return chunk
+
+
+def _sum_over_processes(x: np.ndarray) -> np.ndarray:
+    """Exact sum of an int64 array over all processes (sent as two int32 halves)."""
+    from jax.experimental import multihost_utils
+
+    hi, lo = (x >> 31).astype(np.int32), (x & (2**31 - 1)).astype(np.int32)
+    his, los = (np.asarray(multihost_utils.process_allgather(v)).astype(np.int64) for v in (hi, lo))
+    return ((his << 31) + los).sum(axis=0)
+
+
+def _fingerprint(scenario: Scenario, trajectories: int, seed: int, chunk: int, processes: int) -> str:
+    """What a checkpoint must match to be resumed: everything that decides the counts."""
+    import mcengine
+
+    key = json.dumps([scenario.text, trajectories, seed, chunk, processes, random.PRNG_IMPL, mcengine.__version__,
+                      jax.__version__])
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class _Checkpointer:
+    """Writes and reads a process's aggregation state (atomically: temp file, rename)."""
+
+    def __init__(self, cfg: Checkpoint, process: int, fingerprint: str, fan_bins: aggregate.Bins):
+        self.path = Path(cfg.path) if process == 0 else Path(f"{cfg.path}.{process}")
+        self.fingerprint, self.fan_bins = fingerprint, fan_bins
+
+    def save(self, chunks_done: int, host: list[np.ndarray]) -> None:
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done),
+                     fan_lo=self.fan_bins.lo, fan_width=self.fan_bins.width,
+                     **{f"counts{i}": h for i, h in enumerate(host)})
+        os.replace(tmp, self.path)
+
+    def load(self, host: list[np.ndarray]) -> tuple[int, list[np.ndarray]]:
+        if not self.path.is_file():
+            raise ResourceError(f"{self.path}: no checkpoint to resume from; run without --resume")
+        try:
+            with np.load(self.path) as z:
+                if str(z["fingerprint"]) != self.fingerprint:
+                    raise ResourceError(f"{self.path}: the checkpoint is from a different run (scenario, "
+                                        "trajectories, seed, chunk size or versions differ); run without --resume")
+                if not (np.array_equal(z["fan_lo"], self.fan_bins.lo)
+                        and np.array_equal(z["fan_width"], self.fan_bins.width)):
+                    raise ResourceError(f"{self.path}: the checkpoint's fan-chart bins differ; run without --resume")
+                return int(z["chunks_done"]), [z[f"counts{i}"].astype(np.int64) for i in range(len(host))]
+        except (OSError, ValueError, KeyError) as e:
+            if isinstance(e, ResourceError):
+                raise
+            raise ResourceError(f"{self.path}: unreadable checkpoint ({e.__class__.__name__}); "
+                                "run without --resume") from None
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
 
 
 def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None) -> Trajectories:
     """Per-trajectory outputs as numpy arrays (years since start; NaN where censored).
     Memory grows with ``trajectories``: for analysis of modest samples and for tests."""
     model, spec = build(scenario)
-    chunk = chunk_size or default_chunk_size(trajectories)
+    chunk = chunk_size or min(default_chunk_size(trajectories), 2**14)
     seed_data = random.seed_key(seed)
     parts = []
     for first in range(0, trajectories, chunk):

@@ -27,7 +27,8 @@ def summary_text(results: Results) -> str:
     frontier = [[r["threshold"], r["threshold_kind"], _fmt(r["p_reached"], ".1%"), _fmt(r["p5"], ".2f"),
                  _fmt(r["p50"], ".2f"), _fmt(r["p95"], ".2f")]
                 for r in ev if r["metric"] == "t_first" and r["actor"] == "frontier" and r["regime"] is None]
-    lead = [[r["actor"], r["threshold"], _fmt(r["p_reached"], ".1%"), _fmt(r["p5"], "+.2f"),
+    groups = {r["actor"] for r in ev if r["metric"] == "warning_window"}
+    lead = [[r["actor"] + (f" #{r['rank']}" if r["actor"] in groups else ""), r["threshold"], _fmt(r["p_reached"], ".1%"), _fmt(r["p5"], "+.2f"),
              _fmt(r["p50"], "+.2f"), _fmt(r["p95"], "+.2f")]
             for r in ev if r["metric"] == "lead_time" and r["regime"] is None]
     by = f" by {horizon:g}" if horizon else ""

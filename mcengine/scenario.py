@@ -182,32 +182,84 @@ def builtin_names() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".toml"))
 
 
-def load_scenario(path_or_name: str | Path) -> Scenario:
-    """Load a scenario from a TOML file path or a built-in name (see :func:`builtin_names`)."""
+def load_scenario(path_or_name: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> Scenario:
+    """Load a scenario from a TOML file path or a built-in name (see :func:`builtin_names`),
+    with optional ``overrides`` such as ``"hardware.rate=0.2"`` or
+    ``"actors.frontier.budget={ lognormal = [1e8, 1e9] }"`` (see :func:`apply_overrides`)."""
+    source, text = _read(path_or_name)
+    return parse_scenario(text, source=source, overrides=overrides)
+
+
+def _read(path_or_name: str | Path) -> tuple[str, str]:
     p = Path(path_or_name)
     if p.suffix == ".toml" or p.is_file() or "/" in str(path_or_name):
         try:
-            text = p.read_text(encoding="utf-8")
+            return str(p), p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise ScenarioError(str(p), "", "no such file") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ScenarioError(str(p), "", f"cannot read the file ({e.__class__.__name__})") from None
-        return parse_scenario(text, source=str(p))
     name = str(path_or_name)
     if name not in builtin_names():
         raise ScenarioError(name, "", "no such file and no built-in scenario of that name; "
                             f"built-ins: {', '.join(builtin_names())}")
-    text = (importlib.resources.files("mcengine.scenarios") / f"{name}.toml").read_text("utf-8")
-    return parse_scenario(text, source=f"built-in:{name}")
+    return f"built-in:{name}", (importlib.resources.files("mcengine.scenarios") / f"{name}.toml").read_text("utf-8")
 
 
-def parse_scenario(text: str, source: str = "<string>") -> Scenario:
+def parse_scenario(text: str, source: str = "<string>", overrides: tuple[str, ...] | list[str] = ()) -> Scenario:
     """Parse and validate scenario TOML text; ``source`` names it in error messages."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(source, "", f"not valid TOML: {e}") from None
+    if overrides:
+        apply_overrides(doc, overrides, source)
+        text += "\n# --set " + "\n# --set ".join(overrides) + "\n"
     return _Parser(source).scenario(doc, text)
+
+
+def apply_overrides(doc: dict, overrides, source: str) -> None:
+    """Set ``path=value`` items in a parsed scenario document, in place. The path is dotted;
+    entries of [[actors]], [[groups]], [[thresholds]] and [[regimes]] are named by their
+    ``name``; the value is TOML (a bare word counts as a string). The result is validated
+    like any file."""
+    for item in overrides:
+        path, sep, raw = item.partition("=")
+        path, raw = path.strip(), raw.strip()
+        field = f"--set {path}" if path else "--set"
+        if not sep or not path or any(not part for part in path.split(".")):
+            raise ScenarioError(source, field, f"expected PATH=VALUE with a dotted PATH, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            if not raw or any(c in raw for c in "[]{}=\"'\n\\#"):
+                raise ScenarioError(source, field, f"{raw!r} is not a TOML value (a number, a string, "
+                                    "a list or a { ... } table)") from None
+            value = raw
+        target, rest = doc, path.split(".")
+        while len(rest) > 1:
+            key = rest.pop(0)
+            nxt = target.get(key)
+            if isinstance(nxt, list):  # an array of tables: the next part(s) name the entry
+                for n in range(len(rest) - 1, 0, -1):
+                    entry = next((t for t in nxt if isinstance(t, dict) and t.get("name") == ".".join(rest[:n])), None)
+                    if entry is not None:
+                        target, rest = entry, rest[n:]
+                        break
+                else:
+                    names = ", ".join(str(t.get("name")) for t in nxt if isinstance(t, dict))
+                    raise ScenarioError(source, field, f"no entry of [[{key}]] is named {rest[0]!r} (names: {names})")
+            elif nxt is None:
+                target[key] = target = {}
+            elif isinstance(nxt, dict):
+                target = nxt
+            else:
+                raise ScenarioError(source, field, f"'{key}' is a value, not a table, so it has no fields")
+        if rest[0] in _RATE_ALTERNATIVES:  # a rate given another way replaces the file's
+            for other in _RATE_ALTERNATIVES - {rest[0]}:
+                target.pop(other, None)
+        target[rest[0]] = value
+
 
 
 # ---------------------------------------------------------------------------------------
@@ -616,6 +668,7 @@ def correlation_matrix(pairs: tuple[tuple[str, str, float], ...]):
 _RATE_FORMS = {"doubling_years": ("positive", "log2_over"), "halving_years": ("positive", "log2_over"),
                "factor_per_year": ("positive", "log10")}
 _RATE_KEYS = {"growth", "factor_per_year", "doubling_years"}
+_RATE_ALTERNATIVES = {"rate", "growth", "doubling_years", "halving_years", "factor_per_year"}
 _PROCESS_KEYS = {"volatility", "long_run_rate", "decay_years", "jumps"}
 
 

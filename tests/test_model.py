@@ -246,20 +246,22 @@ def test_group_count_does_not_change_the_cost():
 
 def test_catch_up_shortens_the_lead_as_in_closed_form():
     """Straight lines: follower level L0 + R tau; after the frontier's date tau_f the
-    requirement falls at c, so the follower crosses at (X - L0 + c tau_f) / (R + c)."""
+    requirement falls at c, so the follower crosses at (X - L0 + c tau_f) / (R + c).
+    Physical thresholds and access budgets (MODEL.md §5: budget + H + A) are unaffected."""
     R, c = 0.3 + 0.12 + 0.4, 0.5
     for rate in (0.0, c):
         s = parse(algorithms={"initial": 1.0, "rate": 0.4, "catch_up_rate": rate},
                   actors=[{"name": "frontier", "budget": 1e9, "growth": 0.3},
                           {"name": "follower", "budget": 1e8, "growth": 0.3}],
-                  thresholds=[{"name": "1e29", "flop": 1e29, "kind": "effective"}], access={"budgets": [1e6]})
+                  thresholds=[{"name": "1e29", "flop": 1e29, "kind": "effective"},
+                              {"name": "p1e28", "flop": 1e28, "kind": "physical"}], access={"budgets": [1e6]})
         out = mcengine.sample_trajectories(s, trajectories=1, seed=0)
         tau_f = (29 - 27) / R
         expected = (29 - 26 + rate * tau_f) / (R + rate)
         assert abs(out.t_first[0, 0, 0] - tau_f) < 1e-4  # the frontier is unaffected
         assert abs(out.t_first[0, 1, 0] - expected) < 1e-3, rate
-        buyer = (29 - 24 + rate * tau_f) / (0.12 + 0.4 + rate)  # $1e6 at frontier H and A
-        assert abs(out.diffusion[0, 0, 0] - buyer) < 1e-3
+        assert abs(out.t_first[0, 1, 1] - (28 - 26) / 0.42) < 1e-3  # physical: no catch-up
+        assert abs(out.diffusion[0, 0, 0] - (29 - 24) / 0.52) < 1e-3  # $1e6 buyer: no catch-up
 
 
 def test_open_release_gives_the_earlier_channel():
@@ -311,3 +313,15 @@ def test_groups_warning_window_physical_thresholds_and_series():
     lead = {(r["rank"], r["threshold"]): r["p50"] for r in rows if r["actor"] == "orgs" and r["metric"] == "lead_time"}
     warn = {(r["rank"], r["threshold"]): r["p50"] for r in rows if r["metric"] == "warning_window"}
     assert lead == warn and len(warn) == 4
+
+
+def test_correlation_keeps_its_sign_through_a_decreasing_conversion():
+    """halving_years -> rate is decreasing; a positive correlation on algorithms.rate must
+    still give a positive rank correlation of the rate itself, whatever the family."""
+    for halving in ({"uniform": [0.5, 1.2]}, {"normal": [0.6, 1.0]}, {"lognormal": [0.5, 1.2]}):
+        s = parse(algorithms={"initial": 1.0, "halving_years": halving},
+                  actors=[{"name": "frontier", "budget": 1e9, "growth": {"normal": [0.2, 0.5]}}],
+                  correlations={"pairs": [["algorithms.rate", "actors.frontier.growth", 0.6]]})
+        fan = mcengine.sample_trajectories(s, trajectories=2000, seed=2).fan
+        a_rate, b_rate = fan[:, 1, 1] - fan[:, 0, 1], fan[:, 1, 2] - fan[:, 0, 2]
+        assert abs(stats.spearmanr(a_rate, b_rate).statistic - 0.6) <= K * 0.64 / math.sqrt(2000) + 0.01, halving

@@ -1,0 +1,233 @@
+"""From a validated scenario to one pure per-trajectory function.
+
+:func:`build` splits a scenario into a static :class:`Model` (shapes, lags, which features
+are on: a jit cache key) and a numeric spec (a pytree: changing its numbers never
+recompiles). :func:`trajectory` samples one trajectory's numbers from its key and runs the
+kernel.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import random
+from .distributions import Dist, sample, sample_upper
+from .kernels import Config, Params, combine_releases, simulate
+from .scenario import Scenario, correlation_matrix
+
+class Row(NamedTuple):
+    """A reported row: an actor (rank 1) or one rank of a group."""
+
+    actor: str
+    rank: int
+    is_group: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.actor}#{self.rank}" if self.is_group else self.actor
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """Everything static about a scenario's simulation (hashable: a jit cache key)."""
+
+    config: Config
+    rows: tuple[Row, ...]
+    streams: tuple[str, ...]  # dotted prefix of each stream: hardware, algorithms, actors.x, groups.y
+    rate_keys: tuple[str, ...]  # the key holding each stream's rate
+    groups: tuple[tuple[str, int, tuple[int, ...]], ...]  # (path, count, ranks) of each group
+    via: tuple[tuple[int, ...], ...]  # per row: rows it gets releases from
+    regimes: int  # number of regimes (0: none)
+    correlated: tuple[str, ...]  # draw paths joined by the copula, in matrix order
+    span: float  # years from start to horizon
+    n_access: int
+
+
+def build(scenario: Scenario) -> tuple[Model, dict]:
+    """Translate a validated scenario into its static model and numeric spec (a pytree:
+    sweeping its numbers never recompiles)."""
+    s = scenario
+    spy = s.steps_per_year
+    rows, row_stream, hw, algo = [], [], [], []
+    streams, rate_keys, groups = ["hardware", "algorithms"], ["rate", "rate"], []
+    for i, a in enumerate(s.actors):
+        streams.append(a.path)
+        rate_keys.append("growth")
+        ranks = a.ranks if a.is_group else (1,)
+        if a.is_group:
+            groups.append((a.path, a.count, a.ranks))
+        for k in ranks:
+            rows.append(Row(a.name, k, a.is_group))
+            row_stream.append(2 + i)
+            hw.append(round(a.hw_lag * spy, 9))
+            algo.append(round(a.algo_lag * spy, 9))
+    base = s.draws()
+    per_regime = {path: tuple(r.overrides.get(path, base.get(path, _ABSENT.get(path.rsplit(".", 1)[-1])))
+                              for r in s.regimes)
+                  for path in sorted({p for r in s.regimes for p in r.overrides})}
+    draws = {**base, **{p: _ABSENT[p.rsplit(".", 1)[-1]] for p in per_regime if p not in base}}
+    decaying = tuple(i for i, prefix in enumerate(streams) if f"{prefix}.decay_years" in draws)
+    dt = 1.0 / spy
+    jumps, jump_specs = [], []
+    for i, prefix in enumerate(streams):
+        j = _process(s, prefix).jumps
+        if j is not None:
+            most = max(d.quantile(1 - 1e-9) for d in (j.per_year,) + tuple(
+                r.overrides.get(f"{prefix}.jumps.per_year", j.per_year) for r in s.regimes))
+            jumps.append((i, j.size.family, _poisson_bound(most * dt)))
+            jump_specs.append(j.size)
+    names = [row.actor for row in rows]  # releasers are single actors: one row each
+    via = tuple(tuple(names.index(v) for v in next(a for a in s.actors if a.name == row.actor).access_via)
+                for row in rows)
+    config = Config(
+        n_steps=s.n_steps, steps_per_year=spy, n_years=math.ceil(s.n_steps / spy),
+        row_stream=tuple(row_stream), hw_lag_steps=tuple(hw), algo_lag_steps=tuple(algo),
+        physical=tuple(t.kind == "physical" for t in s.thresholds),
+        buffer=int(math.floor(max(hw + algo))) + 2, decaying=decaying, jumps=tuple(jumps),
+        frontier=rows.index(Row("frontier", 1, False)),
+        catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
+    )
+    paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
+    model = Model(config, tuple(rows), tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
+                  tuple(paths), s.horizon - s.start, len(s.access_budgets))
+    spec = {
+        "draws": draws,
+        "regime_draws": per_regime,
+        "group_budgets": {path: next(a for a in s.actors if a.path == path).budget for path, _, _ in groups},
+        "jump_sizes": tuple(jump_specs),
+        "regime_cdf": np.cumsum([r.weight for r in s.regimes])[:-1].astype(np.float32),
+        "chol": chol.astype(np.float32),
+        "thresholds": np.array([t.level for t in s.thresholds], np.float32),
+        "access": np.array([math.log10(b) for b in s.access_budgets], np.float32),
+    }
+    return model, spec
+
+
+_ABSENT = {"decay_years": Dist("fixed", math.inf), "long_run_rate": Dist("fixed", 0.0)}  # no decay
+
+
+def _process(s: Scenario, prefix: str):
+    if prefix in ("hardware", "algorithms"):
+        return getattr(s, prefix).process
+    return next(a for a in s.actors if a.path == prefix).process
+
+
+def _poisson_bound(mean: float) -> int:
+    """Smallest k with P(N >= k) < 1e-12 for N ~ Poisson(mean)."""
+    k, term, cdf = 0, math.exp(-mean), 0.0
+    while 1.0 - cdf - term >= 1e-12 and k < 10_000:
+        cdf += term
+        k += 1
+        term *= mean / k
+    return k + 1
+
+
+def _params(key, spec: dict, model: Model):
+    """Sample the numbers of one trajectory: (Params, regime index, release lags per row)."""
+    draws: dict[str, Dist] = spec["draws"]
+    regime = jnp.int32(0)
+    if model.regimes:
+        u = jax.random.uniform(random.draw_key(key, "regime"), (), jnp.float32)
+        regime = jnp.sum(u >= spec["regime_cdf"]).astype(jnp.int32)
+    z_corr = {}
+    if model.correlated:
+        z = jnp.stack([random.draw_normal(key, p) for p in model.correlated])
+        z_corr = dict(zip(model.correlated, spec["chol"] @ z))
+
+    def value(path, default=None):
+        if path not in draws:
+            return jnp.float32(default)
+        d = draws[path]
+        if path not in spec["regime_draws"] and not d.is_random:
+            return sample(d, None)
+        z = z_corr[path] if path in z_corr else random.draw_normal(key, path)
+        if path in spec["regime_draws"]:
+            return jnp.stack([sample(dr, z) for dr in spec["regime_draws"][path]])[regime]
+        return sample(d, z)
+
+    streams = [(prefix, rk) for prefix, rk in zip(model.streams, model.rate_keys)]
+    rate0 = jnp.stack([value(f"{p}.{rk}") for p, rk in streams])
+    per_stream = lambda key_, default: jnp.stack([value(f"{p}.{key_}", default) for p, _ in streams])
+    level0 = jnp.stack([value("hardware.initial"), value("algorithms.initial")] + [jnp.float32(0)] * (len(streams) - 2))
+
+    b0 = []
+    group_b0 = {}
+    for path, count, ranks in model.groups:
+        dist = spec["group_budgets"][path]
+        s_prev, k_prev, out = jnp.float32(0.0), 0, []
+        for k in ranks:  # joint order statistics, from the largest down
+            w = jax.random.beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1, (), jnp.float32)
+            s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
+            out.append(sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7)))
+        group_b0[path] = out
+    row_path = []
+    for row in model.rows:
+        path = f"{'groups' if row.is_group else 'actors'}.{row.actor}"
+        row_path.append(path)
+        b0.append(group_b0[path][[r.rank for r in model.rows if r.actor == row.actor].index(row.rank)]
+                  if row.is_group else value(f"{path}.budget"))
+    jump_rate = [value(f"{model.streams[i]}.jumps.per_year") for i, _, _ in model.config.jumps]
+    params = Params(
+        level0=level0, rate0=rate0, rate_inf=per_stream("long_run_rate", 0.0),
+        decay=per_stream("decay_years", jnp.inf), vol=per_stream("volatility", 0.0),
+        jump_rate=jnp.stack(jump_rate) if jump_rate else jnp.zeros((0,), jnp.float32),
+        jump_a=jnp.asarray([d.a for d in spec["jump_sizes"]], jnp.float32),
+        jump_b=jnp.asarray([d.b for d in spec["jump_sizes"]], jnp.float32),
+        b0=jnp.stack(b0), cap=jnp.stack([value(f"{p}.cap", jnp.inf) for p in row_path]),
+        penalty=jnp.stack([value(f"{p}.hw_penalty", 0.0) for p in row_path]),
+        thresholds=jnp.asarray(spec["thresholds"]), access=jnp.asarray(spec["access"]),
+        catch_up=value("algorithms.catch_up_rate", 0.0),
+    )
+    release_lag = jnp.stack([value(f"{p}.release_lag", 0.0) for p in row_path])
+    return params, regime, release_lag
+
+
+class Trajectories(NamedTuple):
+    """Per-trajectory outputs (years since the start; NaN where censored).
+
+    regime [N] (index, 0 without regimes); t_first [N, rows, thresholds] by the earliest
+    channel; trained and released [N, rows, thresholds] by each channel alone (released:
+    NaN for rows without access_via); diffusion [N, access budgets, thresholds]; fan
+    [N, years + 1, series] (see kernels.Outputs)."""
+
+    regime: jax.Array
+    t_first: jax.Array
+    trained: jax.Array
+    released: jax.Array
+    diffusion: jax.Array
+    fan: jax.Array
+
+
+def trajectory(key, spec, model: Model) -> Trajectories:
+    """Simulate the trajectory whose key is ``key``."""
+    params, regime, release_lag = _params(key, spec, model)
+    out = simulate(random.shock_key(key), params, model.config)
+    earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
+    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan)
+
+
+def via_rows(model: Model) -> list[int]:
+    """Rows that can get capabilities through open release."""
+    return [i for i, v in enumerate(model.via) if v]
+
+
+def event_values(out: Trajectories, model: Model) -> tuple[jax.Array, jax.Array]:
+    """([N, dates], [N, leads]): dates are t_first by row, diffusion dates by access budget,
+    then for each row with access_via the date by the channel that came first (trained,
+    then released; NaN if the other came first); leads are the lead times of every
+    non-frontier row. All by threshold within each block; years."""
+    n = out.t_first.shape[0]
+    f = model.config.frontier
+    parts = [out.t_first.reshape(n, -1), out.diffusion.reshape(n, -1)]
+    for r in via_rows(model):
+        trained, released = out.trained[:, r], out.released[:, r]
+        first_is_trained = jnp.isnan(released) | (trained <= released)
+        parts += [jnp.where(first_is_trained, trained, jnp.nan), jnp.where(first_is_trained, jnp.nan, released)]
+    lead = jnp.delete(out.t_first - out.t_first[:, f : f + 1, :], f, axis=1)
+    return jnp.concatenate(parts, axis=1), lead.reshape(n, -1)
