@@ -6,16 +6,26 @@ is one line on stderr and exit status 2; an interrupted run writes nothing.
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
-import click
+# Loading a cached CPU executable makes XLA log a false alarm about CPU tuning features at
+# error level; keep XLA's C++ log quiet unless the user asked for it (set before JAX loads).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from . import api, io
-from .report import summary_text
-from .scenario import ScenarioError, builtin_names, load_scenario
+import click  # noqa: E402
+
+from . import api, engine, io  # noqa: E402
+from .report import progress_bar, summary_text  # noqa: E402
+from .scenario import ScenarioError, builtin_names, load_scenario  # noqa: E402
 
 DEFAULT_SCENARIO = "baseline"
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM during a run: its message says what was (not) kept."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,6 +34,12 @@ def cli():
     """Monte Carlo forecasts of when AI capabilities are first reached (frontier dates),
     how far behind other actors are (lead times) and when a given budget can reach them
     (diffusion dates)."""
+
+
+_set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    help="Override a scenario value (repeatable), e.g. --set hardware.rate=0.2 or "
+         "--set 'actors.frontier.budget={ lognormal = [1e8, 1e9] }'.")
 
 
 @cli.command()
@@ -35,8 +51,18 @@ def cli():
               help="Results folder [default: ./mcengine-results/<scenario name>].")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
               help="Trajectories per device call [default: chosen for the device]. Results do not depend on it.")
+@_set_option
 @click.option("--force", is_flag=True, help="Replace the results folder if it exists.")
-def run(scenario, trajectories, seed, out, chunk_size, force):
+@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Save the aggregation state every K chunks, beside the results folder.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (same options).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines.")
+@click.option("--distributed", is_flag=True,
+              help="Join a multi-process run (jax.distributed): under SLURM (srun) or Open MPI nothing else "
+                   "is needed; otherwise set MCENGINE_COORDINATOR=host:port, MCENGINE_NUM_PROCESSES and "
+                   "MCENGINE_PROCESS_ID. Process 0 writes the results.")
+def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpoint_every, resume, quiet,
+        distributed):
     """Run SCENARIO (a .toml path or a built-in name; default: baseline) and write
     events.parquet, access.parquet and paths.parquet.
 
@@ -44,27 +70,47 @@ def run(scenario, trajectories, seed, out, chunk_size, force):
     Examples:
       mcengine run
       mcengine run benchmarks/peer.toml -n 200000 --seed 1 --out results/peer
+      mcengine run baseline --set algorithms.halving_years=1.0 --out results/slow-algorithms
+      mcengine run baseline -n 10000000 --checkpoint-every 20   # then, if interrupted: --resume
     """
-    s = load_scenario(scenario)
+    s = load_scenario(scenario, overrides)
     out = out if out is not None else Path("mcengine-results") / s.name
     io.check_output_folder(out, overwrite=force)  # before any sampling
-    click.echo(f"running {s.name}: {trajectories:,} trajectories, seed {seed}", err=True)
-    results = api.run(s, trajectories=trajectories, seed=seed, chunk_size=chunk_size)
+    writer = _join_processes() if distributed else True
+    quiet = quiet or not writer
+    checkpoint = None
+    if checkpoint_every or resume:
+        path = out.absolute().parent / f".{out.name}.checkpoint.npz"
+        checkpoint = engine.Checkpoint(path, checkpoint_every or 10, resume)
+    status = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    status(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")
+    with progress_bar(trajectories, enabled=not quiet) as advance:
+        try:
+            results = api.run(s, trajectories=trajectories, seed=seed, chunk_size=chunk_size, progress=advance,
+                              checkpoint=checkpoint)
+        except KeyboardInterrupt:
+            saved = checkpoint is not None and checkpoint.path.exists()
+            raise Interrupted("interrupted; no results were written" +
+                              (f"; continue with the same command and --resume ({checkpoint.path.name})"
+                               if saved else "")) from None
+    if not writer:
+        return
     results.write(out, overwrite=force)
     m = results.metadata
-    click.echo(f"compiled in {m['compile_seconds']:.1f} s, sampled in {m['sample_seconds']:.1f} s; "
-               f"wrote {out}/{{events,access,paths}}.parquet", err=True)
+    status(f"compiled in {m['compile_seconds']:.1f} s, sampled in {m['sample_seconds']:.1f} s "
+           f"on {m['devices']} {m['platform']} device(s); wrote {out}/{{events,access,paths}}.parquet")
     click.echo(summary_text(results))
 
 
 @cli.command()
 @click.argument("scenarios", nargs=-1, required=True)
-def validate(scenarios):
+@_set_option
+def validate(scenarios, overrides):
     """Check scenario files (paths or built-in names); exit 0 if all are valid, else 2."""
     failed = False
     for name in scenarios:
         try:
-            s = load_scenario(name)
+            s = load_scenario(name, overrides)
             click.echo(f"ok: {name} ({s.name}: {len(s.actors)} actors, {len(s.thresholds)} thresholds, "
                        f"{s.start:g}-{s.horizon:g})")
         except ScenarioError as e:
@@ -90,20 +136,78 @@ def summary(folder):
 
 def main(argv=None) -> None:
     """Entry point: runs the command group, turning every user error into one line."""
+    _prepare_jax()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         cli.main(args=argv, prog_name="mcengine", standalone_mode=False)
-    except (ScenarioError, io.OutputError) as e:
+    except (ScenarioError, io.OutputError, engine.ResourceError) as e:
         _fail(str(e))
-    except click.exceptions.Abort:
-        _fail("interrupted; no results were written", code=130)
-    except KeyboardInterrupt:
+    except Interrupted as e:
+        _fail(str(e), code=130)
+    except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted; no results were written", code=130)
     except click.ClickException as e:
         _fail(e.format_message(), code=e.exit_code)
     except ValueError as e:
         _fail(str(e))
-    except SystemExit as e:
-        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _join_processes() -> bool:
+    """Start jax.distributed from SLURM / Open MPI, or from MCENGINE_COORDINATOR,
+    MCENGINE_NUM_PROCESSES and MCENGINE_PROCESS_ID; True for the process that writes."""
+    import jax
+
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    env = os.environ
+    kwargs = {}
+    if "MCENGINE_COORDINATOR" in env:
+        try:
+            kwargs = dict(coordinator_address=env["MCENGINE_COORDINATOR"],
+                          num_processes=int(env["MCENGINE_NUM_PROCESSES"]), process_id=int(env["MCENGINE_PROCESS_ID"]))
+        except (KeyError, ValueError):
+            raise click.UsageError("MCENGINE_COORDINATOR needs MCENGINE_NUM_PROCESSES and MCENGINE_PROCESS_ID "
+                                   "(whole numbers)") from None
+    try:
+        jax.distributed.initialize(**kwargs)
+    except (RuntimeError, ValueError) as e:
+        raise click.UsageError(f"--distributed: could not start jax.distributed ({' '.join(str(e).split())[:200]})")
+    return jax.process_index() == 0
+
+
+def _host_id() -> str:
+    """A short id of this host's CPU, so that a cache folder shared between machines (a
+    cluster's home directory) never hands one CPU code compiled for another."""
+    import hashlib
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:12]
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _prepare_jax() -> None:
+    """For command-line runs: one CPU device per core (chunks are split over them), and
+    JAX's persistent compilation cache in the user's cache folder, so an unchanged
+    scenario shape compiles once (MCENGINE_CACHE=0 turns it off). Library users keep
+    their own JAX settings."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}".strip()
+    if os.environ.get("MCENGINE_CACHE", "1") != "0":
+        import jax
+
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "mcengine", "jax", _host_id()))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def _fail(message: str, code: int = 2) -> None:

@@ -1,8 +1,10 @@
-"""Plain-text summary of a run: frontier dates and lead times at p5/p50/p95."""
+"""What a person sees in the terminal: the run's summary and its progress bar."""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import sys
 
 from .api import Results
 
@@ -39,3 +41,27 @@ def summary_text(results: Results) -> str:
         parts += ["", "Lead time (years after the frontier reaches the threshold)",
                   _table(["actor", "threshold", "reached", "p5", "p50", "p95"], lead)]
     return "\n".join(parts)
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, enabled: bool = True):
+    """A progress bar on stderr (trajectories done, rate, time left) while the block runs;
+    yields a callback taking the trajectories just finished. Shown only on a terminal."""
+    if not (enabled and sys.stderr.isatty()):
+        yield lambda n: None
+        return
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+    from rich.console import Console
+
+    columns = (TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("sampling", total=total, rate="")
+
+        def advance(n: int):
+            bar.advance(task, n)
+            speed = bar.tasks[0].speed
+            bar.update(task, rate=f"{speed:,.0f} traj/s" if speed else "")
+
+        yield advance
