@@ -1,0 +1,175 @@
+"""Reliability: bit-identical results across devices, threads and processes; safe
+interruption and resume; extreme but valid inputs; requests too large for memory."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import mcengine
+from mcengine import engine
+
+from .conftest import PEER, scenario_toml
+
+SMALL_PEER = ["--set", "scenario.horizon=2035.0"]  # the peer scenario over 10 years: quicker
+
+
+def cli(args, env=None, **kw) -> subprocess.CompletedProcess:
+    full_env = {**os.environ, "MCENGINE_CACHE": "0", **(env or {})}
+    return subprocess.run(["mcengine", *args], capture_output=True, text=True, env=full_env, timeout=600, **kw)
+
+
+def tables(folder: Path) -> dict:
+    return {n: pq.read_table(folder / f"{n}.parquet") for n in ("events", "access", "paths")}
+
+
+def assert_same_results(a: Path, b: Path):
+    ta, tb = tables(a), tables(b)
+    for name in ta:
+        assert ta[name].equals(tb[name]), name  # contents; metadata (timings) may differ
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "one-device"
+    r = cli(["run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q"],
+            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+@pytest.mark.parametrize("label,flags,extra", [
+    ("4 devices", "--xla_force_host_platform_device_count=4", []),
+    ("3 devices, odd chunk", "--xla_force_host_platform_device_count=3", ["--chunk-size", "1000"]),
+    ("1 thread", "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false "
+                 "intra_op_parallelism_threads=1", ["--chunk-size", "777"]),
+])
+def test_devices_threads_and_chunks_do_not_change_results(label, flags, extra, reference, tmp_path):
+    out = tmp_path / "run"
+    r = cli(["run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q", *extra],
+            env={"XLA_FLAGS": flags})
+    assert r.returncode == 0, r.stderr
+    assert_same_results(reference, out)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_on_localhost_match_one(reference, tmp_path):
+    out = tmp_path / "two"
+    port = free_port()
+    procs = [subprocess.Popen(
+        ["mcengine", "run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q",
+         "--distributed"],
+        env={**os.environ, "MCENGINE_CACHE": "0", "MCENGINE_COORDINATOR": f"127.0.0.1:{port}",
+             "MCENGINE_NUM_PROCESSES": "2", "MCENGINE_PROCESS_ID": str(i),
+             "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert_same_results(reference, out)
+    assert pq.read_table(out / "events.parquet").schema.metadata  # written once, by process 0
+
+
+def wait_for(path: Path, proc: subprocess.Popen, seconds: float = 240) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_then_resume_gives_the_uninterrupted_results(sig, tmp_path):
+    """A real signal to a real run: it stops promptly, writes no results (only its
+    checkpoint), and --resume finishes with exactly the uninterrupted results."""
+    args = ["run", str(PEER), *SMALL_PEER, "-n", "40000", "--seed", "9", "--chunk-size", "1000", "-q"]
+    out = tmp_path / "res"
+    proc = subprocess.Popen(["mcengine", *args, "--out", str(out), "--checkpoint-every", "2"],
+                            env={**os.environ, "MCENGINE_CACHE": "0",
+                                 "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    checkpoint = tmp_path / ".res.checkpoint.npz"
+    wait_for(checkpoint, proc)
+    sent = time.monotonic()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert time.monotonic() - sent < 30
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("error: interrupted; no results were written") and "--resume" in lines[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".res.checkpoint.npz"]  # no partial output
+
+    r = cli([*args, "--out", str(out), "--checkpoint-every", "2", "--resume"])
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]  # checkpoint removed when done
+    whole = cli([*args, "--out", str(tmp_path / "whole")])
+    assert whole.returncode == 0, whole.stderr
+    assert_same_results(out, tmp_path / "whole")
+
+
+def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
+    args = ["run", str(PEER), *SMALL_PEER, "-n", "4000", "--chunk-size", "1000", "-q", "--out", str(tmp_path / "o")]
+    ck = engine.Checkpoint(tmp_path / ".o.checkpoint.npz", every=1)
+    s = mcengine.load_scenario(PEER, SMALL_PEER[1:])
+    with pytest.raises(KeyboardInterrupt):
+        mcengine.run(s, trajectories=4000, seed=1, chunk_size=1000, checkpoint=ck,
+                     progress=lambda n: (_ for _ in ()).throw(KeyboardInterrupt))  # stop after one chunk
+    r = cli([*args, "--seed", "2", "--resume"])
+    assert r.returncode == 2 and "different run" in r.stderr and r.stderr.count("\n") == 1
+    r = cli(["run", str(PEER), "-n", "10", "-q", "--resume", "--out", str(tmp_path / "none")])
+    assert r.returncode == 2 and "no checkpoint" in r.stderr
+
+
+def test_extreme_but_valid_inputs_give_finite_correct_results():
+    """1e40 FLOP thresholds, $0.001 budgets, zero volatility, 365 steps a year, 100 years."""
+    s = mcengine.parse_scenario(scenario_toml(
+        scenario={"name": "extreme", "start": 2000.0, "horizon": 2100.0, "steps_per_year": 365},
+        hardware={"initial": 1e18, "rate": 0.12, "volatility": 0.0},
+        algorithms={"initial": 1.0, "rate": 0.3, "volatility": 0.0},
+        actors=[{"name": "frontier", "budget": 1e-3, "growth": 0.5, "cap": 1e15},
+                {"name": "tiny", "budget": 1e-3, "growth": 0.0, "hw_lag": 3.0}],
+        thresholds=[{"name": "1e40", "flop": 1e40, "kind": "effective"},
+                    {"name": "1e20", "flop": 1e20, "kind": "physical"},
+                    {"name": "1e90", "flop": 1e90, "kind": "effective"}],
+        access={"budgets": [1e-3]}))
+    out = mcengine.sample_trajectories(s, trajectories=2, seed=0)
+    assert np.abs(out.t_first[:, 0, 0] - (40 - 15) / 0.92).max() < 1e-3  # 1e-3 $ * 1e18 FLOP/$ = 1e15
+    assert np.abs(out.t_first[:, 1, 0] - (40 - 15 + 0.36) / 0.42).max() < 1e-2  # lagged hardware
+    assert np.abs(out.t_first[:, 0, 1] - (20 - 15) / 0.62).max() < 1e-3
+    assert np.isnan(out.t_first[:, :, 2]).all()  # 1e90 is out of reach (cap): censored, not a sentinel
+    assert np.isfinite(out.fan).all()
+    res = mcengine.run(s, trajectories=64, seed=0)
+    for table in (res.events, res.access, res.paths):
+        for col in table.column_names:
+            values = table.column(col).to_pylist()
+            assert all(v is None or not isinstance(v, float) or np.isfinite(v) for v in values), col
+
+
+def test_a_run_too_large_for_memory_is_refused_before_sampling():
+    thresholds = [{"name": f"t{i}", "flop": 10.0 ** (26 + i / 1000), "kind": "effective"} for i in range(10_000)]
+    groups = [{"name": "orgs", "count": 10_000, "ranks": list(range(1, 1001)), "budget": {"lognormal": [1e5, 1e8]},
+               "growth": 0.3}]
+    s = mcengine.parse_scenario(scenario_toml(thresholds=thresholds, groups=groups))
+    with pytest.raises(engine.ResourceError, match="GiB.*use fewer thresholds"):
+        mcengine.run(s, trajectories=10, seed=0)
+
+
+def test_memory_does_not_depend_on_trajectories():
+    s = mcengine.load_scenario(PEER)
+    model, _ = engine.build(s)
+    assert engine.memory_estimate(model, 72, 61440, 16384) < 2**30
+    assert engine._fit_chunk(model, 72, 61440, 2**14, 1, engine.jax.devices()[0], True) == 2**14
