@@ -168,8 +168,9 @@ def _lagged(buf, current, y0, rate, k, lag_steps, dt):
 
 def simulate(key, params: Params, config: Config) -> Outputs:
     """Simulate one trajectory. ``key`` drives the per-step shocks only (per-trajectory
-    numbers are already in ``params``): step k uses ``normal(fold_in(key, k))``, one
-    draw per stream, then the draws of each jump process."""
+    numbers are already in ``params``): year y's shocks are ``normal(fold_in(key, y),
+    (steps_per_year, draws))``, each step's row one draw per stream, then the draws of
+    each jump process (one call per year amortises the key derivation over its steps)."""
     p, c = params, config
     n_streams = p.level0.shape[0]
     n_rows = p.b0.shape[0]
@@ -207,11 +208,10 @@ def simulate(key, params: Params, config: Config) -> Outputs:
         since = jnp.maximum(jnp.nan_to_num(tau - t_first[c.frontier], nan=0.0), 0.0)
         return jnp.where(boosted, p.catch_up * since[None, :], 0.0)
 
-    def step(carry, _):
+    def step(carry, z):
         # Levels are trend + accumulated noise: the trend is evaluated afresh each step
         # (not summed), so float32 rounding does not build up over thousands of steps.
         k, noise, buf_h, buf_a, lev, t_first = carry
-        z = jax.random.normal(jax.random.fold_in(key, k), (n_draws,), jnp.float32)
         noise = noise + p.vol * sqrt_dt * z[:n_streams]
         at = n_streams
         for j, ((stream, fam, k_max), width) in enumerate(zip(c.jumps, jump_width)):
@@ -245,9 +245,10 @@ def simulate(key, params: Params, config: Config) -> Outputs:
         cost = p.thresholds - h - jnp.where(physical, 0.0, a)
         return jnp.concatenate([jnp.stack([h, a]), soft_cap(u, p.cap), eff, cost])
 
-    def year(carry, _):
+    def year(carry, y):
         values = record(carry)
-        carry, _ = jax.lax.scan(step, carry, None, length=c.steps_per_year)
+        z = jax.random.normal(jax.random.fold_in(key, y), (c.steps_per_year, n_draws), jnp.float32)
+        carry, _ = jax.lax.scan(step, carry, z)
         return carry, values
 
     k = jnp.int32(0)
@@ -258,7 +259,7 @@ def simulate(key, params: Params, config: Config) -> Outputs:
     lev = per_threshold(*levels(k, h, a, u, buf_h, buf_a))
     t_first = jnp.where(lev >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
     carry = (k, noise, buf_h, buf_a, lev, t_first)
-    carry, records = jax.lax.scan(year, carry, None, length=c.n_years)
+    carry, records = jax.lax.scan(year, carry, jnp.arange(c.n_years, dtype=jnp.int32))
     t_first = carry[-1]
     fan = jnp.concatenate([records, record(carry)[None, :]])
     return Outputs(t_first=t_first[:n_rows], diffusion=t_first[n_rows:], fan=fan)

@@ -29,6 +29,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from . import aggregate, random
+from .kernels import jump_draws
 from .model import Model, Trajectories, build, event_values, trajectory, via_rows
 from .scenario import Scenario
 
@@ -130,12 +131,14 @@ def default_chunk_size(trajectories: int) -> int:
 def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device: int) -> int:
     """Bytes one device needs: the int32 histograms (twice, for the update) and the per-
     chunk temporaries (per trajectory: the values and their bin and slot indices, the fan,
-    and the scan state)."""
+    the scan state and a year of shocks)."""
     blocks = 1 + model.regimes
     n_fan = (model.config.n_years + 1) * (2 + 2 * len(model.rows) + model.n_access + len(model.config.physical))
     histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS)
-    state = 2 * model.config.buffer + 4 * (len(model.rows) + model.n_access) * len(model.config.physical)
-    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + 64)
+    c = model.config
+    state = 2 * c.buffer + 4 * (len(model.rows) + model.n_access) * len(c.physical)
+    shocks = 2 * c.steps_per_year * (len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps))  # a year's
+    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + shocks + 64)
     return histograms + per_device * per_trajectory
 
 
@@ -174,8 +177,7 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     pilot_n = min(trajectories, PILOT_TRAJECTORIES)
     pilot = sample_chunk(seed_data, np.uint32(0), np.uint32(0), spec, count=pilot_n, model=model)
     fan_bins = aggregate.fan_bins(np.asarray(pilot.fan).reshape(pilot_n, -1))
-    bins = tuple((jnp.asarray(np.tile(b.lo, blocks), jnp.float32), jnp.asarray(np.tile(b.width, blocks), jnp.float32))
-                 for b in (ev_bins, fan_bins))
+    bins = tuple((jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32)) for b in (ev_bins, fan_bins))
     shapes = ((blocks * ev_bins.lo.size, ev_bins.nbins), (blocks * fan_bins.lo.size, fan_bins.nbins),
               (max(1, model.regimes),))
     step, mesh = _compile_step(model, spec, bins, seed_data, shapes, per_device, devices)

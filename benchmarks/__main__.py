@@ -1,0 +1,208 @@
+"""Benchmarks of mcengine on the current device.
+
+    python -m benchmarks run [--quick] [-n N]     RNG floor, NumPy baseline and engine, one process
+    python -m benchmarks scaling [--quick]        time vs trajectories, steps, actors, thresholds, ranks
+    python -m benchmarks memory [--max N]         peak host memory vs trajectories (one process each)
+
+Every figure is printed as a table and written as JSON to benchmarks/results/ with the
+device, versions, generator and chunk size. Ratios are taken within one process, so they
+mean something on any machine; absolute times only on the device named.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import mcengine
+from mcengine import engine, random
+from mcengine.kernels import jump_draws
+from mcengine.model import build
+
+from . import numpy_peer
+
+HERE = Path(__file__).parent
+PEER = HERE / "peer.toml"
+RESULTS = HERE / "results"
+
+
+def device_info() -> dict:
+    d = jax.devices()[0]
+    return {"platform": d.platform, "device_kind": d.device_kind, "devices": jax.local_device_count(),
+            "host": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "versions": {"mcengine": mcengine.__version__, "jax": jax.__version__, "numpy": np.__version__},
+            "prng": random.PRNG_IMPL}
+
+
+def normals_per_trajectory(scenario) -> int:
+    """Standard normals one trajectory consumes: per step, one per stream plus the jump
+    draws; plus one per uncertain per-trajectory number (and group order statistics)."""
+    model, spec = build(scenario)
+    c = model.config
+    per_step = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
+    draws = sum(d.is_random for d in spec["draws"].values()) + sum(len(r) for _, _, r in model.groups)
+    return c.n_years * c.steps_per_year * per_step + draws
+
+
+def rng_floor(n: int, per_trajectory: int, chunk: int) -> float:
+    """Seconds this device takes to generate n * per_trajectory standard normals with
+    jax.random.normal (threefry2x32), jitted, chunk by chunk over all local devices,
+    reduced to one number so nothing is kept."""
+    devices = jax.local_devices()
+    d = len(devices)
+    per_device = math.ceil(chunk / d)
+    mesh = jax.sharding.Mesh(np.array(devices), ("d",))
+
+    def local(keys):
+        return jnp.sum(jax.random.normal(keys[0], (per_device, per_trajectory), jnp.float32))[None]
+
+    f = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=jax.sharding.PartitionSpec("d"),
+                              out_specs=jax.sharding.PartitionSpec("d")))
+    keys = jax.random.split(jax.random.key(0), d)
+    f(keys).block_until_ready()
+    chunks = math.ceil(n / (per_device * d))
+    best = math.inf
+    for _ in range(2):
+        t = time.perf_counter()
+        for i in range(chunks):
+            out = f(jax.random.split(jax.random.fold_in(jax.random.key(1), i), d))
+        out.block_until_ready()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def engine_time(scenario, n: int, chunk: int | None = None) -> tuple[float, float, int]:
+    """(sample seconds, compile seconds, chunk size) of one engine run (best of 2)."""
+    best, comp, size = math.inf, 0.0, 0
+    for _ in range(2):
+        agg = engine.run(scenario, n, seed=0, chunk_size=chunk)
+        if agg.sample_seconds < best:
+            best, comp, size = agg.sample_seconds, agg.compile_seconds, agg.chunk_size
+    return best, comp, size
+
+
+def cmd_run(args) -> dict:
+    n = args.trajectories or (20_000 if args.quick else 200_000)
+    s = mcengine.load_scenario(PEER)
+    per = normals_per_trajectory(s)
+    eng, comp, chunk = engine_time(s, n)
+    floor = rng_floor(n, per, chunk)
+    t = time.perf_counter()
+    numpy_peer.simulate(min(n, 50_000 if args.quick else n), seed=0)
+    numpy_s = (time.perf_counter() - t) * n / min(n, 50_000 if args.quick else n)
+    out = {"benchmark": "run", "scenario": "peer", "trajectories": n, "chunk_size": chunk,
+           "normals_per_trajectory": per, "engine_sample_s": eng, "engine_compile_s": comp, "rng_floor_s": floor,
+           "numpy_s": numpy_s, "engine_over_floor": eng / floor, "engine_speedup_over_numpy": numpy_s / eng,
+           **device_info()}
+    rows = [("RNG floor (jax.random.normal)", floor, n / floor),
+            ("mcengine (sampling)", eng, n / eng), ("NumPy baseline", numpy_s, n / numpy_s)]
+    print(f"peer scenario, {n:,} trajectories, {per:,} normals each, on {out['devices']} "
+          f"{out['platform']} device(s) ({out['device_kind']}); chunk {chunk:,}")
+    print(f"{'':32}{'seconds':>10}{'trajectories/s':>18}")
+    for name, sec, rate in rows:
+        print(f"{name:32}{sec:>10.3f}{rate:>18,.0f}")
+    print(f"engine / RNG floor = {out['engine_over_floor']:.2f}x; engine vs NumPy = "
+          f"{out['engine_speedup_over_numpy']:.2f}x faster; compile {comp:.1f} s (separate)")
+    return out
+
+
+def _variant(actors=5, thresholds=8, ranks=0, spy=12):
+    """The peer scenario reshaped: more actors (copies), thresholds, a group's ranks, steps."""
+    base = mcengine.load_scenario(PEER)
+    text = base.text.split("# BENCH.md thresholds")[0].replace("steps_per_year = 12", f"steps_per_year = {spy}")
+    extra = []
+    for i in range(actors - 5):
+        extra.append(f'[[actors]]\nname = "copy{i}"\nbudget = {{ lognormal = [5e7, 5e8] }}\n'
+                     f'growth = {{ normal = [0.25, 0.50] }}\nvolatility = 0.10\ncap = 1e12\nalgo_lag = 0.5\n')
+    if ranks:
+        extra.append(f'[[groups]]\nname = "orgs"\ncount = 1000\nranks = {list(range(1, ranks + 1))}\n'
+                     f'budget = {{ lognormal = [1e5, 1e9] }}\ngrowth = {{ normal = [0.2, 0.4] }}\nvolatility = 0.1\n')
+    levels = np.linspace(27, 34, thresholds)
+    extra += [f'[[thresholds]]\nname = "t{i}"\nflop = {10 ** x:.6e}\nkind = "effective"\n' for i, x in enumerate(levels)]
+    return mcengine.parse_scenario(text + "\n".join(extra), f"peer-variant({actors},{thresholds},{ranks},{spy})")
+
+
+def cmd_scaling(args) -> dict:
+    quick = args.quick
+    n_fixed = 5_000 if quick else 40_000
+    rows = []
+
+    def measure(label, scenario, n):
+        sec, comp, chunk = engine_time(scenario, n)
+        model, _ = build(scenario)
+        streams = len(model.streams)
+        steps = model.config.n_years * model.config.steps_per_year
+        rows.append({"case": label, "trajectories": n, "steps": steps, "streams": streams,
+                     "rows": len(model.rows), "thresholds": len(scenario.thresholds), "sample_s": sec,
+                     "compile_s": comp, "chunk_size": chunk,
+                     "ns_per_trajectory_step_stream": 1e9 * sec / (n * steps * streams)})
+        print(f"{label:28}{n:>11,}{steps:>7}{streams:>8}{len(model.rows):>6}{len(scenario.thresholds):>5}"
+              f"{sec:>10.3f}{comp:>9.1f}{rows[-1]['ns_per_trajectory_step_stream']:>10.2f}")
+
+    print(f"{'case':28}{'traj':>11}{'steps':>7}{'streams':>8}{'rows':>6}{'thr':>5}{'sample s':>10}"
+          f"{'compile':>9}{'ns/t.s.s':>10}")
+    peer = mcengine.load_scenario(PEER)
+    for n in ((10_000, 100_000) if quick else (10_000, 100_000, 1_000_000) + ((10_000_000,) if args.big else ())):
+        measure(f"trajectories {n:.0e}", peer, n)
+    for spy in ((12, 52) if quick else (12, 52, 365)):
+        measure(f"steps per year {spy}", _variant(spy=spy), n_fixed if spy < 365 else n_fixed // 4)
+    for actors in (5, 50):
+        measure(f"actors {actors}", _variant(actors=actors), n_fixed)
+    for thresholds in (8, 64):
+        measure(f"thresholds {thresholds}", _variant(thresholds=thresholds), n_fixed)
+    for ranks in (3, 30):
+        measure(f"group ranks {ranks}", _variant(ranks=ranks), n_fixed)
+    print("ns/t.s.s: sampling nanoseconds per trajectory x step x random stream (flat = linear cost)")
+    return {"benchmark": "scaling", "rows": rows, **device_info()}
+
+
+def cmd_memory(args) -> dict:
+    sizes = [10**5, args.max]
+    rows = []
+    for n in sizes:
+        code = ("import resource, mcengine; mcengine.run('" + str(PEER) + f"', trajectories={n}, seed=0); "
+                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        rss = int(out.stdout.strip().splitlines()[-1]) * 1024
+        rows.append({"trajectories": n, "peak_rss_bytes": rss, "wall_s": time.perf_counter() - t})
+        print(f"{n:>14,} trajectories: peak host memory {rss / 2**20:,.0f} MiB ({rows[-1]['wall_s']:.0f} s)")
+    ratio = rows[-1]["peak_rss_bytes"] / rows[0]["peak_rss_bytes"]
+    print(f"peak memory ratio {sizes[-1]:.0e} / {sizes[0]:.0e} = {ratio:.3f} (target <= 1.2)")
+    return {"benchmark": "memory", "rows": rows, "ratio": ratio, **device_info()}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="RNG floor vs NumPy vs engine on the peer scenario")
+    r.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 CPU cores")
+    r.add_argument("-n", "--trajectories", type=int, default=None)
+    sc = sub.add_parser("scaling", help="time vs trajectories, steps, actors, thresholds, group ranks")
+    sc.add_argument("--quick", action="store_true")
+    sc.add_argument("--big", action="store_true", help="include 1e7 trajectories")
+    m = sub.add_parser("memory", help="peak host memory for 1e5 vs --max trajectories")
+    m.add_argument("--max", type=int, default=10**7)
+    args = ap.parse_args(argv)
+    result = {"run": cmd_run, "scaling": cmd_scaling, "memory": cmd_memory}[args.command](args)
+    RESULTS.mkdir(exist_ok=True)
+    tag = f"{result['platform']}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path = RESULTS / f"{args.command}{'-quick' if getattr(args, 'quick', False) else ''}-{tag}.json"
+    path.write_text(json.dumps(result, indent=1, default=str))
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,581 @@
+"""Backtesting: score a scenario's predicted first-crossing dates against what happened.
+
+A scenario predicts, for each actor (or group rank) and threshold, the distribution of the
+date ``t_first`` it first reaches the threshold (MODEL.md §5). A file of published models
+(Epoch's "Data on AI Models" columns, e.g. ``shared/data/epoch_models_to_2019.csv``) says
+when that actually happened, for **physical** thresholds: the k-th distinct organisation to
+publish a model trained with at least X FLOP. :func:`backtest` compares the two for every
+physical threshold and
+
+* every rank k of one group (``[[groups]]``) against the k-th organisation to reach X, and
+* the ``frontier`` actor against the first organisation to reach X (row ``frontier``),
+
+using only what was known by ``as_of``.
+
+Observed events (:func:`read_observed`, :func:`observed_events`)
+    A row counts as a training run if it has a training compute and no ``base_model`` (a
+    fine-tune reuses its base's training run). Organisation names are the comma-separated
+    entries of ``organization``, each stripped, inner whitespace collapsed to one space and
+    compared case-insensitively ("Google", " google " are one organisation; "Google" and
+    "Google DeepMind" are two: no alias table). Every organisation listed on a run reaches
+    X on its publication date; an organisation counts once, at its earliest qualifying run,
+    so a jointly trained model adds each co-developer once and a second model by the same
+    organisation adds nothing. Runs published after ``as_of`` are not yet known.
+    Dates are ``YYYY-MM-DD``; ``YYYY-MM`` is read as the middle of the month (the 16th,
+    the 15th in February) and ``YYYY`` as the middle of the year (2 July). A date becomes a
+    decimal year as ``year + (day of the year - 1) / (days in the year)``.
+
+Statuses
+    ``observed``: the event happened after the scenario start and by ``as_of`` (scored);
+    ``before start``: on or before the start, already reached when the forecast was made
+    (not scored; ``observed_date`` still gives it);
+    ``not yet by <as_of>``: not happened by ``as_of`` (scored as right-censored);
+    ``after the horizon <h>``: happened after the scenario horizon (when ``as_of`` is later
+    than it): scored as censored at the horizon, beyond which the forecast says nothing.
+
+Predicted distribution
+    ``n`` trajectories from :func:`mcengine.sample_trajectories`. A trajectory that does not
+    reach X by the horizon is censored: it is *later than the horizon*, never missing, so
+    it counts in the denominator of every probability and lies above every reached date.
+    F(t) below is the share of all ``n`` trajectories with ``t_first <= t``.
+
+Scores (for each row and threshold; c = min(as_of, horizon) as a decimal year)
+    * ``p_by_as_of`` = F(c): the predicted probability of having happened by ``as_of``.
+    * ``pit`` = F(y) for an observed date y (null when not observed: the PIT of a
+      censored observation is only known to lie in (F(c), 1]).
+    * ``inside_50`` / ``inside_90``: y lies in the central 50 % / 90 % predictive interval
+      [q_a, q_b] ((a, b) = (0.25, 0.75) / (0.05, 0.95); q_p = the smallest sample date with
+      F >= p, i.e. numpy's ``inverted_cdf``; a q_p among censored trajectories is +inf).
+      For a censored observation (y > c) the flag is true exactly when the interval reaches
+      beyond c (q_b > c, equivalently F(c) < b): the interval is then not contradicted by
+      what is known, and if it ends by c the observation is certainly outside it.
+    * ``crps``: the threshold-weighted CRPS with weight 1{t <= c} (Gneiting & Ranjan 2011),
+      in years:
+
+          twCRPS(F, y) = integral from start to c of (F(t) - 1{y <= t})^2 dt
+                       = CRPS(law of min(T, c), min(y, c))
+                       = E|T' - y'| - E|T' - T''| / 2,   T' = min(T, c), y' = min(y, c),
+
+      computed exactly for the empirical distribution of the samples (censored samples
+      enter as c). For a censored observation (y > c) it is the integral of F(t)^2 up to
+      c; for an observed one it is the integral of F^2 before y plus (1 - F)^2 from y to c.
+      The same weight for every row keeps the score proper: it depends on the outcome only
+      through what is known at ``as_of``. Mixing the ordinary CRPS for observed events with
+      a censored score for the others would not be proper (it would reward forecasts that
+      pile probability just after ``as_of``), and a log score would need a density
+      estimate and fail on point masses (e.g. trajectories already over X at the start).
+      Lower is better; 0 is a perfect deterministic forecast.
+    * ``predicted_p5``, ``predicted_p50``, ``predicted_p95``: q_0.05, q_0.5, q_0.95 as
+      calendar years, null where they fall among censored trajectories.
+
+Output table (one row per physical threshold, then per row: frontier, then the group ranks)
+    ``scenario``, ``actor``, ``rank`` (1 for the frontier), ``threshold``, ``threshold_flop``,
+    ``observed_date`` (decimal year; null if not observed by ``as_of``), ``status``,
+    ``observed_by`` ("organisation (model)" of the event, null if none), ``p_by_as_of``,
+    ``pit``, ``inside_50``, ``inside_90``, ``crps`` (years), ``predicted_p5``,
+    ``predicted_p50``, ``predicted_p95`` (calendar years), ``n`` (trajectories).
+    Score columns are null for ``before start`` rows. The schema metadata key ``mcengine``
+    (JSON) holds the provenance and the ``notes`` (skipped thresholds, skipped rows, or
+    why nothing could be scored); :func:`notes` returns them and :func:`format_table`
+    prints them first.
+"""
+
+from __future__ import annotations
+
+import calendar
+import csv
+import dataclasses
+import datetime
+import hashlib
+import json
+import math
+import os
+import re
+import uuid
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import io
+from .scenario import FRONTIER, Scenario, load_scenario
+
+FILE_NAME = "backtest.parquet"
+REQUIRED_COLUMNS = ("model", "organization", "publication_date", "training_compute_flop", "base_model")
+DEFAULT_TRAJECTORIES = 20_000
+INTERVALS = {"inside_50": (0.25, 0.75), "inside_90": (0.05, 0.95)}
+
+SCHEMA = pa.schema([
+    pa.field("scenario", pa.string()), pa.field("actor", pa.string()), pa.field("rank", pa.int32()),
+    pa.field("threshold", pa.string()), pa.field("threshold_flop", pa.float64()),
+    pa.field("observed_date", pa.float64()), pa.field("status", pa.string()), pa.field("observed_by", pa.string()),
+    pa.field("p_by_as_of", pa.float64()), pa.field("pit", pa.float64()),
+    pa.field("inside_50", pa.bool_()), pa.field("inside_90", pa.bool_()), pa.field("crps", pa.float64()),
+    pa.field("predicted_p5", pa.float64()), pa.field("predicted_p50", pa.float64()),
+    pa.field("predicted_p95", pa.float64()), pa.field("n", pa.int64()),
+])
+
+
+# ---------------------------------------------------------------------------------------
+# Dates
+
+
+def decimal_year(d: datetime.date) -> float:
+    """Calendar year as a float: ``year + (day of the year - 1) / days in the year``."""
+    days = 366 if calendar.isleap(d.year) else 365
+    return d.year + (d.toordinal() - datetime.date(d.year, 1, 1).toordinal()) / days
+
+
+_DATE = re.compile(r"(\d{4})(?:-(\d{1,2})(?:-(\d{1,2}))?)?")
+
+
+def parse_date(text: str, partial: bool = True) -> datetime.date:
+    """A date from ``YYYY-MM-DD`` (or, if ``partial``, ``YYYY-MM``: the middle of the month,
+    ``YYYY``: 2 July). Raises ValueError with a one-line reason."""
+    m = _DATE.fullmatch(text.strip())
+    if m is None or (not partial and m.group(3) is None):
+        raise ValueError(f"{text!r} is not a date; expected YYYY-MM-DD" + (", YYYY-MM or YYYY" if partial else ""))
+    year, month, day = int(m.group(1)), m.group(2), m.group(3)
+    try:
+        if month is None:
+            return datetime.date(year, 7, 2)
+        if day is None:
+            return datetime.date(year, int(month), calendar.monthrange(year, int(month))[1] // 2 + 1)
+        return datetime.date(year, int(month), int(day))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (no such month or day)") from None
+
+
+def _as_date(value, what: str = "as_of") -> datetime.date:
+    if isinstance(value, datetime.datetime):
+        return value.date()
+    if isinstance(value, datetime.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_date(value, partial=False)
+        except ValueError as e:
+            raise ValueError(f"{what}: {e}") from None
+    raise ValueError(f"{what}: expected a date (YYYY-MM-DD), got {value!r}")
+
+
+# ---------------------------------------------------------------------------------------
+# Observed data
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One training run read from the observed file: a model that is not a fine-tune and
+    has a known training compute (physical FLOP), by its distinct organisations."""
+
+    model: str
+    organizations: tuple[str, ...]  # display names, normalised, distinct
+    date: datetime.date
+    flop: float
+    line: int  # line of the file
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """The training runs of an observed file and what was skipped."""
+
+    source: str
+    runs: tuple[Run, ...]
+    sha256: str
+    rows: int
+    fine_tunes: int
+    no_compute: int
+    no_organization: int
+    latest: datetime.date | None  # latest publication date in the file
+
+
+class Event(NamedTuple):
+    """An organisation first reaching a threshold: ``year`` is the decimal year."""
+
+    date: datetime.date
+    year: float
+    organization: str
+    model: str
+
+
+def normalise_organization(name: str) -> str:
+    """One organisation name as counted: stripped, inner whitespace collapsed. Two names
+    are the same organisation when their ``casefold()`` is equal."""
+    return " ".join(name.split())
+
+
+def read_observed(path: str | Path) -> Observed:
+    """Read and validate an observed-models CSV (columns as Epoch's: ``model``,
+    ``organization``, ``publication_date``, ``training_compute_flop``, ``base_model``;
+    others are ignored). Raises ValueError naming the file, the line and the column."""
+    source = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ValueError(f"{source}: no such file") from None
+    except OSError as e:
+        raise ValueError(f"{source}: cannot read the file ({e.strerror or e.__class__.__name__})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{source}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = next(reader, None)
+    except csv.Error as e:
+        raise ValueError(f"{source}: line 1: not valid CSV ({e})") from None
+    if not header or not any(h.strip() for h in header):
+        raise ValueError(f"{source}: empty file; expected a header line with the columns {', '.join(REQUIRED_COLUMNS)}")
+    names = [h.strip() for h in header]
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if missing:
+        raise ValueError(f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+                         f"the header must name {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(names)})")
+    col = {c: names.index(c) for c in REQUIRED_COLUMNS}
+    runs, rows, fine_tunes, no_compute, no_org, latest = [], 0, 0, 0, 0, None
+    line = 1
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            raise ValueError(f"{source}: line {reader.line_num}: not valid CSV ({e})") from None
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue  # blank line
+        rows += 1
+        if len(record) != len(names):
+            raise ValueError(f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
+                             "quote fields that contain commas")
+        get = lambda c: record[col[c]].strip()
+        model = get("model")
+        where = f"{source}: line {line}" + (f" (model {model!r})" if model else "")
+        raw_date = get("publication_date")
+        date = None
+        if raw_date:
+            try:
+                date = parse_date(raw_date)
+            except ValueError as e:
+                raise ValueError(f"{where}: column publication_date: {e}") from None
+            latest = date if latest is None or date > latest else latest
+        raw_flop = get("training_compute_flop")
+        flop = None
+        if raw_flop:
+            try:
+                flop = float(raw_flop)
+            except ValueError:
+                raise ValueError(f"{where}: column training_compute_flop: {raw_flop!r} is not a number "
+                                 "(physical FLOP, e.g. 3.1e23; leave it blank if unknown)") from None
+            if not (math.isfinite(flop) and flop > 0):
+                raise ValueError(f"{where}: column training_compute_flop: must be a positive finite number of "
+                                 f"FLOP, got {raw_flop!r}")
+        if get("base_model"):
+            fine_tunes += 1
+            continue
+        if flop is None:
+            no_compute += 1
+            continue
+        if date is None:
+            raise ValueError(f"{where}: column publication_date: blank, but the row is a training run with "
+                             "known compute; give its date (YYYY-MM-DD, YYYY-MM or YYYY)")
+        orgs, seen = [], set()
+        for part in get("organization").split(","):
+            name = normalise_organization(part)
+            if name and name.casefold() not in seen:
+                seen.add(name.casefold())
+                orgs.append(name)
+        if not orgs:
+            no_org += 1
+            continue
+        runs.append(Run(model, tuple(orgs), date, flop, line))
+    return Observed(source, tuple(runs), hashlib.sha256(data).hexdigest(), rows, fine_tunes, no_compute, no_org,
+                    latest)
+
+
+def observed_events(observed: Observed | str | Path, flop: float, as_of: datetime.date) -> list[Event]:
+    """The organisations that published a training run of at least ``flop`` physical FLOP
+    on or before ``as_of``, each at its first such run, in order of date (ties: file order).
+    The k-th entry is the observed event for rank k."""
+    if not isinstance(observed, Observed):
+        observed = read_observed(observed)
+    first: dict[str, tuple[datetime.date, int, str, str]] = {}
+    for run in observed.runs:
+        if run.flop >= flop and run.date <= as_of:
+            for org in run.organizations:
+                key = org.casefold()
+                if key not in first or (run.date, run.line) < first[key][:2]:
+                    first[key] = (run.date, run.line, org, run.model)
+    return [Event(d, decimal_year(d), org, model) for d, _, org, model in sorted(first.values())]
+
+
+# ---------------------------------------------------------------------------------------
+# Scores
+
+
+def score(t_first: np.ndarray, observed: float | None, start: float, horizon: float, as_of: float) -> dict:
+    """Scores of one predicted distribution against one observation (see the module
+    docstring for the formulas).
+
+    Args:
+        t_first: [n] first-crossing times, years since ``start``; NaN = censored (not
+            reached by the horizon: later than every reached date).
+        observed: the observed date (decimal year), or None if not observed by ``as_of``.
+        start, horizon, as_of: decimal years.
+
+    Returns:
+        dict with status ("observed", "censored": not observed by min(as_of, horizon), or
+        "before start": not scored), p_by_as_of, pit, inside_50, inside_90, crps (years; None where
+        not scored), predicted_p5/p50/p95 (calendar years; None if censored), n.
+    """
+    x = np.asarray(t_first, np.float64)
+    n = x.size
+    x = np.sort(np.where(np.isnan(x), np.inf, x))  # years since start; censored = +inf
+    c = min(as_of, horizon) - start  # what is known: up to as_of, and the forecast ends at the horizon
+    cdf = lambda t: float(np.searchsorted(x, t, side="right")) / n
+    q = lambda p: float(x[min(n - 1, max(0, math.ceil(p * n - 1e-9) - 1))])  # inverted_cdf
+    cal = lambda v: None if math.isinf(v) else start + v
+    out = {"p_by_as_of": cdf(c), "pit": None, "inside_50": None, "inside_90": None, "crps": None,
+           "predicted_p5": cal(q(0.05)), "predicted_p50": cal(q(0.5)), "predicted_p95": cal(q(0.95)), "n": n}
+    if observed is not None and observed <= start:
+        return {**out, "status": "before start"}
+    y = observed - start if observed is not None else math.inf
+    censored = y > c
+    if not censored:
+        out["pit"] = cdf(y)
+    for name, (lo, hi) in INTERVALS.items():
+        out[name] = q(hi) > c if censored else q(lo) <= y <= q(hi)
+    xc, yc = np.minimum(x, c), min(y, c)  # sorted still
+    k = np.arange(n, dtype=np.float64)
+    spread = float(np.dot(xc, 2 * k - n + 1)) / n**2  # E|T' - T''| / 2 for the empirical law
+    out["crps"] = max(0.0, float(np.mean(np.abs(xc - yc))) - spread)
+    return {**out, "status": "censored" if censored else "observed"}
+
+
+# ---------------------------------------------------------------------------------------
+# The backtest
+
+
+def _group(scenario: Scenario, group: str | None) -> str:
+    groups = [a.name for a in scenario.actors if a.is_group]
+    listed = ", ".join(groups) or "none"
+    if group is None:
+        if len(groups) == 1:
+            return groups[0]
+        if not groups:
+            raise ValueError(f"{scenario.source}: the scenario has no [[groups]]; a backtest scores the ranks of "
+                             "a group against the k-th organisation to reach each threshold: add a [[groups]] "
+                             "entry with the ranks to score")
+        raise ValueError(f"{scenario.source}: the scenario has several groups ({listed}); name the one to score "
+                         "(group=..., --group NAME)")
+    if group not in groups:
+        what = "a single actor, not a group" if group in [a.name for a in scenario.actors] else "not in the scenario"
+        raise ValueError(f"{scenario.source}: group {group!r} is {what} (groups: {listed})")
+    return group
+
+
+def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: datetime.date | str | None = None,
+             group: str | None = None, trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0) -> pa.Table:
+    """Score ``scenario``'s predicted first-crossing dates against the models published
+    after its start and up to ``as_of`` (default: the file's latest publication date).
+
+    Every physical threshold is scored for the ``frontier`` (against the first
+    organisation to reach it) and each rank k of ``group`` (default: the scenario's only
+    group) against the k-th organisation. Effective thresholds cannot be observed and are
+    skipped (with a note). ``trajectories`` samples of ``seed`` form the prediction.
+
+    Returns the table described in the module docstring; when nothing can be scored (no
+    physical threshold, or ``as_of`` not after the start) it has no rows and its
+    :func:`notes` say why. Raises ValueError for an unreadable or malformed file, an
+    unknown group or a bad argument.
+    """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario)
+    if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
+        raise ValueError(f"trajectories must be a whole number >= 1, got {trajectories!r}")
+    observed = read_observed(observed_csv)
+    group = _group(scenario, group)
+    s = scenario
+    notes = [f"{observed.source}: {len(observed.runs)} training runs with known compute "
+             f"({observed.fine_tunes} fine-tunes, {observed.no_compute} models without compute"
+             + (f", {observed.no_organization} without organisation" if observed.no_organization else "")
+             + " skipped)"]
+    if as_of is None:
+        if observed.latest is None:
+            raise ValueError(f"{observed.source}: no publication dates; give the as-of date")
+        as_of = observed.latest
+        notes.append(f"as-of defaults to the file's latest publication date, {as_of.isoformat()}")
+    as_of = _as_date(as_of)
+    effective = [t.name for t in s.thresholds if t.kind != "physical"]
+    physical = [(i, t) for i, t in enumerate(s.thresholds) if t.kind == "physical"]
+    if effective:
+        notes.append(f"effective thresholds cannot be observed (the data give physical FLOP); skipped: "
+                     f"{', '.join(effective)}")
+    meta = {"scenario": s.name, "scenario_source": s.source, "scenario_toml": s.text,
+            "observed": observed.source, "observed_sha256": observed.sha256, "as_of": as_of.isoformat(),
+            "group": group, "start": s.start, "horizon": s.horizon, "seed": seed, "trajectories": int(trajectories)}
+    as_of_year = decimal_year(as_of)
+    empty = None
+    if not physical:
+        empty = f"nothing to score: scenario {s.name!r} has no physical thresholds"
+    elif as_of_year <= s.start:
+        empty = (f"nothing to score yet: as-of {as_of.isoformat()} is "
+                 f"{'before' if as_of_year < s.start else 'at'} the scenario start {float(s.start)}")
+    if empty is not None:
+        return _table({k: [] for k in SCHEMA.names}, meta, notes + [empty])
+    if observed.latest is not None and observed.latest < as_of:
+        notes.append(f"the file's latest publication date, {observed.latest.isoformat()}, is before the as-of "
+                     f"{as_of.isoformat()}: events after it would be missing and count as not yet happened")
+    if as_of_year > s.horizon:
+        notes.append(f"as-of {as_of.isoformat()} is after the scenario horizon {float(s.horizon)}: the forecast "
+                     "ends there, so observations are scored as censored at the horizon")
+
+    from .engine import sample_trajectories
+    from .model import Row, build
+
+    rows = build(s)[0].rows
+    scored = [(rows.index(Row(FRONTIER, 1, False)), FRONTIER, 1)]
+    scored += [(r, row.actor, row.rank) for r, row in enumerate(rows) if row.actor == group]
+    t_first = np.asarray(sample_trajectories(s, int(trajectories), seed).t_first)
+    cols = {k: [] for k in SCHEMA.names}
+    for j, thr in physical:
+        events = observed_events(observed, thr.flop, as_of)
+        for r, actor, rank in scored:
+            ev = events[rank - 1] if rank <= len(events) else None
+            res = score(t_first[:, r, j], ev.year if ev else None, s.start, s.horizon, as_of_year)
+            if res["status"] == "censored":
+                res["status"] = (f"not yet by {as_of.isoformat()}" if ev is None
+                                 else f"after the horizon {float(s.horizon)}")
+            values = {"scenario": s.name, "actor": actor, "rank": rank, "threshold": thr.name,
+                      "threshold_flop": thr.flop, "observed_date": ev.year if ev else None,
+                      "observed_by": f"{ev.organization} ({ev.model})" if ev else None, **res}
+            for k in SCHEMA.names:
+                cols[k].append(values[k])
+    return _table(cols, meta, notes)
+
+
+def _table(cols: dict[str, list], meta: dict, notes: list[str]) -> pa.Table:
+    meta = io.provenance(**meta, notes=notes)
+    arrays = [pa.array(cols[f.name], f.type) for f in SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata({io.METADATA_KEY: json.dumps(meta)}))
+
+
+def metadata(table: pa.Table) -> dict:
+    """The provenance record of a backtest table (scenario, observed file and its sha256,
+    as_of, group, seed, trajectories, versions, notes)."""
+    return json.loads((table.schema.metadata or {}).get(io.METADATA_KEY, b"{}"))
+
+
+def notes(table: pa.Table) -> list[str]:
+    """What the caller should tell the user: skipped thresholds and rows, defaults taken,
+    and, for a table without rows, why nothing could be scored (the last note)."""
+    return list(metadata(table).get("notes", []))
+
+
+# ---------------------------------------------------------------------------------------
+# Output
+
+
+def _fmt(x, spec: str) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    return format(x, spec)
+
+
+def format_table(table: pa.Table) -> str:
+    """The backtest for the terminal: notes, one line per scored row, then a summary
+    (how many events were observed, interval coverage, mean CRPS)."""
+    m = metadata(table)
+    lines = [f"note: {n}" for n in m.get("notes", [])]
+    if table.num_rows == 0:
+        return "\n".join(lines)
+    head = (f"backtest of {m.get('scenario')} against {m.get('observed')} as of {m.get('as_of')} "
+            f"(group {m.get('group')}; {m.get('trajectories', 0):,} trajectories, seed {m.get('seed')})")
+    header = ["actor", "threshold", "observed", "status", "P(by as-of)", "PIT", "in 50%", "in 90%", "CRPS",
+              "p5", "p50", "p95", "observed by"]
+    body = []
+    recs = table.to_pylist()
+    for r in recs:
+        body.append([r["actor"] + (f" #{r['rank']}" if r["actor"] != FRONTIER else ""), r["threshold"],
+                     _fmt(r["observed_date"], ".2f"), r["status"], _fmt(r["p_by_as_of"], ".3f"),
+                     _fmt(r["pit"], ".3f"), _fmt(r["inside_50"], ""), _fmt(r["inside_90"], ""),
+                     _fmt(r["crps"], ".3f"), _fmt(r["predicted_p5"], ".2f"), _fmt(r["predicted_p50"], ".2f"),
+                     _fmt(r["predicted_p95"], ".2f"), r["observed_by"] or ""])
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
+    left = {0, 1, 3, 12}
+    fmt_line = lambda cells: "  ".join(c.ljust(w) if i in left else c.rjust(w)
+                                       for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    lines += [head, fmt_line(header), fmt_line(["-" * w for w in widths])] + [fmt_line(b) for b in body]
+    done = [r for r in recs if r["crps"] is not None]
+    observed = sum(r["status"] == "observed" for r in recs)
+    before = sum(r["status"] == "before start" for r in recs)
+    summary = (f"{len(done)} scored ({observed} observed, {len(done) - observed} not yet), {before} before start")
+    if done:
+        cover = lambda k: f"{sum(bool(r[k]) for r in done)}/{len(done)}"
+        summary += (f"; inside 50% intervals {cover('inside_50')}, 90% intervals {cover('inside_90')}; "
+                    f"mean CRPS {sum(r['crps'] for r in done) / len(done):.3f} years")
+    return "\n".join(lines + ["", summary])
+
+
+def check_output(folder: str | Path) -> None:
+    """Fail early (before sampling) if ``backtest.parquet`` could not be written into
+    ``folder`` (which may exist, e.g. a results folder, or not yet)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise io.OutputError(f"{folder}: exists and is not a folder; choose another --out")
+    probe = folder.absolute()
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise io.OutputError(f"{folder}: cannot write there ({probe} is not a writable folder); choose another --out")
+
+
+def write(table: pa.Table, folder: str | Path) -> Path:
+    """Write ``table`` as ``<folder>/backtest.parquet`` atomically (a temporary file in
+    the folder, then ``os.replace``), creating the folder if needed and replacing an
+    earlier backtest there. Returns the file's path."""
+    folder = Path(folder)
+    check_output(folder)
+    target = folder / FILE_NAME
+    tmp = folder / f".{FILE_NAME}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, tmp)
+        os.replace(tmp, target)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise io.OutputError(f"{folder}: cannot write {FILE_NAME} ({e.strerror or e}); choose another --out") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
+def read(folder_or_file: str | Path) -> pa.Table:
+    """Read a backtest written by :func:`write` (the folder or the file)."""
+    p = Path(folder_or_file)
+    return pq.read_table(p / FILE_NAME if p.is_dir() else p)
+
+
+def command(scenario: Scenario | str | Path, observed: str | Path, as_of: datetime.date | str | None = None,
+            group: str | None = None, trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0,
+            out: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> str:
+    """What ``mcengine backtest`` does: load the scenario (with ``--set`` overrides),
+    check ``out`` before sampling, run :func:`backtest`, write ``out/backtest.parquet``
+    if ``out`` is given, and return the text to print. Raises ValueError (ScenarioError,
+    OutputError) with a one-line message for every user mistake."""
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, overrides)
+    if as_of is not None:
+        as_of = _as_date(as_of, "--as-of")
+    if out is not None:
+        check_output(out)
+    table = backtest(scenario, observed, as_of=as_of, group=group, trajectories=trajectories, seed=seed)
+    text = format_table(table)
+    if out is not None and table.num_rows:
+        text += f"\nwrote {write(table, out)}"
+    return text
