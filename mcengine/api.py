@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -29,11 +30,14 @@ class Results:
     access: pa.Table
     paths: pa.Table
     metadata: dict
+    trajectories_file: Path | None = None  # per-trajectory rows, if kept (moved in by write)
 
     def write(self, folder: str | Path, overwrite: bool = False) -> Path:
-        """Write events/access/paths.parquet into ``folder`` atomically."""
+        """Write events/access/paths.parquet (and trajectories.parquet if kept) into
+        ``folder`` atomically."""
+        files = {"trajectories.parquet": self.trajectories_file} if self.trajectories_file else None
         return io.write_folder(Path(folder), {"events": self.events, "access": self.access, "paths": self.paths},
-                               overwrite=overwrite)
+                               overwrite=overwrite, files=files)
 
 
 def read_results(folder: str | Path) -> Results:
@@ -44,8 +48,11 @@ def read_results(folder: str | Path) -> Results:
 
 def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int = 0,
         chunk_size: int | None = None, progress: Callable[[int], None] | None = None,
-        checkpoint: engine.Checkpoint | None = None) -> Results:
+        checkpoint: engine.Checkpoint | None = None, keep_trajectories: bool | str | Path = False) -> Results:
     """Sample ``trajectories`` joint trajectories of ``scenario`` and aggregate them.
+
+    ``keep_trajectories`` (True, or a folder for the scratch file) also streams one row per
+    trajectory to a Parquet file, written into the results folder by :meth:`Results.write`.
 
     Same scenario and seed give the same results whatever ``chunk_size`` (trajectories per
     device call; default: chosen for the device). ``progress`` is called with the number
@@ -58,7 +65,19 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     started = _now()
-    agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress, checkpoint)
+    writer = None
+    if keep_trajectories:
+        writer = _trajectory_writer(scenario, seed, int(trajectories), keep_trajectories)
+    try:
+        agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress, checkpoint,
+                         on_chunk=writer.write if writer else None)
+    except BaseException:
+        if writer:
+            writer.close()
+            writer.path.unlink(missing_ok=True)
+        raise
+    if writer:
+        writer.close()
     meta = io.provenance(
         scenario=scenario.name, scenario_source=scenario.source, scenario_toml=scenario.text,
         start=scenario.start, horizon=scenario.horizon, steps_per_year=scenario.steps_per_year,
@@ -68,7 +87,22 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
         compile_seconds=round(agg.compile_seconds, 3), sample_seconds=round(agg.sample_seconds, 3),
         started=started, finished=_now(),
     )
-    return _tables(scenario, agg, meta)
+    results = _tables(scenario, agg, meta)
+    return dataclasses.replace(results, trajectories_file=writer.path if writer else None)
+
+
+def _trajectory_writer(scenario: Scenario, seed: int, n: int, where) -> io.TrajectoryWriter:
+    import tempfile
+
+    m, _ = model.build(scenario)
+    folder = None if where is True else str(where)
+    fd, path = tempfile.mkstemp(prefix=".mcengine-trajectories-", suffix=".parquet", dir=folder)
+    os.close(fd)
+    dates = [f"t_first:{r.label}:{t.name}" for r in m.rows for t in scenario.thresholds]
+    diffusion = [f"diffusion_date:{_usd(b)}:{t.name}" for b in scenario.access_budgets for t in scenario.thresholds]
+    return io.TrajectoryWriter(Path(path), scenario.start, [r.name for r in scenario.regimes], list(m.inputs),
+                               dates, diffusion, {"scenario": scenario.name, "seed": seed, "trajectories": n,
+                                                  "scenario_toml": scenario.text})
 
 
 def _now() -> str:

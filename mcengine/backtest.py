@@ -16,12 +16,12 @@ Observed events (:func:`read_observed`, :func:`observed_events`)
     A row counts as a training run if it has a training compute and no ``base_model`` (a
     fine-tune reuses its base's training run). Organisation names are the comma-separated
     entries of ``organization``, each stripped, inner whitespace collapsed to one space and
-    compared case-insensitively ("Google", " google " are one organisation; "Google" and
-    "Google DeepMind" are two: no alias table). Every organisation listed on a run reaches
-    X on its publication date; an organisation counts once, at its earliest qualifying run,
-    so a jointly trained model adds each co-developer once and a second model by the same
-    organisation adds nothing. Runs published after ``as_of`` are not yet known.
-    Dates are ``YYYY-MM-DD``; ``YYYY-MM`` is read as the middle of the month (the 16th,
+    compared case-insensitively ("Google", " google " are one organisation, shown as first
+    spelled in the file; "Google" and "Google DeepMind" are two: no alias table). Every
+    organisation listed on a run reaches X on its publication date; an organisation counts
+    once, at its earliest qualifying run, so a jointly trained model adds each co-developer
+    once and a second model by the same organisation adds nothing. Runs published after
+    ``as_of`` are not yet known. Dates are ``YYYY-MM-DD``; ``YYYY-MM`` is read as the middle of the month (the 16th,
     the 15th in February) and ``YYYY`` as the middle of the year (2 July). A date becomes a
     decimal year as ``year + (day of the year - 1) / (days in the year)``.
 
@@ -171,7 +171,7 @@ class Run:
     has a known training compute (physical FLOP), by its distinct organisations."""
 
     model: str
-    organizations: tuple[str, ...]  # display names, normalised, distinct
+    organizations: tuple[str, ...]  # normalised, distinct; each as first spelled in the file
     date: datetime.date
     flop: float
     line: int  # line of the file
@@ -235,6 +235,7 @@ def read_observed(path: str | Path) -> Observed:
                          f"the header must name {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(names)})")
     col = {c: names.index(c) for c in REQUIRED_COLUMNS}
     runs, rows, fine_tunes, no_compute, no_org, latest = [], 0, 0, 0, 0, None
+    spelling: dict[str, str] = {}  # casefolded name -> its first spelling in the file
     line = 1
     while True:
         try:
@@ -286,7 +287,7 @@ def read_observed(path: str | Path) -> Observed:
             name = normalise_organization(part)
             if name and name.casefold() not in seen:
                 seen.add(name.casefold())
-                orgs.append(name)
+                orgs.append(spelling.setdefault(name.casefold(), name))
         if not orgs:
             no_org += 1
             continue

@@ -6,6 +6,7 @@ is one line on stderr and exit status 2; an interrupted run writes nothing.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -18,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import click  # noqa: E402
 
 from . import api, engine, io  # noqa: E402
-from .report import progress_bar, summary_text  # noqa: E402
+from .report import progress_bar, summary_data, summary_text  # noqa: E402
 from .scenario import ScenarioError, builtin_names, load_scenario  # noqa: E402
 
 DEFAULT_SCENARIO = "baseline"
@@ -56,13 +57,15 @@ _set_option = click.option(
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="K",
               help="Save the aggregation state every K chunks, beside the results folder.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (same options).")
+@click.option("--keep-trajectories", is_flag=True,
+              help="Also write trajectories.parquet: one row per trajectory (inputs, dates), streamed.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines.")
 @click.option("--distributed", is_flag=True,
               help="Join a multi-process run (jax.distributed): under SLURM (srun) or Open MPI nothing else "
                    "is needed; otherwise set MCENGINE_COORDINATOR=host:port, MCENGINE_NUM_PROCESSES and "
                    "MCENGINE_PROCESS_ID. Process 0 writes the results.")
-def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpoint_every, resume, quiet,
-        distributed):
+def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpoint_every, resume, keep_trajectories,
+        quiet, distributed):
     """Run SCENARIO (a .toml path or a built-in name; default: baseline) and write
     events.parquet, access.parquet and paths.parquet.
 
@@ -76,6 +79,8 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpo
     s = load_scenario(scenario, overrides)
     out = out if out is not None else Path("mcengine-results") / s.name
     io.check_output_folder(out, overwrite=force)  # before any sampling
+    if keep_trajectories and (resume or distributed):
+        raise click.UsageError("--keep-trajectories cannot be combined with --resume or --distributed")
     writer = _join_processes() if distributed else True
     quiet = quiet or not writer
     checkpoint = None
@@ -87,7 +92,8 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpo
     with progress_bar(trajectories, enabled=not quiet) as advance:
         try:
             results = api.run(s, trajectories=trajectories, seed=seed, chunk_size=chunk_size, progress=advance,
-                              checkpoint=checkpoint)
+                              checkpoint=checkpoint,
+                              keep_trajectories=out.absolute().parent if keep_trajectories else False)
         except KeyboardInterrupt:
             saved = checkpoint is not None and checkpoint.path.exists()
             raise Interrupted("interrupted; no results were written" +
@@ -97,8 +103,9 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpo
         return
     results.write(out, overwrite=force)
     m = results.metadata
+    files = "events,access,paths" + (",trajectories" if keep_trajectories else "")
     status(f"compiled in {m['compile_seconds']:.1f} s, sampled in {m['sample_seconds']:.1f} s "
-           f"on {m['devices']} {m['platform']} device(s); wrote {out}/{{events,access,paths}}.parquet")
+           f"on {m['devices']} {m['platform']} device(s); wrote {out}/{{{files}}}.parquet")
     click.echo(summary_text(results))
 
 
@@ -129,9 +136,94 @@ def scenarios():
 
 @cli.command()
 @click.argument("folder", type=click.Path(path_type=Path))
-def summary(folder):
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, for machines.")
+def summary(folder, as_json):
     """Print the summary of a results FOLDER written by `mcengine run`."""
-    click.echo(summary_text(api.read_results(folder)))
+    results = api.read_results(folder)
+    click.echo(json.dumps(summary_data(results), indent=1) if as_json else summary_text(results))
+
+
+@cli.command()
+@click.argument("scenario")
+@click.option("--set", "axes", multiple=True, required=True, metavar="PATH=V1,V2,...",
+              help="A swept path and its values (repeatable: the grid is every combination).")
+@click.option("--fix", "fixed", multiple=True, metavar="PATH=VALUE", help="A fixed override for every point.")
+@click.option("-n", "--trajectories", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder [default: ./mcengine-results/<scenario name>-sweep].")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("-q", "--quiet", is_flag=True)
+def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
+    """Run SCENARIO over a grid of values and write events/, access/ and paths/ as
+    hive-partitioned Parquet datasets (one column per swept path).
+
+    \b
+    Example:
+      mcengine sweep baseline --set algorithms.halving_years=0.6,0.8,1.2 --set actors.frontier.cap=1e11,1e12
+      python -c "import pandas as pd; print(pd.read_parquet('mcengine-results/baseline-sweep/events'))"
+    """
+    from . import sweep as sweeps
+
+    out = out if out is not None else Path("mcengine-results") / f"{load_scenario(scenario, fixed).name}-sweep"
+    io.check_output_folder(out, overwrite=force)
+    status = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
+    path = sweeps.sweep(scenario, list(axes), tuple(fixed), trajectories, seed, out, force, progress=status)
+    status(f"wrote {path}/{{events,access,paths}}/ and sweep.json")
+
+
+@cli.command()
+@click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
+@click.option("-n", "--trajectories", type=click.IntRange(100, 2_000_000), default=20_000, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
+@_set_option
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Folder for sensitivity.parquet [default: ./mcengine-results/<scenario name>-sensitivity].")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+def sensitivity(scenario, trajectories, seed, overrides, out, force):
+    """Which uncertain input drives which output: rank correlation and first-order
+    variance share per input and output, censoring handled explicitly. Writes
+    sensitivity.parquet and prints the top drivers."""
+    from . import sensitivity as sens
+
+    s = load_scenario(scenario, overrides)
+    out = out if out is not None else Path("mcengine-results") / f"{s.name}-sensitivity"
+    io.check_output_folder(out, overwrite=force)
+    table = sens.sensitivity(s, trajectories, seed)
+    io.write_folder(out, {"sensitivity": table}, overwrite=force)
+    for label, threshold, items in sens.top_drivers(table):
+        drivers = "; ".join(f"{name} {share:.0%} (rho {rho:+.2f})" if rho == rho else f"{name} {share:.0%}"
+                            for name, share, rho in items)
+        click.echo(f"{label:<28} {threshold:<16} {drivers}")
+    click.echo(f"wrote {out}/sensitivity.parquet", err=True)
+
+
+@cli.command()
+@click.argument("scenario")
+@click.option("--observed", type=click.Path(path_type=Path), required=True,
+              help="CSV of observed models in the layout of Epoch's database (organization, publication_date, "
+                   "training_compute_flop, base_model, ...).")
+@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
+              help="Score what was observed up to this date [default: the file's latest date].")
+@click.option("--group", default=None, help="The [[groups]] entry whose ranks are scored [default: the only one].")
+@click.option("-n", "--trajectories", type=click.IntRange(min=100), default=20_000, show_default=True)
+@click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
+@_set_option
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for backtest.parquet.")
+def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, out):
+    """Score SCENARIO's predicted dates against observed ones: for each physical threshold
+    and rank k, when the k-th distinct organisation first published a model at or above it,
+    the predicted quantile it fell at (PIT), 50%/90% interval coverage and a censoring-aware
+    CRPS.
+
+    \b
+    Example:
+      mcengine backtest historical-2020 --observed epoch_models.csv --as-of 2025-06-30
+    """
+    from . import backtest as bt
+
+    click.echo(bt.command(scenario, observed, as_of=as_of, group=group, trajectories=trajectories, seed=seed,
+                          out=out, overrides=overrides))
 
 
 def main(argv=None) -> None:

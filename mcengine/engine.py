@@ -51,7 +51,7 @@ def sample_chunk(seed_data, first_hi, first_lo, spec, *, count, model) -> Trajec
 def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, count, model):
     """Sample ``count`` trajectories from ``first`` and add the first ``n_valid`` of them to
     the histogram counts (event, fan, regime), pooled (block 0) and per regime (block 1 +
-    regime). Runs on one device."""
+    regime). Runs on one device; returns the new counts and the trajectories."""
     event_counts, fan_counts, regime_counts = counts
     out = sample_chunk(seed_data, first_hi, first_lo, spec, count=count, model=model)
     mask = jnp.arange(count) < n_valid
@@ -64,25 +64,35 @@ def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, co
         event_counts = aggregate.fill(event_counts, values, mask, ev_lo, ev_w, block)
         fan_counts = aggregate.fill(fan_counts, fan, mask, fan_lo, fan_w, block)
     regime_counts = regime_counts.at[out.regime].add(mask.astype(jnp.int32))
-    return event_counts, fan_counts, regime_counts
+    return (event_counts, fan_counts, regime_counts), out
 
 
-def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, devices):
-    """The jitted chunk step over ``devices``: counts carry a leading device axis."""
+_COMPILED: dict = {}  # compiled chunk steps, reused across runs of the same shape (sweeps)
+
+
+def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, devices, keep: bool):
+    """The compiled chunk step over ``devices``: counts carry a leading device axis. With
+    ``keep``, it also returns each trajectory's regime, dates and inputs."""
     mesh = Mesh(np.array(devices), ("d",))
+    key = (model, per_device, tuple(devices), shapes, keep, jax.tree.structure(spec),
+           tuple(np.shape(x) for x in jax.tree.leaves((spec, bins))))
+    if key in _COMPILED:
+        return _COMPILED[key], mesh
 
     def local(counts, seed_data, hi, lo, n_valid, spec, bins):
-        counts = _chunk_counts(tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins,
-                               per_device, model)
-        return tuple(c[None] for c in counts)
+        new, out = _chunk_counts(tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins,
+                                 per_device, model)
+        kept = (out.regime, out.t_first, out.diffusion, out.inputs) if keep else ()
+        return tuple(c[None] for c in new), kept
 
     sharded = jax.shard_map(local, mesh=mesh, in_specs=(P("d"), P(), P("d"), P("d"), P("d"), P(), P()),
-                            out_specs=P("d"), check_vma=False)
+                            out_specs=(P("d"), P("d")), check_vma=False)
     step = jax.jit(sharded, donate_argnums=(0,))
     d = len(devices)
-    zeros = _zeros(shapes, d, mesh)
     vec = np.zeros(d, np.uint32)
-    return step.lower(zeros, seed_data, vec, vec, vec.astype(np.int32), spec, bins).compile(), mesh
+    _COMPILED[key] = step.lower(_zeros(shapes, d, mesh), seed_data, vec, vec, vec.astype(np.int32), spec,
+                                bins).compile()
+    return _COMPILED[key], mesh
 
 
 def _zeros(shapes, d, mesh):
@@ -156,9 +166,12 @@ def available_memory(device) -> int:
 
 
 def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
-        progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None) -> Aggregates:
+        progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None,
+        on_chunk: Callable[[int, tuple], None] | None = None) -> Aggregates:
     """Sample ``trajectories`` trajectories in chunks over all devices and processes, and
-    aggregate them. Raises ResourceError if the run cannot fit in memory."""
+    aggregate them. ``on_chunk(first, (regime, t_first, diffusion, inputs))``, if given,
+    receives each chunk's per-trajectory arrays (numpy, valid rows only) in order.
+    Raises ResourceError if the run cannot fit in memory."""
     model, spec = build(scenario)
     devices = jax.local_devices()
     d, processes, me = len(devices), jax.process_count(), jax.process_index()
@@ -180,7 +193,7 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     bins = tuple((jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32)) for b in (ev_bins, fan_bins))
     shapes = ((blocks * ev_bins.lo.size, ev_bins.nbins), (blocks * fan_bins.lo.size, fan_bins.nbins),
               (max(1, model.regimes),))
-    step, mesh = _compile_step(model, spec, bins, seed_data, shapes, per_device, devices)
+    step, mesh = _compile_step(model, spec, bins, seed_data, shapes, per_device, devices, on_chunk is not None)
     compile_seconds = time.perf_counter() - t0
 
     n_chunks = math.ceil(trajectories / chunk)
@@ -203,8 +216,11 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
         n_valid = min(chunk, trajectories - first)
         starts = [random.split_index(first + k * per_device) for k in range(d)]
         valid = np.clip(n_valid - per_device * np.arange(d), 0, per_device).astype(np.int32)
-        dev = step(dev, seed_data, np.array([s[0] for s in starts]), np.array([s[1] for s in starts]), valid,
-                   spec, bins)
+        dev, kept = step(dev, seed_data, np.array([s[0] for s in starts]), np.array([s[1] for s in starts]),
+                         valid, spec, bins)
+        if on_chunk is not None:
+            rows = np.concatenate([np.arange(v) + k * per_device for k, v in enumerate(valid)])
+            on_chunk(first, tuple(np.asarray(x)[rows] for x in kept))
         pending += n_valid
         last = i == len(mine) - 1
         save = state is not None and ((i + 1) % checkpoint.every == 0) and not last

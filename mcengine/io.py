@@ -96,9 +96,11 @@ def check_output_folder(folder: Path, overwrite: bool) -> None:
         raise OutputError(f"{folder}: cannot write there ({e.strerror or e}); choose another --out") from None
 
 
-def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = False) -> Path:
+def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = False,
+                 files: dict[str, Path] | None = None) -> Path:
     """Write the tables as ``<name>.parquet`` into ``folder`` atomically: into a temporary
-    folder beside it, renamed into place only when every file is complete."""
+    folder beside it, renamed into place only when every file is complete. ``files`` are
+    finished files moved in as ``{name: path}``."""
     folder = Path(folder)
     check_output_folder(folder, overwrite)
     parent = folder.absolute().parent
@@ -108,6 +110,8 @@ def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = Fa
         tmp.mkdir()
         for name, t in tables.items():
             pq.write_table(t, tmp / f"{name}.parquet")
+        for name, path in (files or {}).items():
+            shutil.move(str(path), tmp / name)
         if folder.exists():
             old = parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(folder, old)
@@ -129,3 +133,35 @@ def read_folder(folder: Path) -> dict[str, pa.Table]:
     if missing:
         raise OutputError(f"{folder}: not a results folder (missing {', '.join(m + '.parquet' for m in missing)})")
     return {n: pq.read_table(folder / f"{n}.parquet") for n in FILES}
+
+
+class TrajectoryWriter:
+    """Streams per-trajectory rows to a Parquet file, one row group per chunk, so millions
+    of rows never sit in memory. Columns: ``trajectory`` (int64 index), ``regime`` (null
+    without regimes), each uncertain input (engine units: log10 for levels, OOM/yr for
+    rates), ``t_first:<row>:<threshold>`` and ``diffusion_date:<$>:<threshold>`` (calendar
+    years; null where censored)."""
+
+    def __init__(self, path: Path, start: float, regimes: list[str], inputs: list[str], dates: list[str],
+                 diffusion: list[str], metadata: dict):
+        self.path, self.start, self.regimes = Path(path), start, regimes
+        fields = [pa.field("trajectory", pa.int64()), pa.field("regime", pa.string())]
+        fields += [pa.field(n, pa.float64()) for n in inputs + dates + diffusion]
+        self.schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata)})
+        self.writer = pq.ParquetWriter(self.path, self.schema)
+
+    def write(self, first: int, arrays: tuple) -> None:
+        import numpy as np
+
+        regime, t_first, diffusion, inputs = arrays
+        n = len(regime)
+        cols = [pa.array(np.arange(first, first + n, dtype=np.int64)),
+                pa.array([self.regimes[i] for i in regime] if self.regimes else [None] * n, pa.string())]
+        cols += [pa.array(inputs[:, i].astype(np.float64)) for i in range(inputs.shape[1])]
+        for block in (t_first, diffusion):
+            flat = block.reshape(n, -1).astype(np.float64) + self.start
+            cols += [pa.array(flat[:, i], pa.float64(), from_pandas=True) for i in range(flat.shape[1])]
+        self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
+
+    def close(self) -> None:
+        self.writer.close()

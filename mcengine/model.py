@@ -47,6 +47,7 @@ class Model:
     correlated: tuple[str, ...]  # draw paths joined by the copula, in matrix order
     span: float  # years from start to horizon
     n_access: int
+    inputs: tuple[str, ...] = ()  # uncertain per-trajectory numbers, reported per trajectory
 
 
 def build(scenario: Scenario) -> tuple[Model, dict]:
@@ -94,8 +95,10 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
         catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
     )
     paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
+    inputs = tuple([p for p, d in draws.items() if d.is_random or p in per_regime]
+                   + [f"{path}.budget#{k}" for path, _, ranks in groups for k in ranks])
     model = Model(config, tuple(rows), tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
-                  tuple(paths), s.horizon - s.start, len(s.access_budgets))
+                  tuple(paths), s.horizon - s.start, len(s.access_budgets), inputs)
     spec = {
         "draws": draws,
         "regime_draws": per_regime,
@@ -129,7 +132,8 @@ def _poisson_bound(mean: float) -> int:
 
 
 def _params(key, spec: dict, model: Model):
-    """Sample the numbers of one trajectory: (Params, regime index, release lags per row)."""
+    """Sample the numbers of one trajectory: (Params, regime index, release lags per row,
+    the uncertain inputs in ``model.inputs`` order)."""
     draws: dict[str, Dist] = spec["draws"]
     regime = jnp.int32(0)
     if model.regimes:
@@ -148,8 +152,12 @@ def _params(key, spec: dict, model: Model):
             return sample(d, None)
         z = z_corr[path] if path in z_corr else random.draw_normal(key, path)
         if path in spec["regime_draws"]:
-            return jnp.stack([sample(dr, z) for dr in spec["regime_draws"][path]])[regime]
-        return sample(d, z)
+            recorded[path] = jnp.stack([sample(dr, z) for dr in spec["regime_draws"][path]])[regime]
+        else:
+            recorded[path] = sample(d, z)
+        return recorded[path]
+
+    recorded = {}
 
     streams = [(prefix, rk) for prefix, rk in zip(model.streams, model.rate_keys)]
     rate0 = jnp.stack([value(f"{p}.{rk}") for p, rk in streams])
@@ -165,6 +173,7 @@ def _params(key, spec: dict, model: Model):
             w = jax.random.beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1, (), jnp.float32)
             s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
             out.append(sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7)))
+            recorded[f"{path}.budget#{k}"] = out[-1]
         group_b0[path] = out
     row_path = []
     for row in model.rows:
@@ -185,7 +194,8 @@ def _params(key, spec: dict, model: Model):
         catch_up=value("algorithms.catch_up_rate", 0.0),
     )
     release_lag = jnp.stack([value(f"{p}.release_lag", 0.0) for p in row_path])
-    return params, regime, release_lag
+    inputs = jnp.stack([recorded[p] for p in model.inputs]) if model.inputs else jnp.zeros((0,), jnp.float32)
+    return params, regime, release_lag, inputs
 
 
 class Trajectories(NamedTuple):
@@ -194,7 +204,8 @@ class Trajectories(NamedTuple):
     regime [N] (index, 0 without regimes); t_first [N, rows, thresholds] by the earliest
     channel; trained and released [N, rows, thresholds] by each channel alone (released:
     NaN for rows without access_via); diffusion [N, access budgets, thresholds]; fan
-    [N, years + 1, series] (see kernels.Outputs)."""
+    [N, years + 1, series] (see kernels.Outputs); inputs [N, len(model.inputs)]: the
+    uncertain per-trajectory numbers in engine units (log10 for levels, OOM/yr for rates)."""
 
     regime: jax.Array
     t_first: jax.Array
@@ -202,14 +213,15 @@ class Trajectories(NamedTuple):
     released: jax.Array
     diffusion: jax.Array
     fan: jax.Array
+    inputs: jax.Array
 
 
 def trajectory(key, spec, model: Model) -> Trajectories:
     """Simulate the trajectory whose key is ``key``."""
-    params, regime, release_lag = _params(key, spec, model)
+    params, regime, release_lag, inputs = _params(key, spec, model)
     out = simulate(random.shock_key(key), params, model.config)
     earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
-    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan)
+    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan, inputs)
 
 
 def via_rows(model: Model) -> list[int]:

@@ -15,6 +15,7 @@ and labelled "not by <horizon>: X%".
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -38,156 +39,232 @@ RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsiz
 # ---------------------------------------------------------------------------------------
 
 def fan_chart(results, regime=None):
-    """Effective compute of every actor and group rank over time (``effective:<row>``
-    series): median line, p25-p75 and p5-p95 bands, effective thresholds as labelled
-    horizontal lines. y: effective FLOP (powers of ten); x: calendar year."""
+    """Effective compute over time (``effective:<row>`` series), one panel per actor or
+    group (a group's ranks share its panel): median line, p25-p75 and p5-p95 bands, the
+    frontier's median as a dashed reference in every other panel, and the effective
+    thresholds as labelled horizontal lines. y: effective FLOP (powers of ten); x: year."""
     d = _Data(results, regime)
+    entities = list(dict.fromkeys(row.actor for row in d.rows))
+    series = {row: d.path(f"effective:{row.label}") for row in d.rows}
+    missing = [row.display for row, p in series.items() if p is None or np.all(np.isnan(p["p50"]))]
+    series = {row: p for row, p in series.items() if row.display not in missing}
+    entities = [a for a in entities if any(row.actor == a for row in series)]
     with _style():
-        fig, ax = _figure(7.5, 5.0)
-        ax.set_title(d.title("effective compute per actor"), loc="left")
-        ax.set_xlabel("Year")
-        ax.set_ylabel("Effective training compute (FLOP, log scale)")
-        missing, ends, lo, hi = [], [], [], []
-        for row in d.rows:
-            p = d.path(f"effective:{row.label}")
-            if p is None or np.all(np.isnan(p["p50"])):
-                missing.append(row.display)
-                continue
-            c = d.color(row)
-            ax.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=BAND_ALPHA[0], lw=0)
-            ax.fill_between(p["year"], p["p25"], p["p75"], color=c, alpha=BAND_ALPHA[1], lw=0)
-            ax.plot(p["year"], p["p50"], color=c, lw=1.8 if row.actor == d.frontier else 1.4,
-                    label=row.display, gid="median")
-            ends.append((_last(p["year"], p["p50"]), row.display, c))
-            lo.append(np.nanmin(p["p5"]))
-            hi.append(np.nanmax(p["p95"]))
-        if not ends:
-            _say(ax, "no effective-compute series (effective:<row>) in paths.parquet")
+        n = len(entities)
+        ncols = 1 if n <= 1 else (2 if n <= 4 else 3)
+        nrows = max(1, math.ceil((n + (1 if n > 1 and n % ncols else 0)) / ncols))
+        if n <= 1:
+            fig, axes = _figure(7.5, 5.0)
+        else:
+            fig, axes = _figure(3.1 * ncols + 1.0, 2.45 * nrows + 1.5, nrows, ncols, sharex=True, sharey=True)
+        axes = np.atleast_1d(axes).ravel()
+        _title(fig, d, "effective training compute over time")
+        if not series:
+            axes[0].set_axis_off()
+            _say(axes[0], "no effective-compute series (effective:<row>) in paths.parquet")
             return fig
-        ax.set_xlim(d.start, d.horizon)
         effective = [t for t in d.thresholds if t.kind == "effective"]
-        ymin, ymax = min(lo), max(hi)
-        shown = [t for t in effective if ymin - 1 <= t.log10 <= ymax + 1]
-        if shown:
-            ymin, ymax = min(ymin, *(t.log10 for t in shown)), max(ymax, *(t.log10 for t in shown))
-        ax.set_ylim(math.floor(ymin - 0.3), math.ceil(ymax + 0.3))
-        _pow10(ax.yaxis)
-        for t in shown:
-            ax.axhline(t.log10, color="0.3", ls=(0, (4, 3)), lw=0.8, zorder=1.5)
-            ax.text(0.005, t.log10, " " + t.label, transform=ax.get_yaxis_transform(), ha="left", va="bottom",
-                    fontsize=7.5, color="0.2", bbox=dict(fc="white", ec="none", alpha=0.75, pad=0.4), zorder=3)
-        _margin_labels(ax, [(y, text, c) for (x, y), text, c in ends], x_from=d.horizon)
-        notes = ["line: median; bands: 50% (p25-p75) and 90% (p5-p95) of trajectories"
-                 + ("; #k: k-th largest member of the group" if d.groups else "")]
+        lo = min(np.nanmin(p["p5"]) for p in series.values())
+        hi = max(np.nanmax(p["p95"]) for p in series.values())
+        shown = [t for t in effective if lo - 1 <= t.log10 <= hi + 1]
+        ylo = min([lo] + [t.log10 for t in shown])
+        yhi = max([hi] + [t.log10 for t in shown])
+        frontier = next((p for row, p in series.items() if row.actor == d.frontier), None)
+        for k, (ax, actor) in enumerate(zip(axes, entities)):
+            rows = [row for row in d.rows if row.actor == actor and row in series]
+            group = len(rows) > 1 or rows[0].group
+            for row in rows:
+                p, c = series[row], d.color(row)
+                fade = 1.0 / math.sqrt(len(rows))
+                ax.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=BAND_ALPHA[0] * fade * 1.3, lw=0)
+                ax.fill_between(p["year"], p["p25"], p["p75"], color=c, alpha=BAND_ALPHA[1] * fade, lw=0)
+            for row in rows:
+                ax.plot(series[row]["year"], series[row]["p50"], color=d.color(row), lw=1.6,
+                        label=f"#{row.rank}" if group else row.display, gid="median")
+            if frontier is not None and actor != d.frontier:
+                ax.plot(frontier["year"], frontier["p50"], color=FRONTIER_COLOR, lw=0.9, ls=(0, (3, 2)),
+                        label="frontier (median)")
+            name = f"{actor} (group)" if group else actor
+            ax.set_title(name, loc="left", fontsize=9, color=d.color(rows[0]) if not group else _dark(d, rows))
+            for t in shown:
+                ax.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
+            if group:
+                ax.legend(handles=[h for h in ax.get_lines() if h.get_gid() == "median"], loc="upper left",
+                          fontsize=7, frameon=False, handlelength=1.4, borderaxespad=0.3, labelspacing=0.25)
+            ax.grid(axis="y", color="0.92", lw=0.5)
+            ax.set_axisbelow(True)
+        for ax in axes[n:]:
+            ax.set_axis_off()
+        if n > 1 and len(axes) > n:
+            _key(axes[n], d)
+        ax0 = axes[0]
+        ax0.set_xlim(d.start, d.horizon)
+        ax0.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
+        for k, ax in enumerate(axes[:n]):  # threshold names right of the last panel of each row
+            if k % ncols == ncols - 1 or k == n - 1:
+                _margin_labels(ax, [(t.log10, t.label, "0.3") for t in shown], x_from=d.horizon, fontsize=7,
+                               leaders=False)
+        _pow10(ax0.yaxis)
+        _years(ax0.xaxis)
+        for k, ax in enumerate(axes[:n]):
+            if k % ncols == 0:
+                ax.set_ylabel("Effective compute (FLOP)")
+            if k + ncols >= n or n <= 1:
+                ax.set_xlabel("Year")
+                ax.xaxis.set_tick_params(labelbottom=True)
+        notes = ["Line: median; dark band: 50% (p25-p75); light band: 90% (p5-p95) of trajectories. "
+                 "Dotted: effective thresholds (effective FLOP, in the scenario's reference algorithms)."]
+        if d.groups:
+            notes.append("Group panels: #k is the k-th largest member of the group.")
         if not effective:
-            notes.append("no effective thresholds in this scenario")
+            notes.append("No effective thresholds in this scenario.")
         hidden = [t.name for t in effective if t not in shown]
         if hidden:
-            notes.append(f"thresholds outside the range shown: {', '.join(hidden)}")
+            notes.append(f"Thresholds outside the range shown: {', '.join(hidden)}.")
         if missing:
-            notes.append(f"no fan-chart data for: {', '.join(missing)}")
-        _footnote(ax, notes)
+            notes.append(f"No fan-chart data for: {', '.join(missing)}.")
+        _notes(fig, notes)
     return fig
 
 
 def threshold_cdf(results, threshold, regime=None):
     """Cumulative distribution of the date at which the frontier, every other actor and
-    every group rank first reaches ``threshold`` (events ``t_first``, own-and-released
-    channel combined). Drawn through the stored quantiles (markers) with straight lines,
-    ending at the share reached by the horizon; the censored rest is labelled."""
+    every group rank first reaches ``threshold`` (events ``t_first``, all channels
+    combined). Drawn through the stored quantiles (markers) joined by straight lines
+    (linear interpolation), then on to the share reached by the horizon; the censored
+    rest is a bar at the horizon and labelled "not by <horizon>: X%" in the legend."""
     d = _Data(results, regime)
     thr = d.threshold(threshold)
     with _style():
-        fig, ax = _figure(7.5, 5.0)
-        ax.set_title(d.title(f"date first reaching {thr.label} ({thr.kind} FLOP)"), loc="left")
+        fig, ax = _figure(8.0, 4.8)
+        _title(fig, d, f"date of first reaching {thr.describe}")
         ax.set_xlabel("Year")
-        ax.set_ylabel("Share of trajectories reached (cumulative)")
-        ax.set_xlim(d.start, d.horizon)
+        ax.set_ylabel("Cumulative share of trajectories\nthat have reached the threshold")
+        ax.set_xlim(d.start - 0.012 * (d.horizon - d.start), d.horizon + 0.012 * (d.horizon - d.start))
         ax.set_ylim(0, 1.02)
+        _years(ax.xaxis)
         ax.yaxis.set_major_formatter(_percent())
-        ax.axhline(1.0, color="0.75", lw=0.6, zorder=0)
-        ends, missing, dodge = [], [], 0
+        ax.grid(color="0.92", lw=0.5)
+        ax.set_axisbelow(True)
+        missing, censored, at_start, drawn = [], [], [], 0
+        tol = max(1e-3, 2 * float(d.meta.get("resolution_years") or 0.0))  # "at the start", within the bins
         rows = d.event_rows("t_first", thr.name)
-        step = 0.004 * (d.horizon - d.start)
+        width_pt = fig.get_size_inches()[0] * ax.get_position().width * 0.8 * 72  # roughly, after layout
+        step = 3.0 / width_pt * (d.horizon - d.start)  # bars at the horizon 3 pt apart
         for row, r in rows:
             pts = [(r[k], q) for q, k in QUANTILES if r[k] is not None]
             reached = r["p_reached"]
-            if reached is None or r["n"] == 0:
+            if reached is None or not r["n"]:
                 missing.append(row.display)
                 continue
             c = d.color(row)
             x = [v for v, _ in pts]
             y = [q for _, q in pts]
-            if reached > (y[-1] if y else 0.0) + 1e-9:
-                x.append(d.horizon)
-                y.append(reached)
-            lw = 1.8 if row.actor == d.frontier else 1.3
-            ax.plot(x, y, color=c, lw=lw, label=row.display, gid="cdf", clip_on=False)
-            if pts:
-                ax.plot([v for v, _ in pts], [q for _, q in pts], "o", ms=2.6, color=c, clip_on=False)
+            label = f"{row.display} \u2014 not by {d.horizon:g}: {_pct(1 - reached)}"
+            lw = 1.9 if row.actor == d.frontier else 1.3
+            z = 3 if row.actor == d.frontier else 2
+            ax.plot(x, y, color=c, lw=lw, label=label, gid="cdf", marker="o", ms=2.4, zorder=z)
+            if reached > (y[-1] if y else 0.0) + 1e-9:  # only the end point is known: dotted
+                ax.plot([x[-1] if x else d.start, d.horizon], [y[-1] if y else 0.0, reached], color=c, lw=lw * 0.7,
+                        ls=(0, (1, 1.5)), zorder=z)
             # the censored mass: a bar at the horizon from the share reached up to 100%
-            xb = d.horizon - dodge * step
-            ax.plot([xb, xb], [reached, 1.0], color=c, lw=2.2, alpha=0.55, solid_capstyle="butt",
-                    clip_on=False)
-            ax.plot([xb], [reached], "o", ms=4, color=c, mec="white", mew=0.6, clip_on=False, zorder=4)
-            dodge += 1
-            ends.append((reached, f"{row.display} \u2014 not by {d.horizon:g}: {_pct(1 - reached)}", c))
-        if not ends:
+            xb = d.horizon - drawn * step
+            if 1.0 - reached > 1e-9:
+                ax.plot([xb, xb], [reached, 1.0], color=c, lw=2.4, alpha=0.6, solid_capstyle="butt")
+            ax.plot([xb], [reached], "o", ms=3.8, color=c, mec="white", mew=0.5, zorder=4)
+            if 1.0 - reached >= 0.02:
+                censored.append((xb, reached, c))
+            if r["p50"] is not None and r["p50"] <= d.start + tol:
+                at_start.append(f"{row.display} (\u2265{_pct(max(q for v, q in pts if v <= d.start + tol))})")
+            drawn += 1
+        if not drawn:
             _say(ax, f"no t_first rows for threshold {thr.name}")
             return fig
-        ax.axvline(d.horizon, color="0.5", lw=0.6, ls=":", zorder=0)
-        _margin_labels(ax, ends, x_from=d.horizon)
-        notes = ["lines join the stored quantiles (markers: p1, p5, p10, p25, p50, p75, p90, p95, p99) linearly; "
-                 f"bars at {d.horizon:g}: share not reaching it by the horizon (censored)"]
+        ax.axvline(d.horizon, color="0.4", lw=0.7, ls=":", zorder=1)
+        if len(censored) <= 4:  # few enough to say at the bars themselves (the legend says it for all)
+            y_prev = None
+            for xb, reached, c in sorted(censored, key=lambda e: -e[1]):
+                y = (reached + 1.0) / 2
+                y = y if y_prev is None else min(y, y_prev - 0.055)
+                ax.annotate(f"not by {d.horizon:g}: {_pct(1 - reached)}", xy=(xb, (reached + 1.0) / 2),
+                    xytext=(xb - 0.015 * (d.horizon - d.start), y), textcoords="data", ha="right", va="center",
+                    fontsize=7.5, color=c, bbox=dict(fc="white", ec="none", alpha=0.85, pad=0.5),
+                    arrowprops=dict(arrowstyle="-", color=c, lw=0.6, shrinkA=0, shrinkB=1), zorder=5)
+                y_prev = y
+        ax.annotate(f"horizon {d.horizon:g}", xy=(d.horizon, 0.02), xytext=(-3, 0), textcoords="offset points",
+                    ha="right", va="bottom", rotation=90, fontsize=7, color="0.35")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7.5, handlelength=1.6)
+        notes = ["Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
+                 "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
+                 f"the share reached by the horizon (dot), of which only the end is known. Bar above a dot: trajectories not reaching the threshold by {d.horizon:g} "
+                 "(censored)." + (
+                     " Dates combine every channel (own training and open release)." if d.channels else "")]
+        if at_start:
+            notes.append(f"Already at or above the threshold at the start ({d.start:g}), drawn as a vertical line "
+                         f"there: {', '.join(at_start)}.")
         if d.groups:
-            notes.append("#k: date the k-th member of the group reaches it")
+            notes.append("#k: date at which the k-th largest member of the group reaches it.")
         if missing:
-            notes.append(f"no data for: {', '.join(missing)}")
-        _footnote(ax, notes)
+            notes.append(f"No data for: {', '.join(missing)}.")
+        _notes(fig, notes)
     return fig
 
 
 def lead_times(results, threshold=None, regime=None):
     """Lead time of every actor and group rank behind the frontier (events ``lead_time``,
     years), one panel per threshold (or only ``threshold``): box p25-p75, whiskers
-    p5-p95, median tick, share reached on the right. A quantile not reached by the
+    p5-p95, median line, share reached beside each row. A quantile not reached by the
     horizon is drawn as an arrow off the panel's right edge."""
     d = _Data(results, regime)
     thresholds = [d.threshold(threshold)] if threshold is not None else list(d.thresholds)
     rows = [row for row in d.rows if row.actor != d.frontier]
     with _style():
-        n = len(thresholds)
-        ncols = 1 if n == 1 else min(n, 3)
+        n = max(len(thresholds), 1)
+        ncols = 1 if n == 1 else (2 if n in (2, 4) else 3)
+        ncols = 4 if n > 9 else ncols
         nrows = math.ceil(n / ncols)
-        height = max(2.2, 0.34 * len(rows) + 1.3)
-        fig, axes = _figure(max(7.5, 3.0 * ncols + 1.6) if n > 1 else 7.5, height * nrows + 0.5, nrows, ncols,
-                            sharey=True)
+        height = max(1.6, 0.25 * len(rows) + 0.9)
+        fig, axes = _figure(7.5 if ncols == 1 else 2.9 * ncols + 1.6, height * nrows + 1.4, nrows, ncols,
+                            sharey=True, sharex=True)
         axes = np.atleast_1d(axes).ravel()
-        fig.suptitle(d.title("lead time behind the frontier"), x=0.01, ha="left", fontsize=10)
-        if not rows:
+        _title(fig, d, "lead time behind the frontier" + (f", {thresholds[0].describe}" if threshold else ""))
+        if not rows or not thresholds or not any(r["metric"] == "lead_time" for r in d.events):
             for ax in axes:
-                ax.set_visible(False)
-            axes[0].set_visible(True)
-            axes[0].set_axis_off()
-            _say(axes[0], "no lead-time rows: the scenario has no actor besides the frontier")
+                ax.set_axis_off()
+            _say(axes[0], "no thresholds in the results" if not thresholds else
+                 "no lead-time rows: the scenario has no actor besides the frontier" if not rows else
+                 "no lead-time rows in events.parquet")
             return fig
         ypos = {row: i for i, row in enumerate(rows)}
+        vals = [r[k] for thr in thresholds for _, r in d.event_rows("lead_time", thr.name)
+                for k in ("p5", "p25", "p50", "p75", "p95") if r[k] is not None]
+        xmax = max(vals, default=1.0)
+        xmin = min(min(vals, default=0.0), 0.0)
+        span = max(xmax - xmin, 0.5)
         for ax, thr in zip(axes, thresholds):
-            _lead_panel(ax, d, thr, rows, ypos)
+            _lead_panel(ax, d, thr, rows, ypos, xmax + 0.08 * span, show_title=threshold is None)
+        axes[0].set_xlim(xmin - 0.04 * span, xmax + 0.1 * span)
+        from matplotlib.ticker import MaxNLocator
+
+        axes[0].xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 5, 10]))
         for ax in axes[n:]:
-            ax.set_visible(False)
+            ax.set_axis_off()
         axes[0].set_yticks(range(len(rows)), [row.display for row in rows])
-        axes[0].set_ylim(len(rows) - 0.4, -0.6)
-        for ax in axes[:n]:
-            for label, row in zip(ax.get_yticklabels(), rows):
-                label.set_color(d.color(row))
-        for ax in axes[n - ncols if n >= ncols else 0:n]:
-            ax.set_xlabel("Lead time after the frontier (years)")
-        notes = ["box: p25-p75, whiskers: p5-p95, line: median; right: share of trajectories in which both reach "
-                 f"the threshold by {d.horizon:g}; arrow: quantile beyond the horizon"]
+        axes[0].set_ylim(len(rows) - 0.5, -0.5)
+        for k, ax in enumerate(axes[:n]):
+            if k % ncols == 0:
+                for label, row in zip(ax.get_yticklabels(), rows):
+                    label.set_color(_dark(d, [row]))
+            if k + ncols >= n:
+                ax.set_xlabel("Lead time (years after the frontier)")
+                ax.xaxis.set_tick_params(labelbottom=True)
+        notes = ["Box: p25-p75; whiskers: p5-p95; line in the box: median; arrow: that quantile is later than the "
+                 f"horizon ({d.horizon:g}). Number beside each row: share of trajectories in which both the "
+                 "frontier and that actor reach the threshold by the horizon. Thresholds in effective FLOP unless marked "
+                 "physical."]
         if d.groups:
-            notes.append("#k: the k-th largest member of the group")
-        _footnote(axes[(nrows - 1) * ncols], notes, fig_wide=True)
+            notes.append("#k: the k-th largest member of the group.")
+        _notes(fig, notes)
     return fig
 
 
@@ -198,86 +275,104 @@ def access_and_performance(results, regime=None):
     FLOP; the performance effect). Median lines, p5-p95 bands."""
     d = _Data(results, regime)
     with _style():
-        fig, (left, right) = _figure(11.0, 5.0, 1, 2)
-        fig.suptitle(d.title("access and performance effects"), x=0.01, ha="left", fontsize=10)
+        fig, (left, right) = _figure(10.0, 4.9, 1, 2)
+        _title(fig, d, "access effect and performance effect")
         budgets = d.budgets()
+        notes = []
         # Left: cost to reach each threshold.
-        left.set_title("Access effect: cost of the training run that reaches each threshold\n"
-                       "(at frontier hardware and algorithms)", loc="left", fontsize=9)
+        left.set_title("Access effect: cost of a training run reaching each threshold", loc="left", fontsize=9)
         left.set_xlabel("Year")
-        left.set_ylabel("Cost to reach the threshold (US$, log scale)")
+        left.set_ylabel("Cost to reach the threshold (US$)")
         colors = _sequence(len(d.thresholds))
-        ends, lo, hi, missing = [], [], [], []
+        ends, lo, hi, med, missing = [], [], [], [], []
         for t, c in zip(d.thresholds, colors):
             p = d.path(f"cost_to_reach:{t.name}")
             if p is None or np.all(np.isnan(p["p50"])):
                 missing.append(t.name)
                 continue
-            left.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=0.13, lw=0)
-            left.plot(p["year"], p["p50"], color=c, lw=1.5, ls="-" if t.kind == "effective" else (0, (5, 2)),
+            left.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=0.15 / math.sqrt(max(1, len(colors) / 3)),
+                              lw=0)
+            left.plot(p["year"], p["p50"], color=c, lw=1.6, ls="-" if t.kind == "effective" else (0, (5, 2)),
                       label=t.label, gid="median")
-            ends.append((_last(p["year"], p["p50"])[1], t.label + ("" if t.kind == "effective" else " (physical)"), c))
+            ends.append((_last(p["year"], p["p50"])[1], t.short, c))
             lo.append(np.nanmin(p["p5"]))
             hi.append(np.nanmax(p["p95"]))
+            med.append(np.nanmin(p["p50"]))
         if ends:
             left.set_xlim(d.start, d.horizon)
-            ylo, yhi = math.floor(min(lo) - 0.3), math.ceil(max(hi) + 0.3)
+            _years(left.xaxis)
+            ylo = max(math.floor(min(lo) - 0.3), math.floor(min(med)) - 2)
+            yhi = math.ceil(max(hi) + 0.3)
             left.set_ylim(ylo, yhi)
             _pow10(left.yaxis, dollars=True)
             for b in budgets:
                 if ylo <= math.log10(b) <= yhi:
-                    left.axhline(math.log10(b), color="0.3", lw=0.8, ls=(0, (1, 2)), zorder=1.5)
-                    left.text(0.005, math.log10(b), " budget " + _usd(b), transform=left.get_yaxis_transform(),
-                              ha="left", va="bottom", fontsize=7.5, color="0.2",
-                              bbox=dict(fc="white", ec="none", alpha=0.75, pad=0.4), zorder=3)
+                    left.axhline(math.log10(b), color="0.3", lw=0.8, ls=(0, (1, 1.5)), zorder=1.5)
+                    left.text(0.01, math.log10(b), _usd(b) + " budget", transform=left.get_yaxis_transform(),
+                              ha="left", va="bottom", fontsize=7, color="0.2",
+                              bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3), zorder=3)
             _margin_labels(left, ends, x_from=d.horizon)
-            notes = ["line: median; band: 90% (p5-p95); dashed: physical threshold (hardware only)"]
-            if budgets:
-                notes.append("dotted: access budgets; a budget reaches a threshold where its cost falls below it")
+            left.grid(axis="y", color="0.92", lw=0.5)
+            left.set_axisbelow(True)
+            physical = any(t.kind == "physical" for t in d.thresholds)
+            notes.append("Left (access effect): the cost in $ of the training run that reaches each threshold with the "
+                         "frontier's hardware price-performance and algorithms" + (
+                             " (dashed: physical threshold, hardware only)" if physical else "") + ("; dotted: the access budgets, each reaching a threshold when its cost falls "
+                                    "below it" if budgets else "") + ".")
+            if min(lo) < ylo:
+                notes.append(f"Bands are cut at {_pow10_text(ylo, dollars=True)}.")
             if missing:
-                notes.append(f"no cost series for: {', '.join(missing)}")
-            _footnote(left, notes)
+                notes.append(f"No cost series for: {', '.join(missing)}.")
         else:
+            left.set_axis_off()
             _say(left, "no cost_to_reach:<threshold> series in paths.parquet")
         # Right: capability of each fixed budget.
-        right.set_title("Performance effect: capability of a fixed budget\n"
-                        "(training run at frontier hardware and algorithms)", loc="left", fontsize=9)
+        right.set_title("Performance effect: capability of a fixed budget", loc="left", fontsize=9)
         right.set_xlabel("Year")
-        right.set_ylabel("Effective training compute (FLOP, log scale)")
+        right.set_ylabel("Effective compute (FLOP)")
         ends, lo, hi, missing = [], [], [], []
-        for b, c in zip(budgets, _sequence(len(budgets), "cividis")):
+        for b, c in zip(budgets, _sequence(len(budgets), "plasma", hi=0.72)):
             p = d.path(f"capability_at_budget:{_usd_key(b)}") or d.path_by_budget(b)
             if p is None or np.all(np.isnan(p["p50"])):
                 missing.append(_usd(b))
                 continue
             right.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=0.15, lw=0)
-            right.plot(p["year"], p["p50"], color=c, lw=1.5, label=_usd(b), gid="median")
-            ends.append((_last(p["year"], p["p50"])[1], _usd(b) + " budget", c))
+            right.plot(p["year"], p["p50"], color=c, lw=1.6, label=_usd(b), gid="median")
+            ends.append((_last(p["year"], p["p50"])[1], _usd(b), c))
             lo.append(np.nanmin(p["p5"]))
             hi.append(np.nanmax(p["p95"]))
         if ends:
             right.set_xlim(d.start, d.horizon)
+            _years(right.xaxis)
             effective = [t for t in d.thresholds if t.kind == "effective"]
             ylo, yhi = min(lo), max(hi)
             shown = [t for t in effective if ylo - 1 <= t.log10 <= yhi + 1]
-            if shown:
-                ylo, yhi = min(ylo, *(t.log10 for t in shown)), max(yhi, *(t.log10 for t in shown))
+            ylo = min([ylo] + [t.log10 for t in shown])
+            yhi = max([yhi] + [t.log10 for t in shown])
             right.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
             _pow10(right.yaxis)
             for t in shown:
-                right.axhline(t.log10, color="0.3", ls=(0, (4, 3)), lw=0.8, zorder=1.5)
-                right.text(0.005, t.log10, " " + t.label, transform=right.get_yaxis_transform(), ha="left",
-                           va="bottom", fontsize=7.5, color="0.2", bbox=dict(fc="white", ec="none", alpha=0.75,
-                                                                              pad=0.4), zorder=3)
+                right.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
+                right.text(0.01, t.log10, t.label, transform=right.get_yaxis_transform(), ha="left", va="bottom",
+                           fontsize=7, color="0.2", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3), zorder=3)
             _margin_labels(right, ends, x_from=d.horizon)
-            notes = ["line: median; band: 90% (p5-p95); dashed: effective thresholds"]
+            right.grid(axis="y", color="0.92", lw=0.5)
+            right.set_axisbelow(True)
+            notes.append("Right (performance effect): effective compute of a training run costing each access budget, "
+                         "at frontier hardware and algorithms; dotted: effective thresholds.")
+            hidden = [t.name for t in effective if t not in shown]
+            if hidden:
+                notes.append(f"Thresholds outside the range shown: {', '.join(hidden)}.")
             if missing:
-                notes.append(f"no capability series for: {', '.join(missing)}")
-            _footnote(right, notes)
+                notes.append(f"No capability series for: {', '.join(missing)}.")
         elif not budgets:
-            _say(right, "no access budgets in this scenario\n(add [access] budgets = [...] to the scenario)")
+            right.set_axis_off()
+            _say(right, "no access budgets in this scenario\n(add [access] budgets = [...] to show them)")
         else:
+            right.set_axis_off()
             _say(right, "no capability_at_budget:<$> series in paths.parquet")
+        notes.insert(0, "Lines: median; bands: 90% of trajectories (p5-p95).")
+        _notes(fig, notes)
     return fig
 
 
@@ -304,7 +399,7 @@ def save_all(results, out, threshold=None) -> list[Path]:
         path = out.with_name(f"{out.stem}-{name}{ext}")
         meta = {"Creator": "mcengine"} if ext != ".png" else {"Software": "mcengine"}
         with _style():
-            fig.savefig(path, metadata=meta)
+            fig.savefig(path, metadata=meta, dpi=200)
         written.append(path)
     return written
 
@@ -360,7 +455,24 @@ class _Threshold:
             same = math.isclose(float(self.name), self.flop, rel_tol=1e-9)
         except ValueError:
             same = False
-        return self.name if same else f"{self.name} ({_num(self.flop)})"
+        return self.name if same or _num(self.flop) in self.name else f"{self.name} ({_num(self.flop)})"
+
+    @property
+    def short(self) -> str:
+        """The label, marked if physical: ``reporting (physical, 1e26)``."""
+        extra = ["physical"] if self.kind == "physical" else []
+        if self.label != self.name:
+            extra.append(_num(self.flop))
+        return self.name + (f" ({', '.join(extra)})" if extra else "")
+
+    @property
+    def describe(self) -> str:
+        """For a title: ``1e28 effective FLOP``, ``gpt4 (2.1e25 effective FLOP)``."""
+        if self.label == self.name and _num(self.flop) == self.name:
+            return f"{self.name} {self.kind} FLOP"
+        if self.label == self.name:
+            return f"{self.name} ({self.kind} FLOP)"
+        return f"{self.name} ({_num(self.flop)} {self.kind} FLOP)"
 
 
 class _Data:
@@ -379,6 +491,7 @@ class _Data:
             raise ValueError(f"unknown regime {regime!r}; valid regimes: {valid}")
         self.regime = regime
         self.events = [r for r in events if r["regime"] == regime]
+        self.channels = any(r.get("channel") is not None for r in events)
         self.access = [r for r in results.access.to_pylist() if r["regime"] == regime]
         paths = [r for r in results.paths.to_pylist() if r["regime"] == regime]
         self.series: dict[str, list[dict]] = {}
@@ -405,15 +518,6 @@ class _Data:
         self._colors = self._assign_colors()
 
     # --- labels and colours
-    def title(self, what: str) -> str:
-        m = self.meta
-        n = m.get("trajectories")
-        scope = f"regime {self.regime}" if self.regime else ("all regimes, pooled" if self.regimes else "")
-        parts = [f"{m.get('scenario', 'results')}: {what}",
-                 ", ".join(p for p in (f"{n:,} trajectories" if n else "", f"seed {m['seed']}" if "seed" in m else "",
-                                       scope) if p)]
-        return " \u2014 ".join(p for p in parts if p)
-
     def _assign_colors(self) -> dict:
         colors, i = {}, 0
         for actor in dict.fromkeys(row.actor for row in self.rows):
@@ -510,57 +614,56 @@ def _load(results):
 # Drawing helpers
 # ---------------------------------------------------------------------------------------
 
-def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos):
+def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos, edge, show_title=True):
     recs = dict(d.event_rows("lead_time", thr.name))
-    ax.set_title(f"{thr.label}, {thr.kind}", loc="left", fontsize=9)
-    ax.axvline(0, color="0.6", lw=0.7, zorder=0)
-    vals = [r[k] for r in recs.values() for k in ("p5", "p25", "p50", "p75", "p95") if r[k] is not None]
-    xmax = max(vals, default=1.0)
-    xmin = min(min(vals, default=0.0), 0.0)
-    span = max(xmax - xmin, 0.5)
-    edge = xmax + 0.06 * span  # where a censored quantile's arrow ends
-    right = xmax + 0.30 * span  # room for the share reached
-    ax.set_xlim(xmin - 0.04 * span, right)
+    if show_title:
+        ax.set_title(thr.short, loc="left", fontsize=9)
+    ax.axvline(0, color="0.55", lw=0.7, zorder=0)
+    span = max(edge, 1.0)  # edge: where the arrow of a quantile beyond the horizon ends
+    share = ax.get_yaxis_transform()  # x: axes fraction, y: data
+    ax.text(1.02, -0.5, "reached", transform=share, ha="left", va="bottom", fontsize=6.5, color="0.35",
+            clip_on=False)
     drawn = 0
     for row in rows:
         y = ypos[row]
         r = recs.get(row)
         c = d.color(row)
+        dark = _dark(d, [row])
         if r is None or r["p_reached"] is None or not r["n"]:
-            ax.text(xmin, y, " no data", va="center", ha="left", **NOTE)
+            ax.text(0.02, y, "no data", transform=share, va="center", ha="left", **NOTE)
             continue
-        reached = r["p_reached"]
-        ax.text(right, y, _pct(reached), va="center", ha="right", fontsize=7.5, color=c)
+        ax.text(1.02, y, _pct(r["p_reached"]), transform=share, va="center", ha="left", fontsize=7, color=dark,
+                clip_on=False)
         q = {k: r[k] for k in ("p5", "p25", "p50", "p75", "p95")}
         if q["p5"] is None:
-            ax.text(xmin, y, f" beyond {d.horizon:g} in more than 95%", va="center", ha="left", **NOTE)
+            ax.text(0.02, y, f"later than {d.horizon:g} in more than 95%", transform=share, va="center", ha="left",
+                    **NOTE)
             continue
         hi_w = q["p95"] if q["p95"] is not None else edge
-        ax.plot([q["p5"], hi_w], [y, y], color=c, lw=1.1, solid_capstyle="butt", gid="whisker")
+        ax.plot([q["p5"], hi_w], [y, y], color=dark, lw=1.0, solid_capstyle="butt", gid="whisker")
+        ax.plot([q["p5"]] * 2, [y - 0.17, y + 0.17], color=dark, lw=1.0)
         if q["p95"] is None:
-            ax.annotate("", xy=(edge, y), xytext=(edge - 0.02 * span, y),
-                        arrowprops=dict(arrowstyle="-|>", color=c, lw=1.1, mutation_scale=8))
+            ax.annotate("", xy=(edge, y), xytext=(edge - 0.03 * span, y),
+                        arrowprops=dict(arrowstyle="-|>", color=dark, lw=1.0, mutation_scale=7, shrinkA=0, shrinkB=0))
         else:
-            ax.plot([q["p95"]] * 2, [y - 0.15, y + 0.15], color=c, lw=1.1)
-        ax.plot([q["p5"]] * 2, [y - 0.15, y + 0.15], color=c, lw=1.1)
+            ax.plot([q["p95"]] * 2, [y - 0.17, y + 0.17], color=dark, lw=1.0)
         if q["p25"] is not None:
             hi_b = q["p75"] if q["p75"] is not None else edge
-            ax.add_patch(_box(q["p25"], hi_b, y, c))
+            ax.add_patch(_box(q["p25"], hi_b, y, c, dark))
         if q["p50"] is not None:
-            ax.plot([q["p50"]] * 2, [y - 0.3, y + 0.3], color="white", lw=2.6, solid_capstyle="butt")
-            ax.plot([q["p50"]] * 2, [y - 0.3, y + 0.3], color=c, lw=1.4, solid_capstyle="butt", gid="median")
+            ax.plot([q["p50"]] * 2, [y - 0.32, y + 0.32], color=dark, lw=1.8, solid_capstyle="butt", gid="median",
+                    zorder=3)
         drawn += 1
-    ax.text(right, -0.55, "reached", ha="right", va="bottom", fontsize=7, color="0.35")
-    ax.grid(axis="x", color="0.9", lw=0.6)
+    ax.grid(axis="x", color="0.92", lw=0.5)
     ax.set_axisbelow(True)
     if not drawn:
         ax.text(0.5, 0.5, "no lead times to show", transform=ax.transAxes, ha="center", va="center", **NOTE)
 
 
-def _box(x0, x1, y, color):
+def _box(x0, x1, y, color, edge):
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x0, y - 0.3), x1 - x0, 0.6, fc=_shade(color, 0.55), ec=color, lw=1.0, zorder=2)
+    return Rectangle((x0, y - 0.3), x1 - x0, 0.6, fc=_shade(color, 0.5), ec=edge, lw=0.9, zorder=2)
 
 
 def _figure(w, h, nrows=1, ncols=1, **kw):
@@ -594,8 +697,12 @@ def _pow10(axis, dollars=False):
     axis.set_major_locator(MaxNLocator(nbins=8, integer=True, steps=[1, 2, 5, 10]))
     if hi - lo <= 40:
         axis.set_minor_locator(MultipleLocator(1))
-    prefix = r"\$" if dollars else ""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{prefix}$10^{{{int(round(v))}}}$"))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _pow10_text(v, dollars)))
+
+
+def _pow10_text(v, dollars=False) -> str:
+    """log10 value -> '$10^{k}$' (mathtext), with a dollar sign if ``dollars``."""
+    return (r"\$" if dollars else "") + f"$10^{{{int(round(v))}}}$"
 
 
 def _percent():
@@ -604,37 +711,96 @@ def _percent():
     return FuncFormatter(lambda v, _: f"{v:.0%}")
 
 
-def _margin_labels(ax, items, x_from, fontsize=7.5):
-    """Label line ends in the right margin, at their heights, moved apart so that they do
-    not overlap, each joined to its line end by a thin leader."""
+def _margin_labels(ax, items, x_from, fontsize=7.5, leaders=True):
+    """Label line ends in the right margin at their heights, moved apart just enough not
+    to overlap (overlapping labels are centred on their lines), each joined to its line
+    end by a thin leader."""
     if not items:
         return
-    fig = ax.figure
     lo, hi = ax.get_ylim()
-    h_in = fig.get_size_inches()[1] * ax.get_position().height * 0.9
-    gap = (fontsize * 1.25 / 72) / max(h_in, 0.5)  # one text line, in axes fraction
-    order = sorted(range(len(items)), key=lambda i: (items[i][0], i))
-    want = [(items[i][0] - lo) / (hi - lo) for i in order]
-    pos = list(want)
-    for k in range(1, len(pos)):
-        pos[k] = max(pos[k], pos[k - 1] + gap)
-    top = max(1.0, gap * len(pos))
-    if pos and pos[-1] > top:
-        pos[-1] = top
-        for k in range(len(pos) - 2, -1, -1):
-            pos[k] = min(pos[k], pos[k + 1] - gap)
+    h_in = ax.figure.get_size_inches()[1] * ax.get_position().height * 0.92  # roughly, after layout
+    gap = (fontsize * 1.3 / 72) / h_in  # one text line, in axes fraction
+    order = sorted(range(len(items)), key=lambda i: (items[i][0], -i))
+    want = [min(max((items[i][0] - lo) / (hi - lo), 0.0), 1.0) for i in order]
+    # clusters of labels that would overlap, each centred on the mean of its wishes
+    clusters = [[k] for k in range(len(want))]
+    def centre(c):
+        return sum(want[k] for k in c) / len(c)
+    def bottom(c):
+        return min(max(centre(c) - gap * (len(c) - 1) / 2, 0.0), 1.0 - gap * (len(c) - 1))
+    merged = True
+    while merged:
+        merged = False
+        for j in range(len(clusters) - 1):
+            a, b = clusters[j], clusters[j + 1]
+            if bottom(a) + gap * len(a) > bottom(b) + 1e-12:
+                clusters[j:j + 2] = [a + b]
+                merged = True
+                break
+    pos = {}
+    for c in clusters:
+        y0 = bottom(c)
+        for n, k in enumerate(c):
+            pos[k] = y0 + n * gap
     for k, i in enumerate(order):
         y, text, color = items[i]
-        ax.annotate(text, xy=(x_from, y), xycoords="data", xytext=(1.015, pos[k]), textcoords="axes fraction",
+        ax.annotate(text, xy=(x_from, y), xycoords="data", xytext=(1.03, pos[k]), textcoords="axes fraction",
                     va="center", ha="left", fontsize=fontsize, color=color, annotation_clip=False,
-                    arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.7, shrinkA=0, shrinkB=1))
+                    arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.8, shrinkA=0, shrinkB=0,
+                                    relpos=(0, 0.5)) if leaders else None)
 
 
-def _footnote(ax, lines, fig_wide=False):
-    """Small notes under the x-axis label, left-aligned with the axes (inside the layout,
-    so nothing is cut off)."""
-    ax.annotate("\n".join(lines), xy=(0, 0), xycoords=("axes fraction", ax.xaxis.label), xytext=(0, -6),
-                textcoords="offset points", ha="left", va="top", annotation_clip=False, linespacing=1.3, **NOTE)
+def _title(fig, d: _Data, what: str):
+    m = d.meta
+    n = m.get("trajectories")
+    if d.regime:
+        k = next((r["n"] for r in d.events if r["n"] is not None), None)
+        n = f"{k:,} of {n:,}" if k is not None and n else n
+    elif n:
+        n = f"{n:,}"
+    details = ", ".join(p for p in (f"{n} trajectories" if n else "", f"seed {m['seed']}" if "seed" in m else "",
+                                    f"regime {d.regime}" if d.regime else ("all regimes pooled" if d.regimes else ""))
+                        if p)
+    fig.suptitle(f"{m.get('scenario', 'results')}: {what}" + (f"\n{details}" if details else ""), x=0.01, ha="left",
+                 multialignment="left", fontsize=10, linespacing=1.4)
+
+
+def _notes(fig, lines):
+    """Notes at the bottom of the figure, wrapped to its width (inside the layout)."""
+    width = max(40, int(fig.get_size_inches()[0] * 15.5))
+    text = "\n".join(textwrap.fill(line, width) for line in lines)
+    fig.supxlabel(text, x=0.01, ha="left", multialignment="left", fontsize=7.5, color="0.3", linespacing=1.35)
+
+
+def _key(ax, d: _Data):
+    """An empty panel used as the key to the bands."""
+    from matplotlib.patches import Patch
+    from matplotlib.lines import Line2D
+
+    ax.set_axis_off()
+    handles = [Line2D([], [], color="0.2", lw=1.6, label="median"),
+               Patch(color="0.2", alpha=BAND_ALPHA[1] + BAND_ALPHA[0] * 1.3, lw=0, label="50% of trajectories (p25-p75)"),
+               Patch(color="0.2", alpha=BAND_ALPHA[0] * 1.3, lw=0, label="90% of trajectories (p5-p95)"),
+               Line2D([], [], color=FRONTIER_COLOR, lw=0.9, ls=(0, (3, 2)), label="frontier median (reference)"),
+               Line2D([], [], color="0.45", lw=0.8, ls=(0, (1, 1.5)), label="effective threshold")]
+    ax.legend(handles=handles, loc="center left", frameon=False, fontsize=7.5, title="Key", title_fontsize=8,
+              alignment="left")
+
+
+def _years(axis):
+    from matplotlib.ticker import MaxNLocator, MultipleLocator
+
+    axis.set_major_locator(MaxNLocator(nbins=6, integer=True, steps=[1, 2, 5, 10]))
+    axis.set_minor_locator(MultipleLocator(1))
+
+
+def _dark(d: _Data, rows):
+    """A readable (not too light) colour for text about ``rows``."""
+    from matplotlib.colors import to_rgb
+
+    r, g, b = to_rgb(d.color(rows[0]))
+    k = max(0.0, (0.299 * r + 0.587 * g + 0.114 * b) - 0.55)
+    return (r * (1 - k), g * (1 - k), b * (1 - k)) if k else (r, g, b)
 
 
 def _say(ax, message):
@@ -655,11 +821,12 @@ def _shade(color, f):
     return (r + (1 - r) * f, g + (1 - g) * f, b + (1 - b) * f)
 
 
-def _sequence(n, cmap="viridis"):
+def _sequence(n, cmap="viridis", lo=0.0, hi=0.78):
+    """``n`` colours along ``cmap``, short of its lightest end (readable on white)."""
     import matplotlib
 
     cm = matplotlib.colormaps[cmap]
-    return [cm(0.05 + 0.8 * i / max(n - 1, 1)) for i in range(n)]
+    return [cm(lo + (hi - lo) * i / max(n - 1, 1)) for i in range(n)]
 
 
 def _pct(x) -> str:
@@ -670,7 +837,7 @@ def _pct(x) -> str:
         return "<0.1%"
     if 0.999 < x < 1:
         return ">99.9%"
-    return f"{x:.1%}" if x < 0.1 or x > 0.9 else f"{x:.0%}"
+    return f"{x:.1%}"
 
 
 def _num(x: float) -> str:

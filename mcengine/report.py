@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import sys
 
@@ -13,34 +14,74 @@ def _fmt(x, spec: str) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
 
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
-
-
-def summary_text(results: Results) -> str:
-    """The summary printed by ``mcengine run`` and ``mcengine summary``."""
+def summary_data(results: Results) -> dict:
+    """The summary as plain data (``mcengine summary --json``): per threshold, the
+    frontier's date (p5/p50/p95, calendar years) and every other row's lead time (years),
+    with p_reached; all trajectories pooled. Null where a quantile falls among censored
+    trajectories."""
     m = results.metadata
-    ev = results.events.to_pylist()
-    horizon = m.get("horizon")
-    head = (f"{m['scenario']}: {m['trajectories']:,} trajectories, seed {m['seed']}, "
-            f"{m['platform']} ({m['device_kind']})")
-    frontier = [[r["threshold"], r["threshold_kind"], _fmt(r["p_reached"], ".1%"), _fmt(r["p5"], ".2f"),
-                 _fmt(r["p50"], ".2f"), _fmt(r["p95"], ".2f")]
-                for r in ev if r["metric"] == "t_first" and r["actor"] == "frontier" and r["regime"] is None]
-    groups = {r["actor"] for r in ev if r["metric"] == "warning_window"}
-    lead = [[r["actor"] + (f" #{r['rank']}" if r["actor"] in groups else ""), r["threshold"], _fmt(r["p_reached"], ".1%"), _fmt(r["p5"], "+.2f"),
-             _fmt(r["p50"], "+.2f"), _fmt(r["p95"], "+.2f")]
-            for r in ev if r["metric"] == "lead_time" and r["regime"] is None]
-    by = f" by {horizon:g}" if horizon else ""
-    parts = [head, "",
-             f"Frontier date (calendar year; '—': not reached{by} at that quantile)",
-             _table(["threshold", "kind", "reached", "p5", "p50", "p95"], frontier)]
-    if lead:
-        parts += ["", "Lead time (years after the frontier reaches the threshold)",
-                  _table(["actor", "threshold", "reached", "p5", "p50", "p95"], lead)]
-    return "\n".join(parts)
+    ev = [r for r in results.events.to_pylist() if r["regime"] is None and r["channel"] is None]
+    stats = lambda r: {k: r[k] for k in ("p_reached", "p5", "p50", "p95")}
+    thresholds = []
+    for r in ev:
+        if r["metric"] == "t_first" and r["actor"] == "frontier":
+            leads = {_label(x, ev): stats(x) for x in ev if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]}
+            thresholds.append({"threshold": r["threshold"], "flop": r["threshold_flop"], "kind": r["threshold_kind"],
+                               "frontier_date": stats(r), "lead_time": leads})
+    return {"scenario": m["scenario"], "trajectories": m["trajectories"], "seed": m["seed"],
+            "horizon": m.get("horizon"), "device": f"{m['platform']} ({m['device_kind']})", "thresholds": thresholds}
+
+
+def _label(row: dict, rows: list[dict]) -> str:
+    grouped = any(x["actor"] == row["actor"] and x["metric"] == "warning_window" for x in rows)
+    return f"{row['actor']} #{row['rank']}" if grouped else row["actor"]
+
+
+def summary_text(results: Results, width: int = 110) -> str:
+    """The summary printed by ``mcengine run`` and ``mcengine summary``: per threshold, the
+    frontier's median date with its 90% interval and the share reached by the horizon, then
+    each actor's median lead time."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    d = summary_data(results)
+    by = f" by {d['horizon']:g}" if d["horizon"] else ""
+    titles = [f"Frontier date (calendar year; '—': the quantile is not reached{by})"]
+    frontier = Table(box=box.SIMPLE_HEAD)
+    for col in ("threshold", "kind", "median", "90% interval", "reached"):
+        frontier.add_column(col, justify="left" if col in ("threshold", "kind") else "right")
+    actors: list[str] = []
+    for t in d["thresholds"]:
+        f = t["frontier_date"]
+        frontier.add_row(t["threshold"], t["kind"], _fmt(f["p50"], ".2f"),
+                         f"{_fmt(f['p5'], '.2f')} – {_fmt(f['p95'], '.2f')}", _fmt(f["p_reached"], ".1%"))
+        actors += [a for a in t["lead_time"] if a not in actors]
+    out = [frontier]
+    if actors:
+        titles.append("Median lead time (years after the frontier; the share reached by the horizon follows "
+                      "if below 100%)")
+        lead = Table(box=box.SIMPLE_HEAD)
+        lead.add_column("actor")
+        for t in d["thresholds"]:
+            lead.add_column(t["threshold"], justify="right")
+        for a in actors:
+            cells = []
+            for t in d["thresholds"]:
+                x = t["lead_time"].get(a)
+                reached = "" if x is None or x["p_reached"] is None or x["p_reached"] >= 0.9995 else \
+                    f" ({x['p_reached']:.0%})"
+                cells.append("" if x is None else _fmt(x["p50"], "+.2f") + reached)
+            lead.add_row(a, *cells)
+        out.append(lead)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(f"{d['scenario']}: {d['trajectories']:,} trajectories, seed {d['seed']}, {d['device']}",
+                  markup=False)
+    for title, table in zip(titles, out):
+        console.print()
+        console.print(title, markup=False)
+        console.print(table)
+    return console.export_text().rstrip()
 
 
 @contextlib.contextmanager

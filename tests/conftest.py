@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
+
+# Tests compile afresh: no persistent compilation cache in this process or its children.
+os.environ["MCENGINE_CACHE"] = "0"
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "benchmarks" / "peer.toml"

@@ -18,8 +18,9 @@ import pytest
 
 import mcengine
 from mcengine import backtest as bt
+from mcengine import engine, io
 
-from .conftest import scenario_toml
+from .conftest import ROOT, scenario_toml
 
 K = 5.0
 N = 2000
@@ -165,7 +166,7 @@ def test_backtest_rows_statuses_and_output(tmp_path, scenario, samples):
         assert r["pit"] is None and r["crps"] is None and r["inside_50"] is None and r["inside_90"] is None
     r2 = rows[("labs", 2, "p1e28")]
     assert r2["status"] == "observed" and r2["observed_date"] == decimal(datetime.date(2022, 3, 1))
-    assert r2["pit"] == empirical(samples[:, 1, 0], r2["observed_date"] - START)
+    assert r2["pit"] == empirical(samples[:, 2, 0], r2["observed_date"] - START)  # rows: frontier, labs#1..3
     assert rows[("labs", 3, "p1e28")]["status"] == "not yet by 2025-06-30"
     assert all(r["n"] == N for r in rows.values())
     assert any("effective thresholds cannot be observed" in n and "e1e30" in n for n in bt.notes(table))
@@ -180,8 +181,24 @@ def test_backtest_rows_statuses_and_output(tmp_path, scenario, samples):
     assert [p.name for p in (tmp_path / "results").iterdir()] == ["backtest.parquet"]  # no temporary left
     bt.write(table, tmp_path / "results")  # replaces the earlier backtest
     (tmp_path / "file").write_text("x")
-    with pytest.raises(mcengine.backtest.io.OutputError, match="not a folder"):
+    with pytest.raises(io.OutputError, match="not a folder"):
         bt.write(table, tmp_path / "file")
+    # what `mcengine backtest` runs: the same table, printed and written
+    text = bt.command(scenario, path, as_of="2025-06-30", trajectories=N, seed=SEED, out=tmp_path / "cmd")
+    assert text.endswith(f"wrote {tmp_path / 'cmd' / 'backtest.parquet'}") and "labs #3" in text
+    assert bt.read(tmp_path / "cmd").to_pylist() == table.to_pylist()
+
+
+EPOCH = ROOT.parent / "shared" / "data" / "epoch_models_to_2019.csv"
+
+
+@pytest.mark.skipif(not EPOCH.is_file(), reason="the shared Epoch data are not beside this checkout")
+def test_reads_the_epoch_models_file():
+    obs = bt.read_observed(EPOCH)
+    assert obs.fine_tunes > 0 and obs.no_compute > 0 and len(obs.runs) > 100
+    assert obs.latest <= datetime.date(2019, 12, 31)
+    first = bt.observed_events(obs, 1e23, datetime.date(2019, 12, 31))
+    assert [(e.organization, e.model) for e in first] == [("DeepMind", "AlphaStar")]
 
 
 # -- (2) PIT and intervals against the closed form ------------------------------------------------
@@ -214,9 +231,11 @@ def test_pit_and_intervals_match_the_closed_form(tmp_path, scenario, samples):
             assert row["inside_50"] == (0.25 <= p <= 0.75) and row["inside_90"] == (0.05 <= p <= 0.95), k
     # the frontier (budget 10x larger) is far earlier: its PIT at the first date is ~1
     assert rows[("frontier", 1, "p1e28")]["inside_90"] is False
-    # the medians in closed form: d / (GROWTH + RATE_MEAN) years after the start
-    assert abs(rows[("labs", 1, "p1e28")]["predicted_p50"] - (START + 2 / 0.5)) < 0.05
-    assert abs(rows[("frontier", 1, "p1e28")]["predicted_p50"] - (START + 1 / 0.5)) < 0.05
+    # the medians in closed form: d / (GROWTH + RATE_MEAN) years after the start; the
+    # sample median's standard error is 1.2533 sd(tau) / sqrt(N), sd(tau) ~ d RATE_SD / 0.5^2
+    for actor, d in (("labs", 2.0), ("frontier", 1.0)):
+        se = 1.2533 * d * RATE_SD / 0.25 / math.sqrt(N)
+        assert abs(rows[(actor, 1, "p1e28")]["predicted_p50"] - (START + d / 0.5)) <= K * se, actor
 
 
 # -- (3) censoring ----------------------------------------------------------------------------------
@@ -261,7 +280,7 @@ def test_score_handles_predicted_censoring_and_the_horizon():
     r = bt.score(t, 1.5, 0.0, 3.0, 10.0)  # as_of after the horizon: c = 3
     assert r["status"] == "observed" and r["pit"] == 0.25 and r["p_by_as_of"] == 0.5
     assert r["predicted_p5"] == 1.0 and r["predicted_p50"] == 2.0 and r["predicted_p95"] is None
-    assert r["inside_50"] is True and r["inside_90"] is True  # [2, inf) and [1, inf)
+    assert r["inside_50"] is True and r["inside_90"] is True  # both [1, inf)
     assert r["crps"] == pytest.approx(tw_crps_integral(t, 1.5, 3.0))
     # observed after the horizon: censored at the horizon
     late = bt.score(t, 5.0, 0.0, 3.0, 10.0)
@@ -281,7 +300,7 @@ def test_as_of_before_start_has_nothing_to_score(tmp_path, scenario, monkeypatch
     def no_sampling(*args, **kwargs):
         raise AssertionError("nothing to score, so nothing should be sampled")
 
-    monkeypatch.setattr(mcengine.engine, "sample_trajectories", no_sampling)
+    monkeypatch.setattr(engine, "sample_trajectories", no_sampling)
     table = bt.backtest(scenario, path, as_of=datetime.date(2019, 12, 31), trajectories=N)
     assert table.num_rows == 0 and table.schema.names == bt.SCHEMA.names
     message = "nothing to score yet: as-of 2019-12-31 is before the scenario start 2020.0"

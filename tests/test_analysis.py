@@ -1,0 +1,138 @@
+"""The analyst's tools: sweeps, sensitivity, per-trajectory output, JSON summary, progress."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import mcengine
+from mcengine import sensitivity
+from mcengine.cli import main
+
+from .conftest import PEER, scenario_toml
+
+SHORT = ["--set", "scenario.horizon=2033.0"]
+
+
+def exit_code(args) -> int:
+    try:
+        main(args)
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
+def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):
+    out = tmp_path / "sw"
+    assert exit_code(["sweep", str(PEER), "--fix", "scenario.horizon=2033.0", "--set", "hardware.rate=0.05,0.2",
+                      "--set", "actors.frontier.cap=1e11,1e12", "-n", "500", "--out", str(out), "-q"]) == 0
+    duckdb = pytest.importorskip("duckdb")
+    rows = duckdb.sql(f"""
+        SELECT hardware_rate, actors_frontier_cap, count(*) AS n, avg(p50) AS p50
+        FROM read_parquet('{out}/events/**/*.parquet', hive_partitioning = true)
+        WHERE metric = 't_first' AND actor = 'frontier' GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert [(str(r[0]), str(r[1]), r[2]) for r in rows] == [
+        ("0.05", "1e11", 8), ("0.05", "1e12", 8), ("0.2", "1e11", 8), ("0.2", "1e12", 8)]
+    assert rows[0][3] > rows[2][3]  # slower hardware: later frontier dates
+    import pandas as pd
+
+    df = pd.read_parquet(out / "paths")
+    assert {"hardware_rate", "actors_frontier_cap"} <= set(df.columns) and len(df) > 0
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert len(manifest["points"]) == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sw"]
+
+
+def test_sweep_points_are_the_same_as_single_runs(tmp_path):
+    out = tmp_path / "sw"
+    assert exit_code(["sweep", str(PEER), "--fix", "scenario.horizon=2033.0", "--set", "algorithms.volatility=0.05,0.2",
+                      "-n", "300", "--seed", "4", "--out", str(out), "-q"]) == 0
+    single = mcengine.run(mcengine.load_scenario(PEER, ["scenario.horizon=2033.0", "algorithms.volatility=0.2"]),
+                          trajectories=300, seed=4)
+    swept = pq.read_table(out / "events" / "algorithms_volatility=0.2")
+    assert swept.select(single.events.column_names).equals(single.events)
+
+
+def test_sensitivity_recovers_the_only_driver():
+    """Only the frontier's initial budget is uncertain enough to matter: it must carry
+    almost all the variance of the frontier date (rho = -1); the near-fixed rates none."""
+    s = mcengine.parse_scenario(scenario_toml(
+        hardware={"initial": 1e18, "rate": {"normal": [0.10, 0.11]}},
+        algorithms={"initial": 1.0, "rate": {"normal": [0.395, 0.405]}},
+        actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e10]}, "growth": {"normal": [0.295, 0.305]}},
+                {"name": "b", "budget": 1e8, "growth": 0.3}],
+        thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"},
+                    {"name": "1e50", "flop": 1e50, "kind": "effective"}]))
+    table = sensitivity.sensitivity(s, trajectories=4000, seed=0)
+    rows = {(r["output"], r["threshold"], r["input"]): r for r in table.to_pylist()}
+    budget = rows[("t_first", "1e28", "actors.frontier.budget")]
+    assert budget["spearman"] < -0.99 and budget["variance_share"] > 0.97
+    for other in ("hardware.rate", "algorithms.rate", "actors.frontier.growth"):
+        assert abs(rows[("t_first", "1e28", other)]["variance_share"]) < 0.02
+    never = rows[("t_first", "1e50", "actors.frontier.budget")]  # all censored: explicit, not invented
+    assert never["p_reached"] == 0 and never["spearman"] is None and never["variance_share"] is None
+
+
+def test_keep_trajectories_streams_rows_equal_to_the_samples(tmp_path):
+    s = mcengine.load_scenario(PEER, SHORT[1:])
+    res = mcengine.run(s, trajectories=2500, seed=5, chunk_size=1000, keep_trajectories=tmp_path)
+    folder = res.write(tmp_path / "out")
+    f = pq.ParquetFile(folder / "trajectories.parquet")
+    assert f.metadata.num_rows == 2500 and f.metadata.num_row_groups == 3  # one per chunk
+    t = f.read()
+    assert t.column("trajectory").to_pylist() == list(range(2500))
+    samples = mcengine.sample_trajectories(s, 2500, seed=5)
+    got = np.array(t.column("t_first:follower:1e30").to_pylist(), dtype=float)
+    expected = samples.t_first[:, 1, 3].astype(np.float64) + s.start
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got[~np.isnan(got)], expected[~np.isnan(expected)], rtol=0, atol=1e-9)
+    assert "actors.frontier.budget" in t.column_names and "hardware.rate" in t.column_names
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the scratch file was moved in
+
+
+def test_summary_json(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert exit_code(["run", str(PEER), *SHORT, "-n", "300", "-q", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert exit_code(["summary", str(out), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["scenario"] == "peer" and len(d["thresholds"]) == 8
+    assert set(d["thresholds"][0]["lead_time"]) == {"follower", "open_weights", "restricted", "academic"}
+
+
+def test_progress_bar_on_a_terminal_not_in_a_pipe(tmp_path):
+    args = ["mcengine", "run", str(PEER), *SHORT, "-n", "20000", "--chunk-size", "2000"]
+    env = {**os.environ, "MCENGINE_CACHE": "0", "COLUMNS": "120"}
+    piped = subprocess.run(args + ["--out", str(tmp_path / "a")], capture_output=True, text=True, env=env)
+    assert piped.returncode == 0 and "sampling" not in piped.stderr and "traj/s" not in piped.stderr
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stderr and stdout on a pseudo-terminal
+        os.execvpe(args[0], args + ["--out", str(tmp_path / "b")], env)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    text = seen.decode(errors="replace")
+    assert "sampling" in text and "traj/s" in text and "left" in text
+
+
+def test_backtest_command_on_the_historical_scenario_runs(capsys):
+    data = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "epoch_models_to_2019.csv")
+    if not os.path.exists(data) or "historical-2020" not in mcengine.builtin_names():
+        pytest.skip("needs ../shared/data and the historical-2020 scenario")
+    assert exit_code(["backtest", "historical-2020", "--observed", data, "--as-of", "2019-12-31", "-n", "500"]) == 0
+    assert "nothing to score yet" in capsys.readouterr().out
