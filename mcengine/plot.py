@@ -64,8 +64,8 @@ def fan_chart(results, regime=None):
             _say(axes[0], "no effective-compute series (effective:<row>) in paths.parquet")
             return fig
         effective = [t for t in d.thresholds if t.kind == "effective"]
-        lo = min(np.nanmin(p["p5"]) for p in series.values())
-        hi = max(np.nanmax(p["p95"]) for p in series.values())
+        values = np.concatenate([p[k] for p in series.values() for k in ("p5", "p50", "p95")])
+        lo, hi = np.nanmin(values), np.nanmax(values)
         shown = [t for t in effective if lo - 1 <= t.log10 <= hi + 1]
         ylo = min([lo] + [t.log10 for t in shown])
         yhi = max([hi] + [t.log10 for t in shown])
@@ -96,7 +96,7 @@ def fan_chart(results, regime=None):
         for ax in axes[n:]:
             ax.set_axis_off()
         if n > 1 and len(axes) > n:
-            _key(axes[n], d)
+            _key(axes[n])
         ax0 = axes[0]
         ax0.set_xlim(d.start, d.horizon)
         ax0.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
@@ -146,7 +146,7 @@ def threshold_cdf(results, threshold, regime=None):
         ax.yaxis.set_major_formatter(_percent())
         ax.grid(color="0.92", lw=0.5)
         ax.set_axisbelow(True)
-        missing, censored, at_start, drawn = [], [], [], 0
+        missing, censored, at_start, drawn, dodge = [], [], [], 0, 0
         tol = max(1e-3, 2 * float(d.meta.get("resolution_years") or 0.0))  # "at the start", within the bins
         rows = d.event_rows("t_first", thr.name)
         width_pt = fig.get_size_inches()[0] * ax.get_position().width * 0.8 * 72  # roughly, after layout
@@ -164,13 +164,14 @@ def threshold_cdf(results, threshold, regime=None):
             lw = 1.9 if row.actor == d.frontier else 1.3
             z = 3 if row.actor == d.frontier else 2
             ax.plot(x, y, color=c, lw=lw, label=label, gid="cdf", marker="o", ms=2.4, zorder=z)
-            if reached > (y[-1] if y else 0.0) + 1e-9:  # only the end point is known: dotted
-                ax.plot([x[-1] if x else d.start, d.horizon], [y[-1] if y else 0.0, reached], color=c, lw=lw * 0.7,
-                        ls=(0, (1, 1.5)), zorder=z)
+            if pts and reached > y[-1] + 1e-9:  # only the end point is known: dotted
+                ax.plot([x[-1], d.horizon], [y[-1], reached], color=c, lw=lw * 0.7, ls=(0, (1, 1.5)), zorder=z)
             # the censored mass: a bar at the horizon from the share reached up to 100%
-            xb = d.horizon - drawn * step
-            if 1.0 - reached > 1e-9:
+            visible = 1.0 - reached >= 0.005
+            xb = d.horizon - dodge * step if visible else d.horizon
+            if visible:
                 ax.plot([xb, xb], [reached, 1.0], color=c, lw=2.4, alpha=0.6, solid_capstyle="butt")
+                dodge += 1
             ax.plot([xb], [reached], "o", ms=3.8, color=c, mec="white", mew=0.5, zorder=4)
             if 1.0 - reached >= 0.02:
                 censored.append((xb, reached, c))
@@ -196,9 +197,9 @@ def threshold_cdf(results, threshold, regime=None):
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7.5, handlelength=1.6)
         notes = ["Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
                  "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
-                 f"the share reached by the horizon (dot), of which only the end is known. Bar above a dot: trajectories not reaching the threshold by {d.horizon:g} "
-                 "(censored)." + (
-                     " Dates combine every channel (own training and open release)." if d.channels else "")]
+                 "the share reached by the horizon (dot), of which only the end is known. Bar above a dot: "
+                 f"trajectories not reaching the threshold by {d.horizon:g} (censored)."
+                 + (" Dates combine every channel (own training and open release)." if d.channels else "")]
         if at_start:
             notes.append(f"Already at or above the threshold at the start ({d.start:g}), drawn as a vertical line "
                          f"there: {', '.join(at_start)}.")
@@ -260,8 +261,8 @@ def lead_times(results, threshold=None, regime=None):
                 ax.xaxis.set_tick_params(labelbottom=True)
         notes = ["Box: p25-p75; whiskers: p5-p95; line in the box: median; arrow: that quantile is later than the "
                  f"horizon ({d.horizon:g}). Number beside each row: share of trajectories in which both the "
-                 "frontier and that actor reach the threshold by the horizon. Thresholds in effective FLOP unless marked "
-                 "physical."]
+                 "frontier and that actor reach the threshold by the horizon. Thresholds in effective FLOP unless "
+                 "marked physical."]
         if d.groups:
             notes.append("#k: the k-th largest member of the group.")
         _notes(fig, notes)
@@ -295,8 +296,8 @@ def access_and_performance(results, regime=None):
             left.plot(p["year"], p["p50"], color=c, lw=1.6, ls="-" if t.kind == "effective" else (0, (5, 2)),
                       label=t.label, gid="median")
             ends.append((_last(p["year"], p["p50"])[1], t.short, c))
-            lo.append(np.nanmin(p["p5"]))
-            hi.append(np.nanmax(p["p95"]))
+            lo.append(np.nanmin(np.concatenate([p["p5"], p["p50"]])))
+            hi.append(np.nanmax(np.concatenate([p["p95"], p["p50"]])))
             med.append(np.nanmin(p["p50"]))
         if ends:
             left.set_xlim(d.start, d.horizon)
@@ -316,9 +317,10 @@ def access_and_performance(results, regime=None):
             left.set_axisbelow(True)
             physical = any(t.kind == "physical" for t in d.thresholds)
             notes.append("Left (access effect): the cost in $ of the training run that reaches each threshold with the "
-                         "frontier's hardware price-performance and algorithms" + (
-                             " (dashed: physical threshold, hardware only)" if physical else "") + ("; dotted: the access budgets, each reaching a threshold when its cost falls "
-                                    "below it" if budgets else "") + ".")
+                         "frontier's hardware price-performance and algorithms"
+                         + (" (dashed: physical threshold, hardware only)" if physical else "")
+                         + ("; dotted: the access budgets, each reaching a threshold when its cost falls below it"
+                            if budgets else "") + ".")
             if min(lo) < ylo:
                 notes.append(f"Bands are cut at {_pow10_text(ylo, dollars=True)}.")
             if missing:
@@ -339,8 +341,8 @@ def access_and_performance(results, regime=None):
             right.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=0.15, lw=0)
             right.plot(p["year"], p["p50"], color=c, lw=1.6, label=_usd(b), gid="median")
             ends.append((_last(p["year"], p["p50"])[1], _usd(b), c))
-            lo.append(np.nanmin(p["p5"]))
-            hi.append(np.nanmax(p["p95"]))
+            lo.append(np.nanmin(np.concatenate([p["p5"], p["p50"]])))
+            hi.append(np.nanmax(np.concatenate([p["p95"], p["p50"]])))
         if ends:
             right.set_xlim(d.start, d.horizon)
             _years(right.xaxis)
@@ -636,8 +638,8 @@ def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos, edge, show_title=True
                 clip_on=False)
         q = {k: r[k] for k in ("p5", "p25", "p50", "p75", "p95")}
         if q["p5"] is None:
-            ax.text(0.02, y, f"later than {d.horizon:g} in more than 95%", transform=share, va="center", ha="left",
-                    **NOTE)
+            ax.text(0.02, y, f"both reach it by {d.horizon:g} in under 5% of trajectories", transform=share,
+                    va="center", ha="left", **NOTE)
             continue
         hi_w = q["p95"] if q["p95"] is not None else edge
         ax.plot([q["p5"], hi_w], [y, y], color=dark, lw=1.0, solid_capstyle="butt", gid="whisker")
@@ -772,14 +774,15 @@ def _notes(fig, lines):
     fig.supxlabel(text, x=0.01, ha="left", multialignment="left", fontsize=7.5, color="0.3", linespacing=1.35)
 
 
-def _key(ax, d: _Data):
+def _key(ax):
     """An empty panel used as the key to the bands."""
     from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
 
     ax.set_axis_off()
     handles = [Line2D([], [], color="0.2", lw=1.6, label="median"),
-               Patch(color="0.2", alpha=BAND_ALPHA[1] + BAND_ALPHA[0] * 1.3, lw=0, label="50% of trajectories (p25-p75)"),
+               Patch(color="0.2", alpha=BAND_ALPHA[1] + BAND_ALPHA[0] * 1.3, lw=0,
+                     label="50% of trajectories (p25-p75)"),
                Patch(color="0.2", alpha=BAND_ALPHA[0] * 1.3, lw=0, label="90% of trajectories (p5-p95)"),
                Line2D([], [], color=FRONTIER_COLOR, lw=0.9, ls=(0, (3, 2)), label="frontier median (reference)"),
                Line2D([], [], color="0.45", lw=0.8, ls=(0, (1, 1.5)), label="effective threshold")]

@@ -112,20 +112,20 @@ def test_progress_bar_on_a_terminal_not_in_a_pipe(tmp_path):
     env = {**os.environ, "MCENGINE_CACHE": "0", "COLUMNS": "120"}
     piped = subprocess.run(args + ["--out", str(tmp_path / "a")], capture_output=True, text=True, env=env)
     assert piped.returncode == 0 and "sampling" not in piped.stderr and "traj/s" not in piped.stderr
-    pid, fd = pty.fork()
-    if pid == 0:  # child: stderr and stdout on a pseudo-terminal
-        os.execvpe(args[0], args + ["--out", str(tmp_path / "b")], env)
+    master, slave = pty.openpty()  # stdout and stderr on a pseudo-terminal
+    proc = subprocess.Popen(args + ["--out", str(tmp_path / "b")], stdout=slave, stderr=slave, env=env)
+    os.close(slave)
     seen = b""
     while True:
         try:
-            chunk = os.read(fd, 4096)
-        except OSError:
+            chunk = os.read(master, 4096)
+        except OSError:  # the terminal closed: the run ended
             break
         if not chunk:
             break
         seen += chunk
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    assert proc.wait(timeout=300) == 0
+    os.close(master)
     text = seen.decode(errors="replace")
     assert "sampling" in text and "traj/s" in text and "left" in text
 
