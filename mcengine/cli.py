@@ -144,6 +144,25 @@ def summary(folder, as_json):
 
 
 @cli.command()
+@click.argument("folder", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead and -access beside it "
+                   "[default: FOLDER/plots.png].")
+@click.option("--threshold", default=None, help="Threshold for the date and lead-time plots [default: the first "
+                                                "the frontier reaches in the median].")
+def plot(folder, out, threshold):
+    """Draw a results FOLDER: fan chart of effective compute with the thresholds, the
+    distribution of each actor's date for one threshold, lead times, and the access and
+    performance effects side by side."""
+    try:
+        from . import plot as plots
+    except ImportError:
+        raise click.UsageError("plotting needs matplotlib: pip install 'mcengine[plot]'") from None
+    for path in plots.plot_command(folder, out=out, threshold=threshold):
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
 @click.argument("scenario")
 @click.option("--set", "axes", multiple=True, required=True, metavar="PATH=V1,V2,...",
               help="A swept path and its values (repeatable: the grid is every combination).")

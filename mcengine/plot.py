@@ -548,7 +548,7 @@ class _Data:
         """The first threshold the frontier reaches (median) at least a year after the
         start; else the first it reaches at all; else the first."""
         med = {r["threshold"]: r["p50"] for r in self.events
-               if r["metric"] == "t_first" and r["actor"] == self.frontier and r["channel"] is None}
+               if r["metric"] == "t_first" and r["actor"] == self.frontier and r.get("channel") is None}
         for t in self.thresholds:
             if med.get(t.name) is not None and med[t.name] >= self.start + 1:
                 return t.name
@@ -864,6 +864,6 @@ def _usd(x: float) -> str:
 def _check_extension(out: Path) -> str:
     ext = out.suffix.lower()
     if ext not in EXTENSIONS:
-        raise ValueError(f"{out}: unsupported plot file type {out.suffix or '(none)'!r}; "
+        raise ValueError(f"{out}: unsupported plot file type {repr(out.suffix) if out.suffix else '(none)'}; "
                          f"use {', '.join(EXTENSIONS)}")
     return ext

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats
 
 from . import engine, io
 from .model import build
@@ -32,9 +31,26 @@ SCHEMA = pa.schema([
 ])
 
 
+def average_ranks(a: np.ndarray) -> np.ndarray:
+    """Ranks 1..n, ties given their average rank."""
+    order = np.argsort(a, kind="mergesort")
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(a))
+    s = a[order]
+    starts = np.r_[True, s[1:] != s[:-1]]
+    dense = starts.cumsum()[inverse]
+    bounds = np.r_[np.nonzero(starts)[0], len(a)]
+    return 0.5 * (bounds[dense] + bounds[dense - 1] + 1)
+
+
 def censored_ranks(y: np.ndarray) -> np.ndarray:
     """Average ranks with NaN (censored) tied above every finite value."""
-    return stats.rankdata(np.where(np.isnan(y), np.inf, y))
+    return average_ranks(np.where(np.isnan(y), np.inf, y))
+
+
+def spearman(x: np.ndarray, ry: np.ndarray) -> float:
+    """Rank correlation of x with the (already ranked) ry."""
+    return float(np.corrcoef(average_ranks(x), ry)[0, 1])
 
 
 def variance_share(x: np.ndarray, ry: np.ndarray, bins: int, categorical: bool = False) -> float:
@@ -42,8 +58,9 @@ def variance_share(x: np.ndarray, ry: np.ndarray, bins: int, categorical: bool =
     if categorical:
         labels = x.astype(np.int64)
     else:
-        rx = stats.rankdata(x, method="ordinal")
-        labels = np.minimum((rx - 1) * bins // len(x), bins - 1)
+        order = np.argsort(x, kind="mergesort")
+        labels = np.empty(len(x), np.int64)
+        labels[order] = np.arange(len(x)) * bins // len(x)
     k = len(np.unique(labels))
     total = ry.var()
     if total == 0 or k < 2:
@@ -81,7 +98,7 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
         for name, x in inputs.items():
             categorical = name == "regime"
             constant = np.all(x == x[0]) or np.all(ry == ry[0])
-            rho = float("nan") if constant or categorical else float(stats.spearmanr(x, ry).statistic)
+            rho = float("nan") if constant or categorical else spearman(x, ry)
             share = float("nan") if constant else variance_share(x, ry, bins, categorical)
             for key, v in (("scenario", scenario.name), ("output", metric), ("actor", actor), ("rank", rank),
                            ("threshold", threshold), ("input", name), ("n", trajectories), ("p_reached", reached),
