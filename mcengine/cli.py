@@ -210,6 +210,14 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
     io.check_output_folder(out, overwrite=force)
     table = sens.sensitivity(s, trajectories, seed)
     io.write_folder(out, {"sensitivity": table}, overwrite=force)
+    try:
+        from . import plot as plots
+
+        fig = plots.tornado(table)
+        fig.savefig(out / "tornado.png", dpi=150)
+        click.echo(f"wrote {out}/tornado.png", err=True)
+    except ImportError:
+        pass
     for label, threshold, items in sens.top_drivers(table):
         drivers = "; ".join(f"{name} {share:.0%} (rho {rho:+.2f})" if rho == rho else f"{name} {share:.0%}"
                             for name, share, rho in items)

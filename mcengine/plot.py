@@ -378,6 +378,44 @@ def access_and_performance(results, regime=None):
     return fig
 
 
+def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: str | None = None, top: int = 12):
+    """Tornado chart of a sensitivity table (``mcengine sensitivity``): for one output
+    (``t_first`` of the frontier, ``lead_time`` of an actor, ``diffusion_date`` of a budget)
+    and threshold, the inputs by first-order variance share, signed by their rank
+    correlation with the output (right: a larger input makes the date later)."""
+    import pyarrow.parquet as pq
+
+    if not hasattr(table, "to_pylist"):
+        table = pq.read_table(Path(table) / "sensitivity.parquet" if Path(table).is_dir() else table)
+    rows = [r for r in table.to_pylist() if r["output"] == output and r["actor"] == actor]
+    thresholds = list(dict.fromkeys(r["threshold"] for r in rows))
+    if not rows:
+        raise ValueError(f"no sensitivity rows for {output} of {actor}")
+    threshold = threshold or thresholds[len(thresholds) // 2]
+    if threshold not in thresholds:
+        raise ValueError(f"unknown threshold {threshold!r}; valid thresholds: {', '.join(thresholds)}")
+    rows = [r for r in rows if r["threshold"] == threshold and r["variance_share"] is not None]
+    rows = sorted(rows, key=lambda r: r["variance_share"])[-top:]
+    with _style():
+        fig, ax = _figure(7.5, 0.35 * len(rows) + 1.8)
+        for i, r in enumerate(rows):
+            sign = -1.0 if (r["spearman"] or 0.0) < 0 else 1.0
+            ax.barh(i, sign * max(r["variance_share"], 0.0), color="#b2182b" if sign > 0 else "#2166ac")
+            rho = "" if r["spearman"] is None else f"  rho {r['spearman']:+.2f}"
+            ax.text(sign * max(r["variance_share"], 0.0), i, f" {r['variance_share']:.0%}{rho} ", va="center",
+                    ha="left" if sign > 0 else "right", fontsize=7.5)
+        ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
+        ax.axvline(0, color="0.3", lw=0.8)
+        lim = max([abs(r["variance_share"]) for r in rows] + [0.05]) * 1.5
+        ax.set_xlim(-lim, lim)
+        ax.set_xlabel("first-order variance share of the output's rank (sign: direction of the rank correlation)")
+        reached = rows[0]["p_reached"] if rows else None
+        fig.suptitle(f"{table.column('scenario')[0].as_py()}: what drives {output} of {actor} at {threshold}"
+                     + (f"\n{rows[0]['n']:,} trajectories; reached by the horizon in {reached:.0%}" if rows else ""),
+                     x=0.01, ha="left", fontsize=10)
+    return fig
+
+
 def save_all(results, out, threshold=None) -> list[Path]:
     """Write the four figures beside ``out`` (``.png``, ``.svg`` or ``.pdf``) as
     ``<stem>-fan``, ``-cdf``, ``-lead`` and ``-access`` with its extension; returns

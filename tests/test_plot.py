@@ -11,7 +11,7 @@ pytest.importorskip("matplotlib")
 import mcengine  # noqa: E402
 from mcengine import plot  # noqa: E402
 
-from .conftest import scenario_toml  # noqa: E402
+from .conftest import PEER, scenario_toml  # noqa: E402
 
 SMALL = scenario_toml(
     actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.4]},
@@ -146,3 +146,17 @@ def test_missing_data_is_said_not_fatal(run, tmp_path):
     assert len([line for line in cdf.axes[0].get_lines() if line.get_gid() == "cdf"]) == len(ROWS)
     written = plot.save_all(bare, tmp_path / "bare.svg")
     assert len(written) == 4 and all(p.stat().st_size > 0 for p in written)
+
+
+def test_tornado_from_a_sensitivity_table(tmp_path):
+    from mcengine import plot, sensitivity
+
+    s = mcengine.load_scenario(PEER, ["scenario.horizon=2033.0"])
+    table = sensitivity.sensitivity(s, trajectories=500, seed=0)
+    fig = plot.tornado(table, threshold="1e28", top=5)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 5 and "variance share" in ax.get_xlabel()
+    fig.savefig(tmp_path / "t.png")
+    assert (tmp_path / "t.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="valid thresholds"):
+        plot.tornado(table, threshold="nope")
