@@ -22,7 +22,6 @@ import argparse  # noqa: E402
 import json
 import math
 import platform
-import resource
 import subprocess
 import sys
 import time

@@ -166,7 +166,6 @@ def _run(sc: dict, n: int, seed: int = 0, chunk: int = 50_000) -> dict:
     actors = sc["actors"]
     na = len(actors)
     names = [a["name"] for a in actors]
-    fidx = names.index(sc["frontier"])
     X = np.asarray(sc["thresholds"], dtype=np.float64)
     if np.any(np.diff(X) <= 0):
         raise ValueError("thresholds must be strictly increasing")

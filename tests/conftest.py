@@ -60,6 +60,17 @@ def scenario_toml(scenario=None, hardware=None, algorithms=None, actors=None, th
     return "\n".join(lines) + "\n"
 
 
+def exit_code(args) -> int:
+    """Run the CLI in-process; its exit status."""
+    from mcengine.cli import main
+
+    try:
+        main(args)
+    except SystemExit as e:
+        return e.code
+    return 0
+
+
 @pytest.fixture
 def write_scenario(tmp_path):
     """Write scenario TOML text to a file and return its path."""

@@ -6,7 +6,6 @@ import json
 import os
 import pty
 import subprocess
-import sys
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -14,19 +13,12 @@ import pytest
 
 import mcengine
 from mcengine import sensitivity
-from mcengine.cli import main
 
-from .conftest import PEER, scenario_toml
+from .conftest import PEER, exit_code, scenario_toml
 
 SHORT = ["--set", "scenario.horizon=2033.0"]
 
 
-def exit_code(args) -> int:
-    try:
-        main(args)
-    except SystemExit as e:
-        return e.code
-    return 0
 
 
 def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):

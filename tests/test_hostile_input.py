@@ -9,7 +9,6 @@ overrides with random paths and values."""
 from __future__ import annotations
 
 import copy
-import math
 
 import pytest
 

@@ -12,9 +12,8 @@ import pytest
 
 import mcengine
 from mcengine import io
-from mcengine.cli import main
 
-from .conftest import PEER, scenario_toml
+from .conftest import PEER, exit_code, scenario_toml
 
 SMALL = scenario_toml(
     actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3, "volatility": 0.1},
@@ -25,13 +24,6 @@ SMALL = scenario_toml(
 )
 
 
-def exit_code(args) -> int:
-    """Run the CLI in-process; its exit status."""
-    try:
-        main(args)
-    except SystemExit as e:
-        return e.code
-    return 0
 
 
 @pytest.fixture(scope="module")

@@ -28,7 +28,9 @@ comment next to it.
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -237,16 +239,41 @@ def test_every_number_has_a_source_comment(path: Path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_every_file_validates_is_builtin_and_runs(path: Path):
+def test_every_file_validates_and_is_builtin(path: Path):
     scenario = mcengine.load_scenario(path)  # raises ScenarioError if invalid
     assert scenario.name == path.stem, "the [scenario] name should be the file name (the built-in name)"
     assert path.stem in mcengine.builtin_names()
-    results = mcengine.run(mcengine.load_scenario(path.stem), trajectories=200, seed=0)
+    assert mcengine.load_scenario(path.stem).text == scenario.text
+
+
+_RUN_TEST = "test_every_file_runs"
+
+
+@pytest.fixture(scope="module")
+def runs(request):
+    """``mcengine.run(load_scenario(name), trajectories=200, seed=0)`` of every built-in
+    whose run test is selected, started together on one thread per core: the time is
+    XLA compilation (~10-30 s per scenario on a 2-core CPU), which overlaps across
+    threads. Maps the name to a future of its Results."""
+    paths = [item.callspec.params["path"] for item in request.session.items
+             if getattr(item, "originalname", None) == _RUN_TEST and item.module is request.module]
+    # longest first (file size is a fair proxy for compile time), to shorten the wall time
+    names = [p.stem for p in sorted(paths, key=lambda p: p.stat().st_size, reverse=True)]
+    pool = ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1)))
+    futures = {name: pool.submit(lambda n: mcengine.run(mcengine.load_scenario(n), trajectories=200, seed=0), name)
+               for name in names}
+    yield futures
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_every_file_runs(path: Path, runs):
+    scenario = mcengine.load_scenario(path.stem)
+    results = runs[path.stem].result()  # re-raises the run's exception, if any
     for table in (results.events, results.paths):
         assert table.num_rows > 0
     assert results.access.num_rows == len(scenario.access_budgets) * len(scenario.thresholds) * (
         1 + len(scenario.regimes))
-    t_first = results.events.filter(
-        [m == "t_first" and a == "frontier" for m, a in zip(results.events["metric"].to_pylist(),
-                                                              results.events["actor"].to_pylist())])
-    assert t_first.num_rows >= len(scenario.thresholds)
+    frontier_dates = [(m, a) for m, a in zip(results.events["metric"].to_pylist(), results.events["actor"].to_pylist())
+                      if m == "t_first" and a == "frontier"]
+    assert len(frontier_dates) >= len(scenario.thresholds)
