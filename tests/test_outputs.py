@@ -99,7 +99,7 @@ def test_cli_run_default_folder_refuses_overwrite_then_force(tmp_path, write_sce
     folder = tmp_path / "mcengine-results" / "test"
     assert (folder / "events.parquet").is_file()
     out = capsys.readouterr().out
-    assert "Frontier date" in out and "Lead time" in out
+    assert "Frontier date" in out and "Median lead time" in out
     assert exit_code(["run", str(path), "-n", "200"]) == 2 and "--force" in capsys.readouterr().err
     assert exit_code(["run", str(path), "-n", "300", "--force"]) == 0
     assert pq.read_table(folder / "events.parquet").column("n")[0].as_py() == 300
