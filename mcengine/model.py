@@ -112,7 +112,8 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
     return model, spec
 
 
-_ABSENT = {"decay_years": Dist("fixed", math.inf), "long_run_rate": Dist("fixed", 0.0)}  # no decay
+# What a number set only by some regimes is in the others: no decay, no cap.
+_ABSENT = {"decay_years": Dist("fixed", math.inf), "long_run_rate": Dist("fixed", 0.0), "cap": Dist("fixed", math.inf)}
 
 
 def _process(s: Scenario, prefix: str):

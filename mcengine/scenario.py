@@ -598,6 +598,9 @@ class _Parser:
                 if draw_path.endswith(".jumps.per_year") and draw_path not in base:
                     self.fail(sub, f"{draw_path.rsplit('.', 1)[0]} is not in the scenario; define it there "
                               "(per_year = 0 and a size) to vary it by regime")
+                if draw_path.endswith(".release_lag") and draw_path not in base:
+                    self.fail(sub, f"{draw_path.rsplit('.', 1)[0]} does not release weights; "
+                              "release_lag applies only with releases_weights = true")
                 if draw_path in overrides:
                     self.fail(sub, f"sets {draw_path} twice")
                 overrides[draw_path] = self.dist(v, sub, domain, transform)

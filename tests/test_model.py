@@ -325,3 +325,15 @@ def test_correlation_keeps_its_sign_through_a_decreasing_conversion():
         fan = mcengine.sample_trajectories(s, trajectories=2000, seed=2).fan
         a_rate, b_rate = fan[:, 1, 1] - fan[:, 0, 1], fan[:, 1, 2] - fan[:, 0, 2]
         assert abs(stats.spearmanr(a_rate, b_rate).statistic - 0.6) <= K * 0.64 / math.sqrt(2000) + 0.01, halving
+
+
+def test_a_regime_can_cap_an_uncapped_actor_and_refuses_release_lag_without_release():
+    s = parse(actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5}],
+              regimes=[{"name": "capped", "weight": 0.5, "set": {"actors.frontier.cap": 1e10}},
+                       {"name": "free", "weight": 0.5}])
+    out = mcengine.sample_trajectories(s, trajectories=200, seed=1)
+    budget_end = out.fan[:, -1, 2]
+    assert np.all(budget_end[out.regime == 0] <= 10.0) and np.allclose(budget_end[out.regime == 1], 19.0, atol=1e-3)
+    with pytest.raises(mcengine.ScenarioError, match="does not release weights"):
+        parse(actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5}],
+              regimes=[{"name": "r", "weight": 1.0, "set": {"actors.frontier.release_lag": 1.0}}])
