@@ -70,7 +70,7 @@ def summary_text(results: Results, width: int = 110) -> str:
             for t in d["thresholds"]:
                 x = t["lead_time"].get(a)
                 reached = "" if x is None or x["p_reached"] is None or x["p_reached"] >= 0.9995 else \
-                    f" ({x['p_reached']:.0%})"
+                    f" ({x['p_reached']:.1%})"
                 cells.append("" if x is None else _fmt(x["p50"], "+.2f") + reached)
             lead.add_row(a, *cells)
         out.append(lead)
