@@ -101,8 +101,8 @@ def _trajectory_writer(scenario: Scenario, seed: int, n: int, where) -> io.Traje
     dates = [f"t_first:{r.label}:{t.name}" for r in m.rows for t in scenario.thresholds]
     diffusion = [f"diffusion_date:{_usd(b)}:{t.name}" for b in scenario.access_budgets for t in scenario.thresholds]
     return io.TrajectoryWriter(Path(path), scenario.start, [r.name for r in scenario.regimes], list(m.inputs),
-                               dates, diffusion, {"scenario": scenario.name, "seed": seed, "trajectories": n,
-                                                  "scenario_toml": scenario.text})
+                               dates, diffusion, io.provenance(scenario=scenario.name, scenario_toml=scenario.text,
+                                                               seed=seed, trajectories=n, prng=PRNG_IMPL))
 
 
 def _now() -> str:
