@@ -99,7 +99,7 @@ def _trajectory_writer(scenario: Scenario, seed: int, n: int, where) -> io.Traje
     fd, path = tempfile.mkstemp(prefix=".mcengine-trajectories-", suffix=".parquet", dir=folder)
     os.close(fd)
     dates = [f"t_first:{r.label}:{t.name}" for r in m.rows for t in scenario.thresholds]
-    diffusion = [f"diffusion_date:{_usd(b)}:{t.name}" for b in scenario.access_budgets for t in scenario.thresholds]
+    diffusion = [f"diffusion_date:{io.usd_name(b)}:{t.name}" for b in scenario.access_budgets for t in scenario.thresholds]
     return io.TrajectoryWriter(Path(path), scenario.start, [r.name for r in scenario.regimes], list(m.inputs),
                                dates, diffusion, io.provenance(scenario=scenario.name, scenario_toml=scenario.text,
                                                                seed=seed, trajectories=n, prng=PRNG_IMPL))
@@ -107,11 +107,6 @@ def _trajectory_writer(scenario: Scenario, seed: int, n: int, where) -> io.Traje
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _usd(x: float) -> str:
-    """A $ amount in compact form: 1e6, 2.5e8, 300."""
-    return f"{x:.6g}".replace("e+0", "e").replace("e+", "e")
 
 
 STAT_COLUMNS = ["n", "p_reached", "mean"] + [f"p{round(q * 100)}" for q in aggregate.QUANTILES]
@@ -138,7 +133,7 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
             table[k].append(stats[k][var] + (shift if k != "p_reached" else 0.0))
 
     series = (["hardware", "algorithms"] + [f"budget:{r.label}" for r in m.rows]
-              + [f"effective:{r.label}" for r in m.rows] + [f"capability_at_budget:{_usd(b)}" for b in s.access_budgets]
+              + [f"effective:{r.label}" for r in m.rows] + [f"capability_at_budget:{io.usd_name(b)}" for b in s.access_budgets]
               + [f"cost_to_reach:{t.name}" for t in s.thresholds])
     n_years = int(np.floor(m.span + 1e-9))
     for b, (regime, n) in enumerate(blocks):

@@ -36,6 +36,11 @@ SCHEMAS = {
 }
 
 
+def usd_name(x: float) -> str:
+    """A $ amount as written in series and column names: 1e6, 2.5e8, 300."""
+    return f"{x:.6g}".replace("e+0", "e").replace("e+", "e")
+
+
 class OutputError(ValueError):
     """An output folder that cannot be written: ``str(err)`` is the one-line message."""
 

@@ -165,23 +165,16 @@ def _params(key, spec: dict, model: Model):
     per_stream = lambda key_, default: jnp.stack([value(f"{p}.{key_}", default) for p, _ in streams])
     level0 = jnp.stack([value("hardware.initial"), value("algorithms.initial")] + [jnp.float32(0)] * (len(streams) - 2))
 
-    b0 = []
-    group_b0 = {}
     for path, count, ranks in model.groups:
         dist = spec["group_budgets"][path]
-        s_prev, k_prev, out = jnp.float32(0.0), 0, []
+        s_prev, k_prev = jnp.float32(0.0), 0
         for k in ranks:  # joint order statistics, from the largest down
             w = jax.random.beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1, (), jnp.float32)
             s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
-            out.append(sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7)))
-            recorded[f"{path}.budget#{k}"] = out[-1]
-        group_b0[path] = out
-    row_path = []
-    for row in model.rows:
-        path = f"{'groups' if row.is_group else 'actors'}.{row.actor}"
-        row_path.append(path)
-        b0.append(group_b0[path][[r.rank for r in model.rows if r.actor == row.actor].index(row.rank)]
-                  if row.is_group else value(f"{path}.budget"))
+            recorded[f"{path}.budget#{k}"] = sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7))
+    row_path = [f"{'groups' if row.is_group else 'actors'}.{row.actor}" for row in model.rows]
+    b0 = [recorded[f"{p}.budget#{row.rank}"] if row.is_group else value(f"{p}.budget")
+          for p, row in zip(row_path, model.rows)]
     jump_rate = [value(f"{model.streams[i]}.jumps.per_year") for i, _, _ in model.config.jumps]
     params = Params(
         level0=level0, rate0=rate0, rate_inf=per_stream("long_run_rate", 0.0),

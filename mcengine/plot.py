@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import io
+
 EXTENSIONS = (".png", ".svg", ".pdf")
 FIGURES = ("fan", "cdf", "lead", "access")
 QUANTILES = ((0.01, "p1"), (0.05, "p5"), (0.10, "p10"), (0.25, "p25"), (0.50, "p50"), (0.75, "p75"),
@@ -334,7 +336,7 @@ def access_and_performance(results, regime=None):
         right.set_ylabel("Effective compute (FLOP)")
         ends, lo, hi, missing = [], [], [], []
         for b, c in zip(budgets, _sequence(len(budgets), "plasma", hi=0.72)):
-            p = d.path(f"capability_at_budget:{_usd_key(b)}") or d.path_by_budget(b)
+            p = d.path(f"capability_at_budget:{io.usd_name(b)}") or d.path_by_budget(b)
             if p is None or np.all(np.isnan(p["p50"])):
                 missing.append(_usd(b))
                 continue
@@ -884,11 +886,6 @@ def _pct(x) -> str:
 def _num(x: float) -> str:
     """1e28 -> '1e28', 2.1e25 -> '2.1e25'."""
     return f"{x:.3g}".replace("e+0", "e").replace("e+", "e")
-
-
-def _usd_key(x: float) -> str:
-    """The $ amount as written in series names (api._usd): 1e6, 2.5e8, 300."""
-    return f"{x:.6g}".replace("e+0", "e").replace("e+", "e")
 
 
 def _usd(x: float) -> str:

@@ -22,19 +22,16 @@ def summary_data(results: Results) -> dict:
     m = results.metadata
     ev = [r for r in results.events.to_pylist() if r["regime"] is None and r["channel"] is None]
     stats = lambda r: {k: r[k] for k in ("p_reached", "p5", "p50", "p95")}
+    groups = {r["actor"] for r in ev if r["metric"] == "warning_window"}
+    label = lambda r: f"{r['actor']} #{r['rank']}" if r["actor"] in groups else r["actor"]
     thresholds = []
     for r in ev:
         if r["metric"] == "t_first" and r["actor"] == "frontier":
-            leads = {_label(x, ev): stats(x) for x in ev if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]}
+            leads = {label(x): stats(x) for x in ev if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]}
             thresholds.append({"threshold": r["threshold"], "flop": r["threshold_flop"], "kind": r["threshold_kind"],
                                "frontier_date": stats(r), "lead_time": leads})
     return {"scenario": m["scenario"], "trajectories": m["trajectories"], "seed": m["seed"],
             "horizon": m.get("horizon"), "device": f"{m['platform']} ({m['device_kind']})", "thresholds": thresholds}
-
-
-def _label(row: dict, rows: list[dict]) -> str:
-    grouped = any(x["actor"] == row["actor"] and x["metric"] == "warning_window" for x in rows)
-    return f"{row['actor']} #{row['rank']}" if grouped else row["actor"]
 
 
 def summary_text(results: Results, width: int = 110) -> str:
