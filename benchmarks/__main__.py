@@ -33,7 +33,7 @@ import numpy as np
 
 import mcengine
 from mcengine import engine, random
-from mcengine.kernels import jump_draws
+from mcengine.kernels import DEFAULT_GENERATOR, jump_draws
 from mcengine.model import build
 
 from . import numpy_peer
@@ -48,7 +48,7 @@ def device_info() -> dict:
     return {"platform": d.platform, "device_kind": d.device_kind, "devices": jax.local_device_count(),
             "host": platform.platform(), "processor": platform.processor() or platform.machine(),
             "versions": {"mcengine": mcengine.__version__, "jax": jax.__version__, "numpy": np.__version__},
-            "prng": random.PRNG_IMPL}
+            "prng": random.PRNG_IMPL, "generator": DEFAULT_GENERATOR}
 
 
 def normals_per_trajectory(scenario) -> int:
@@ -61,31 +61,36 @@ def normals_per_trajectory(scenario) -> int:
     return c.n_years * c.steps_per_year * per_step + draws
 
 
-def rng_floor(n: int, per_trajectory: int, chunk: int) -> float:
+def rng_floor(n: int, per_trajectory: int) -> tuple[float, int, dict]:
     """Seconds this device takes to generate n * per_trajectory standard normals with
     jax.random.normal (threefry2x32), jitted, chunk by chunk over all local devices,
-    reduced to one number so nothing is kept."""
+    reduced to one number so nothing is kept. Timed at several chunk sizes (cache effects
+    matter on a CPU); the floor is the fastest. Returns (seconds, its trajectories per
+    device and call, seconds for every size tried)."""
     devices = jax.local_devices()
     d = len(devices)
-    per_device = math.ceil(chunk / d)
     mesh = jax.sharding.Mesh(np.array(devices), ("d",))
+    gpu = devices[0].platform != "cpu"
+    sizes = (2**14, 2**16, 2**18) if gpu else (128, 256, 512, 1024, 4096)
+    tried = {}
+    for per_device in sizes:
+        def local(keys, per_device=per_device):
+            return jnp.sum(jax.random.normal(keys[0], (per_device, per_trajectory), jnp.float32))[None]
 
-    def local(keys):
-        return jnp.sum(jax.random.normal(keys[0], (per_device, per_trajectory), jnp.float32))[None]
-
-    f = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=jax.sharding.PartitionSpec("d"),
-                              out_specs=jax.sharding.PartitionSpec("d")))
-    keys = jax.random.split(jax.random.key(0), d)
-    f(keys).block_until_ready()
-    chunks = math.ceil(n / (per_device * d))
-    best = math.inf
-    for _ in range(2):
-        t = time.perf_counter()
-        for i in range(chunks):
-            out = f(jax.random.split(jax.random.fold_in(jax.random.key(1), i), d))
-        out.block_until_ready()
-        best = min(best, time.perf_counter() - t)
-    return best
+        f = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=jax.sharding.PartitionSpec("d"),
+                                  out_specs=jax.sharding.PartitionSpec("d")))
+        f(jax.random.split(jax.random.key(0), d)).block_until_ready()
+        chunks = math.ceil(n / (per_device * d))
+        best = math.inf
+        for _ in range(2):
+            t = time.perf_counter()
+            for i in range(chunks):
+                out = f(jax.random.split(jax.random.fold_in(jax.random.key(1), i), d))
+            out.block_until_ready()
+            best = min(best, (time.perf_counter() - t) * n / (chunks * per_device * d))
+        tried[per_device] = best
+    fastest = min(tried, key=tried.get)
+    return tried[fastest], fastest, tried
 
 
 def engine_time(scenario, n: int, chunk: int | None = None) -> tuple[float, float, int]:
@@ -99,22 +104,23 @@ def cmd_run(args) -> dict:
     s = mcengine.load_scenario(PEER)
     per = normals_per_trajectory(s)
     eng, comp, chunk = engine_time(s, n)
-    floor = rng_floor(n, per, chunk)
+    floor, floor_chunk, floor_tried = rng_floor(n, per)
     numpy_n = min(n, 50_000 if args.quick else 200_000)  # NumPy time is linear in n: extrapolate past this
     t = time.perf_counter()
     numpy_peer.simulate(numpy_n, seed=0)
     numpy_s = (time.perf_counter() - t) * n / numpy_n
     out = {"benchmark": "run", "scenario": "peer", "trajectories": n, "numpy_trajectories": numpy_n, "chunk_size": chunk,
            "normals_per_trajectory": per, "engine_sample_s": eng, "engine_compile_s": comp, "rng_floor_s": floor,
+           "rng_floor_per_device": floor_chunk, "rng_floor_tried": floor_tried,
            "numpy_s": numpy_s, "engine_over_floor": eng / floor, "engine_speedup_over_numpy": numpy_s / eng,
            **device_info()}
-    rows = [("RNG floor (jax.random.normal)", floor, n / floor),
+    rows = [(f"RNG floor (jax.random.normal, {floor_chunk:,}/device)", floor, n / floor),
             ("mcengine (sampling)", eng, n / eng), ("NumPy baseline", numpy_s, n / numpy_s)]
     print(f"peer scenario, {n:,} trajectories, {per:,} normals each, on {out['devices']} "
           f"{out['platform']} device(s) ({out['device_kind']}); chunk {chunk:,}")
-    print(f"{'':32}{'seconds':>10}{'trajectories/s':>18}")
+    print(f"{'':44}{'seconds':>10}{'trajectories/s':>18}")
     for name, sec, rate in rows:
-        print(f"{name:32}{sec:>10.3f}{rate:>18,.0f}")
+        print(f"{name:44}{sec:>10.3f}{rate:>18,.0f}")
     print(f"engine / RNG floor = {out['engine_over_floor']:.2f}x; engine vs NumPy = "
           f"{out['engine_speedup_over_numpy']:.2f}x faster; compile {comp:.1f} s (separate)")
     return out

@@ -11,3 +11,5 @@ from .trajectory import combine_releases as combine_releases
 from .trajectory import jump_draws as jump_draws
 from .trajectory import simulate as simulate
 from .trajectory import soft_cap as soft_cap
+from .normals import DEFAULT_GENERATOR as DEFAULT_GENERATOR
+from .normals import GENERATORS as GENERATORS

@@ -1,9 +1,11 @@
-"""The per-trajectory simulation kernel: one joint path of hardware, algorithms and
-budgets, scanned over time, reduced to first-crossing times on the fly.
+"""The simulation kernel: joint paths of hardware, algorithms and budgets, scanned over
+time a year at a time, reduced to first-crossing times on the fly.
 
 Everything is in log10 units (OOM) and in years since the start (``tau``); nothing is
 exponentiated except inside the soft cap, where the exponent is never positive. The kernel
-is written for ONE trajectory and is pure: the engine vmaps, jits and chunks it.
+is pure and vectorised over trajectories, which sit on the LAST axis of every array (so
+the compiler vectorises along them); each trajectory's result depends on its own key and
+numbers alone. The engine jits and chunks it.
 
 Streams are the random processes: 0 = hardware H, 1 = algorithms A, then one budget
 process per actor or group. Rows are what gets reported: each actor, and each reported
@@ -20,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
 
+from .normals import DEFAULT_GENERATOR, block_draws, block_normals
+
 LN10 = math.log(10.0)
 
 
@@ -35,11 +39,12 @@ class Config(NamedTuple):
       hw_lag_steps, algo_lag_steps: per row, the hardware and algorithm lags in steps
         (may be fractional: read by linear interpolation).
       physical: per threshold, True where it compares physical compute (budget + hardware).
-      buffer: length of the ring buffer of past H and A values (> largest lag in steps).
+      buffer: past steps of H and A kept for lagged reads (> largest lag in steps).
       decaying: streams whose rate decays towards a long-run rate.
       jumps: per jump process, (stream, size family, most jumps counted per step).
       frontier: the frontier's row.
       catch_up: whether requirements fall for followers once the frontier reaches them.
+      generator: the generator of the per-step shocks (``normals.GENERATORS``).
     """
 
     n_steps: int
@@ -54,17 +59,18 @@ class Config(NamedTuple):
     jumps: tuple[tuple[int, str, int], ...] = ()
     frontier: int = 0
     catch_up: bool = False
+    generator: str = DEFAULT_GENERATOR
 
 
 class Params(NamedTuple):
-    """The numbers of one trajectory.
+    """The numbers of N trajectories, each field with the trajectories on its last axis.
 
-    Per stream [S]: level0 (log10 units at start; 0 for budget streams, whose level is per
+    Per stream [S, N]: level0 (log10 units at start; 0 for budget streams, whose level is per
     row), rate0 and rate_inf (OOM/yr at the start and in the long run), decay (years; inf:
-    none), vol (OOM/sqrt(yr)). Per jump process [J]: jump_rate (per year) and the size
-    distribution's parameters jump_a, jump_b (OOM). Per row [R]: b0 and cap (log10 $; cap
-    = +inf: none), penalty (OOM). thresholds [T] (log10 FLOP), access [K] (log10 $),
-    catch_up (OOM/yr).
+    none), vol (OOM/sqrt(yr)). Per jump process [J, N]: jump_rate (per year) and the size
+    distribution's parameters jump_a, jump_b (OOM). Per row [R, N]: b0 and cap (log10 $;
+    cap = +inf: none), penalty (OOM). thresholds [T, N] (log10 FLOP), access [K, N] (log10
+    $), catch_up [N] (OOM/yr).
     """
 
     level0: jax.Array
@@ -84,13 +90,13 @@ class Params(NamedTuple):
 
 
 class Outputs(NamedTuple):
-    """What one trajectory reports.
+    """What the trajectories report (trajectories on the last axis, N).
 
-    t_first: [rows, thresholds] years from start to the first crossing by the row's own
+    t_first: [rows, thresholds, N] years from start to the first crossing by the row's own
       compute (the "trained" channel), NaN if censored.
-    diffusion: [access budgets, thresholds] the same for a buyer of each access budget at
+    diffusion: [access budgets, thresholds, N] the same for a buyer of each access budget at
       frontier hardware and algorithms (the access effect).
-    fan: [n_years + 1, series] values at each whole year from the start, series being
+    fan: [n_years + 1, series, N] values at each whole year from the start, series being
       hardware, algorithms, each row's capped budget, each row's effective compute, each
       access budget's capability (log10 effective FLOP), each threshold's cost to reach
       (log10 $ at frontier hardware and algorithms).
@@ -109,37 +115,38 @@ def soft_cap(uncapped, cap):
 
 
 def trend(p: Params, decaying: tuple[int, ...], tau):
-    """Deterministic part of every stream at time ``tau`` (years): level0 plus the integral
-    of ``r(t) = r_inf + (r0 - r_inf) exp(-t / decay)``."""
+    """Deterministic part of every stream at times ``tau`` (years, shape [n]): level0 plus
+    the integral of ``r(t) = r_inf + (r0 - r_inf) exp(-t / decay)``; shape [n, streams, N]."""
+    tau = tau[:, None, None]
     y = p.level0 + p.rate0 * tau
     if decaying:
-        i = jnp.asarray(decaying)
-        t_dec = p.decay[i]
+        on = jnp.asarray([i in decaying for i in range(p.level0.shape[0])])[:, None] & jnp.isfinite(p.decay)
+        t_dec = jnp.where(on, p.decay, 1.0)
         gap = tau + t_dec * jnp.expm1(-tau / t_dec)  # tau - T (1 - exp(-tau/T))
-        y = y.at[i].add(jnp.where(jnp.isinf(t_dec), 0.0, (p.rate_inf[i] - p.rate0[i]) * gap))
+        y = y + jnp.where(on, (p.rate_inf - p.rate0) * gap, 0.0)
     return y
 
 
-def poisson_cdf(mean, k_max: int):
-    """P(N <= k) for k = 0..k_max-1 of N ~ Poisson(mean)."""
-    terms = [jnp.exp(-mean)]
-    for k in range(1, k_max):
-        terms.append(terms[-1] * mean / k)
-    return jnp.cumsum(jnp.stack(terms), axis=0)
-
-
 def jump_sum(z, rate, a, b, family: str, k_max: int, dt: float):
-    """Total jump size (OOM) of one process in one step: N ~ Poisson(rate dt) jumps (at
+    """Total jump size (OOM) of one process in each step: N ~ Poisson(rate dt) jumps (at
     most k_max; k_max is chosen so that more is below 1e-12), each of a size from
-    ``family`` with parameters (a, b). ``z`` holds the standard normals for this process:
-    z[0] decides N, the rest the sizes."""
-    n = jnp.sum(jsp.ndtr(z[0]) > poisson_cdf(rate * dt, k_max)).astype(jnp.float32)
+    ``family`` with parameters (a, b) [N]. ``z`` [draws, steps, N] holds the standard
+    normals for this process: z[0] decides N, the rest the sizes. Returns [steps, N]."""
+    u = jsp.ndtr(z[0])
+    mean = rate * dt
+    term = jnp.exp(-mean)
+    cdf, n = term, jnp.zeros_like(u)
+    for k in range(1, k_max + 1):  # n = number of k with P(N <= k-1) < u
+        n = n + (u > cdf).astype(jnp.float32)
+        term = term * mean / k
+        cdf = cdf + term
     if family == "fixed":
         return n * a
     if family == "normal":  # a sum of n normals is normal: exact with one draw
         return n * a + jnp.sqrt(n) * b * z[1]
     sizes = 10.0 ** (a + b * z[1:]) if family == "lognormal" else a + (b - a) * jsp.ndtr(z[1:])
-    return jnp.sum(jnp.where(jnp.arange(k_max) < n, sizes, 0.0))
+    counts = jnp.arange(k_max, dtype=jnp.float32).reshape((-1,) + (1,) * n.ndim)
+    return jnp.sum(jnp.where(counts < n, sizes, 0.0), axis=0)
 
 
 def jump_draws(family: str, k_max: int) -> int:
@@ -147,121 +154,141 @@ def jump_draws(family: str, k_max: int) -> int:
     return 1 + {"fixed": 0, "normal": 1}.get(family, k_max)
 
 
-def _lagged(buf, current, y0, rate, k, lag_steps, dt):
-    """Values of a factor ``lag_steps`` (static, per row) before step ``k``: read from a
-    ring buffer of past steps, linearly interpolated between whole steps. Before the start
-    the path is extended backwards along its trend, ``y0 + rate * (step index) * dt``.
-    Each distinct whole-step offset is one slice at an index shared by all trajectories
-    (cheaper than a per-row gather)."""
-    whole = [math.floor(s) for s in lag_steps]
-    frac = [s - w for s, w in zip(lag_steps, whole)]
-    taps = {}
-    for o in sorted(set(whole) | {w + 1 for w, f in zip(whole, frac) if f > 0}):
-        if o == 0:
-            taps[o] = current
-            continue
-        i = k - o
-        past = jax.lax.dynamic_index_in_dim(buf, jnp.mod(i, buf.shape[0]), keepdims=False)
-        taps[o] = jnp.where(i < 0, y0 + rate * (i.astype(jnp.float32) * dt), past)
-    return jnp.stack([taps[w] if f == 0 else (1.0 - f) * taps[w] + f * taps[w + 1] for w, f in zip(whole, frac)])
+def _lagged(window, n: int, lag_steps):
+    """Values of a factor ``lag_steps`` (static, per row; may be fractional) before each of
+    the last ``n`` steps of ``window`` [past steps + n, N], linearly interpolated between
+    whole steps; shape [n, rows, N]. Every offset is a static slice."""
+    past = window.shape[0] - n
+    tap = lambda o: window[past - o : past - o + n]
+    cols = []
+    for s in lag_steps:
+        w = math.floor(s)
+        f = s - w
+        cols.append(tap(w) if f == 0 else (1.0 - f) * tap(w) + f * tap(w + 1))
+    return jnp.stack(cols, axis=1)
 
 
-def simulate(key, params: Params, config: Config) -> Outputs:
-    """Simulate one trajectory. ``key`` drives the per-step shocks only (per-trajectory
-    numbers are already in ``params``): year y's shocks are ``normal(fold_in(key, y),
-    (steps_per_year, draws))``, each step's row one draw per stream, then the draws of
-    each jump process (one call per year amortises the key derivation over its steps)."""
+def _running_sum(x):
+    """Cumulative sum over the first axis, added in order (exact order: reproducible)."""
+    out = [x[0]]
+    for i in range(1, x.shape[0]):
+        out.append(out[-1] + x[i])
+    return jnp.stack(out)
+
+
+def _first_crossings(vals, prev, t_first, thresholds, first_step, valid, dt):
+    """Update ``t_first`` [rows, T, N] (years; NaN: not yet) with the first crossing in a
+    block of steps: ``vals`` [n, rows, T, N] are the values at steps first_step + 1 ..
+    first_step + n and ``prev`` the values one step earlier; ``valid`` [n] masks steps past
+    the horizon. A crossing between two steps is dated by linear interpolation; crossing
+    dates of successive steps are increasing, so the earliest date in the block is the
+    first."""
+    up = (vals >= thresholds) & (prev < thresholds) & valid[:, None, None, None]
+    k = first_step.astype(jnp.float32) + jnp.arange(vals.shape[0], dtype=jnp.float32)
+    when = (k[:, None, None, None] + (thresholds - prev) / (vals - prev)) * dt
+    earliest = jnp.min(jnp.where(up, when, jnp.inf), axis=0)
+    return jnp.where(jnp.isnan(t_first) & (earliest < jnp.inf), earliest, t_first)
+
+
+def simulate(keys, params: Params, config: Config) -> Outputs:
+    """Simulate N trajectories. Every array has the trajectories on its LAST axis (the
+    layout that vectorises on CPU): ``keys`` [N] drive the per-step shocks only (the
+    per-trajectory numbers are already in ``params``, fields [..., N]).
+
+    The path is built a year (a block of ``steps_per_year`` steps) at a time: the year's
+    shocks are block ``year`` of the generator, shaped (steps_per_year, draws) (each step's
+    row one draw per stream, then the draws of each jump process); their running sum gives
+    every step of the year at once, and first crossings are found for the whole block.
+    Each trajectory's numbers depend on its key and params alone."""
     p, c = params, config
-    n_streams = p.level0.shape[0]
+    n_streams, N = p.level0.shape
     n_rows = p.b0.shape[0]
-    dt = 1.0 / c.steps_per_year
+    n_access = p.access.shape[0]
+    spy = c.steps_per_year
+    dt = 1.0 / spy
     sqrt_dt = math.sqrt(dt)
     row_stream = jnp.asarray(c.row_stream, jnp.int32)
-    physical = jnp.asarray(c.physical)
+    physical = jnp.asarray(c.physical)[:, None]  # [T, 1]
     jump_width = [jump_draws(fam, k) for _, fam, k in c.jumps]
     n_draws = n_streams + sum(jump_width)
-    is_actor = jnp.arange(n_rows + p.access.shape[0]) < n_rows
-    boosted = (is_actor & (jnp.arange(n_rows + p.access.shape[0]) != c.frontier))[:, None] & ~physical[None, :]
+    n_all = n_rows + n_access
+    boosted = ((jnp.arange(n_all) < n_rows) & (jnp.arange(n_all) != c.frontier))[:, None] & ~physical[:, 0]
+    block_steps = jnp.arange(1, spy + 1, dtype=jnp.int32)
 
-    def state(k, noise):
-        """Hardware, algorithms and each row's uncapped budget at step k."""
-        y = trend(p, c.decaying, k.astype(jnp.float32) * dt) + noise
-        return y[0], y[1], p.b0 + y[row_stream]
-
-    def levels(k, h, a, u, buf_h, buf_a):
-        """Effective and physical compute of every row and access budget at step k."""
-        h_i = _lagged(buf_h, h, p.level0[0], p.rate0[0], k, c.hw_lag_steps, dt) - p.penalty
-        a_i = _lagged(buf_a, a, p.level0[1], p.rate0[1], k, c.algo_lag_steps, dt)
-        phys = jnp.concatenate([soft_cap(u, p.cap) + h_i, p.access + h])
-        eff = phys + jnp.concatenate([a_i, jnp.broadcast_to(a, p.access.shape)])
-        return eff, phys
+    def levels(h, a, win_h, win_a, u):
+        """Capped budgets [n, R, N] and effective and physical compute [n, R + K, N] of
+        every row and access budget at n steps, from H and A there [n, N], their windows
+        of past values and the uncapped budgets [n, R, N]."""
+        n = h.shape[0]
+        h_i = _lagged(win_h, n, c.hw_lag_steps) - p.penalty
+        a_i = _lagged(win_a, n, c.algo_lag_steps)
+        capped = soft_cap(u, p.cap)
+        phys = jnp.concatenate([capped + h_i, p.access + h[:, None]], axis=1)
+        eff = phys + jnp.concatenate([a_i, jnp.broadcast_to(a[:, None], (n, n_access, N))], axis=1)
+        return capped, eff, phys
 
     def per_threshold(eff, phys):
+        """The value each threshold compares with: [n, R + K, T, N]."""
         if not any(c.physical):
-            return jnp.broadcast_to(eff[:, None], (eff.shape[0], len(c.physical)))
-        return jnp.where(physical[None, :], phys[:, None], eff[:, None])
+            return jnp.broadcast_to(eff[:, :, None], eff.shape[:2] + (len(c.physical), N))
+        return jnp.where(physical, phys[:, :, None], eff[:, :, None])
 
-    def catch_up(tau, t_first):
-        """How far the requirement has fallen for every other actor (OOM) at time tau: only
-        effective thresholds (distillation does not cut the FLOP a regulation counts), and
-        not for access budgets (a diffusion date is budget + H + A alone, MODEL.md §5)."""
-        since = jnp.maximum(jnp.nan_to_num(tau - t_first[c.frontier], nan=0.0), 0.0)
-        return jnp.where(boosted, p.catch_up * since[None, :], 0.0)
-
-    def step(carry, z):
-        # Levels are trend + accumulated noise: the trend is evaluated afresh each step
-        # (not summed), so float32 rounding does not build up over thousands of steps.
-        k, noise, buf_h, buf_a, lev, t_first = carry
-        noise = noise + p.vol * sqrt_dt * z[:n_streams]
-        at = n_streams
-        for j, ((stream, fam, k_max), width) in enumerate(zip(c.jumps, jump_width)):
-            noise = noise.at[stream].add(jump_sum(z[at : at + width], p.jump_rate[j], p.jump_a[j], p.jump_b[j],
-                                                  fam, k_max, dt))
-            at += width
-        k = k + 1
-        h, a, u = state(k, noise)
-        slot = jnp.mod(k, c.buffer)
-        buf_h = buf_h.at[slot].set(h)
-        buf_a = buf_a.at[slot].set(a)
-        raw = per_threshold(*levels(k, h, a, u, buf_h, buf_a))
-        new, prev = raw, lev
-        if c.catch_up:  # the frontier's row is never boosted, so its date this step is final
-            f = c.frontier
-            crossed_f = jnp.isnan(t_first[f]) & (raw[f] >= p.thresholds) & (k <= c.n_steps)
-            frac_f = (p.thresholds - lev[f]) / (raw[f] - lev[f])
-            t_first = t_first.at[f].set(jnp.where(crossed_f, ((k - 1).astype(jnp.float32) + frac_f) * dt, t_first[f]))
-            new = raw + catch_up(k.astype(jnp.float32) * dt, t_first)
-            prev = lev + catch_up((k - 1).astype(jnp.float32) * dt, t_first)
-        crossed = jnp.isnan(t_first) & (new >= p.thresholds) & (k <= c.n_steps)
-        frac = (p.thresholds - prev) / (new - prev)
-        t_first = jnp.where(crossed, ((k - 1).astype(jnp.float32) + frac) * dt, t_first)
-        return (k, noise, buf_h, buf_a, raw, t_first), None
-
-    def record(carry):
-        """Fan-chart values at the current step."""
-        k, noise, buf_h, buf_a, _, _ = carry
-        h, a, u = state(k, noise)
-        eff, _ = levels(k, h, a, u, buf_h, buf_a)
+    def record(h, a, capped, eff):
+        """Fan-chart values at one step: [series, N]."""
         cost = p.thresholds - h - jnp.where(physical, 0.0, a)
-        return jnp.concatenate([jnp.stack([h, a]), soft_cap(u, p.cap), eff, cost])
+        return jnp.concatenate([jnp.stack([h, a]), capped, eff, cost])
 
     def year(carry, y):
-        values = record(carry)
-        z = jax.random.normal(jax.random.fold_in(key, y), (c.steps_per_year, n_draws), jnp.float32)
-        carry, _ = jax.lax.scan(step, carry, z)
+        noise, hist_h, hist_a, lev, t_first, values, draws = carry
+        z = block_normals(draws, (spy, n_draws))
+        shock = p.vol * sqrt_dt * z[:, :n_streams]
+        at = n_streams
+        for j, ((stream, fam, k_max), width) in enumerate(zip(c.jumps, jump_width)):
+            jumps = jump_sum(jnp.moveaxis(z[:, at : at + width], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j],
+                             fam, k_max, dt)
+            shock = shock.at[:, stream].add(jumps)
+            at += width
+        # Levels are trend + accumulated noise: the trend is evaluated afresh at every step
+        # (not summed), so float32 rounding does not build up over thousands of steps.
+        path = noise + _running_sum(shock)
+        first = y * spy
+        k = first + block_steps
+        s = trend(p, c.decaying, k.astype(jnp.float32) * dt) + path
+        h, a = s[:, 0], s[:, 1]
+        win_h, win_a = jnp.concatenate([hist_h, h]), jnp.concatenate([hist_a, a])
+        capped, eff, phys = levels(h, a, win_h, win_a, p.b0 + s[:, row_stream])
+        raw = per_threshold(eff, phys)
+        prev = jnp.concatenate([lev[None], raw[:-1]])
+        valid = k <= c.n_steps
+        if c.catch_up:  # the frontier's row is never boosted, so its dates are final first
+            f = c.frontier
+            t_f = _first_crossings(raw[:, f : f + 1], prev[:, f : f + 1], t_first[f : f + 1], p.thresholds, first,
+                                   valid, dt)[0]
+            tau = jnp.concatenate([first[None], k]).astype(jnp.float32) * dt
+            since = jnp.maximum(jnp.nan_to_num(tau[:, None, None] - t_f, nan=0.0), 0.0)  # [n + 1, T, N]
+            boost = jnp.where(boosted[:, :, None], p.catch_up * since[:, None], 0.0)
+            t_first = _first_crossings(raw + boost[1:], prev + boost[:-1], t_first.at[f].set(t_f), p.thresholds,
+                                       first, valid, dt)
+        else:
+            t_first = _first_crossings(raw, prev, t_first, p.thresholds, first, valid, dt)
+        carry = (path[-1], win_h[spy:], win_a[spy:], raw[-1], t_first, record(h[-1], a[-1], capped[-1], eff[-1]),
+                 block_draws(keys, y + 1, spy * n_draws, c.generator))
         return carry, values
 
-    k = jnp.int32(0)
-    noise = jnp.zeros((n_streams,), jnp.float32)
-    h, a, u = state(k, noise)
-    buf_h = jnp.full((c.buffer,), h, jnp.float32)
-    buf_a = jnp.full((c.buffer,), a, jnp.float32)
-    lev = per_threshold(*levels(k, h, a, u, buf_h, buf_a))
+    # Before the start each factor is extended backwards along its trend (no noise).
+    past = jnp.arange(1 - c.buffer, 1, dtype=jnp.float32)[:, None] * dt
+    hist_h = p.level0[0] + p.rate0[0] * past
+    hist_a = p.level0[1] + p.rate0[1] * past
+    s = trend(p, c.decaying, jnp.zeros((1,), jnp.float32))
+    h, a = s[:, 0], s[:, 1]
+    capped, eff, phys = levels(h, a, hist_h, hist_a, p.b0 + s[:, row_stream])
+    lev = per_threshold(eff, phys)[0]
     t_first = jnp.where(lev >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
-    carry = (k, noise, buf_h, buf_a, lev, t_first)
+    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, lev, t_first,
+             record(h[0], a[0], capped[0], eff[0]), block_draws(keys, 0, spy * n_draws, c.generator))
     carry, records = jax.lax.scan(year, carry, jnp.arange(c.n_years, dtype=jnp.int32))
-    t_first = carry[-1]
-    fan = jnp.concatenate([records, record(carry)[None, :]])
+    t_first = carry[4]
+    fan = jnp.concatenate([records, carry[5][None]])
     return Outputs(t_first=t_first[:n_rows], diffusion=t_first[n_rows:], fan=fan)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import aggregate, engine, io, model
+from .kernels import DEFAULT_GENERATOR
 from .random import PRNG_IMPL
 from .scenario import Scenario, load_scenario
 
@@ -48,7 +49,8 @@ def read_results(folder: str | Path) -> Results:
 
 def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int = 0,
         chunk_size: int | None = None, progress: Callable[[int], None] | None = None,
-        checkpoint: engine.Checkpoint | None = None, keep_trajectories: bool | str | Path = False) -> Results:
+        checkpoint: engine.Checkpoint | None = None, keep_trajectories: bool | str | Path = False,
+        generator: str = DEFAULT_GENERATOR) -> Results:
     """Sample ``trajectories`` joint trajectories of ``scenario`` and aggregate them.
 
     ``keep_trajectories`` (True, or a folder for the scratch file) also streams one row per
@@ -56,7 +58,8 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
 
     Same scenario and seed give the same results whatever ``chunk_size`` (trajectories per
     device call; default: chosen for the device). ``progress`` is called with the number
-    of trajectories finished after each chunk.
+    of trajectories finished after each chunk. ``generator`` picks the generator of the
+    per-step shocks (``mcengine.kernels.GENERATORS``; recorded in the outputs).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
@@ -67,10 +70,10 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     started = _now()
     writer = None
     if keep_trajectories:
-        writer = _trajectory_writer(scenario, seed, int(trajectories), keep_trajectories)
+        writer = _trajectory_writer(scenario, seed, int(trajectories), keep_trajectories, generator)
     try:
         agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress, checkpoint,
-                         on_chunk=writer.write if writer else None)
+                         on_chunk=writer.write if writer else None, generator=generator)
     except BaseException:
         if writer:
             writer.close()
@@ -83,7 +86,7 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
         start=scenario.start, horizon=scenario.horizon, steps_per_year=scenario.steps_per_year,
         seed=seed, trajectories=int(trajectories),
         chunk_size=agg.chunk_size, devices=agg.devices, processes=agg.processes, prng=PRNG_IMPL,
-        resolution_years=float(agg.event_bins.width.min()),
+        generator=generator, resolution_years=float(agg.event_bins.width.min()),
         compile_seconds=round(agg.compile_seconds, 3), sample_seconds=round(agg.sample_seconds, 3),
         started=started, finished=_now(),
     )
@@ -91,7 +94,7 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     return dataclasses.replace(results, trajectories_file=writer.path if writer else None)
 
 
-def _trajectory_writer(scenario: Scenario, seed: int, n: int, where) -> io.TrajectoryWriter:
+def _trajectory_writer(scenario: Scenario, seed: int, n: int, where, generator: str) -> io.TrajectoryWriter:
     import tempfile
 
     m, _ = model.build(scenario)
@@ -102,7 +105,8 @@ def _trajectory_writer(scenario: Scenario, seed: int, n: int, where) -> io.Traje
     diffusion = [f"diffusion_date:{io.usd_name(b)}:{t.name}" for b in scenario.access_budgets for t in scenario.thresholds]
     return io.TrajectoryWriter(Path(path), scenario.start, [r.name for r in scenario.regimes], list(m.inputs),
                                dates, diffusion, io.provenance(scenario=scenario.name, scenario_toml=scenario.text,
-                                                               seed=seed, trajectories=n, prng=PRNG_IMPL))
+                                                               seed=seed, trajectories=n, prng=PRNG_IMPL,
+                                                               generator=generator))
 
 
 def _now() -> str:

@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import click  # noqa: E402
 
 from . import api, engine, io  # noqa: E402
+from .kernels import DEFAULT_GENERATOR, GENERATORS  # noqa: E402
 from .report import progress_bar, summary_data, summary_text  # noqa: E402
 from .scenario import ScenarioError, builtin_names, load_scenario  # noqa: E402
 
@@ -59,13 +60,16 @@ _set_option = click.option(
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (same options).")
 @click.option("--keep-trajectories", is_flag=True,
               help="Also write trajectories.parquet: one row per trajectory (inputs, dates), streamed.")
+@click.option("--generator", type=click.Choice(GENERATORS), default=DEFAULT_GENERATOR, show_default=True,
+              help="Generator of the per-step shocks (recorded in the outputs); 'jax' is jax.random.normal, "
+                   "slower, for cross-checks.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines.")
 @click.option("--distributed", is_flag=True,
               help="Join a multi-process run (jax.distributed): under SLURM (srun) or Open MPI nothing else "
                    "is needed; otherwise set MCENGINE_COORDINATOR=host:port, MCENGINE_NUM_PROCESSES and "
                    "MCENGINE_PROCESS_ID. Process 0 writes the results.")
 def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpoint_every, resume, keep_trajectories,
-        quiet, distributed):
+        generator, quiet, distributed):
     """Run SCENARIO (a .toml path or a built-in name; default: baseline) and write
     events.parquet, access.parquet and paths.parquet.
 
@@ -92,7 +96,7 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpo
     with progress_bar(trajectories, enabled=not quiet) as advance:
         try:
             results = api.run(s, trajectories=trajectories, seed=seed, chunk_size=chunk_size, progress=advance,
-                              checkpoint=checkpoint,
+                              checkpoint=checkpoint, generator=generator,
                               keep_trajectories=out.absolute().parent if keep_trajectories else False)
         except KeyboardInterrupt:
             saved = checkpoint is not None and checkpoint.path.exists()

@@ -29,8 +29,8 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from . import aggregate, random
-from .kernels import jump_draws
-from .model import Model, Trajectories, build, event_values, trajectory, via_rows
+from .kernels import DEFAULT_GENERATOR, GENERATORS, jump_draws
+from .model import Model, Trajectories, build, event_values, trajectories, via_rows
 from .scenario import Scenario
 
 PILOT_TRAJECTORIES = 4096  # fixed-size pilot that sets the fan-chart bins
@@ -44,8 +44,7 @@ class ResourceError(ValueError):
 @partial(jax.jit, static_argnames=("count", "model"))
 def sample_chunk(seed_data, first_hi, first_lo, spec, *, count, model) -> Trajectories:
     """Per-trajectory outputs of trajectories [first, first + count)."""
-    keys = random.trajectory_keys(seed_data, first_hi, first_lo, count)
-    return jax.vmap(lambda k: trajectory(k, spec, model))(keys)
+    return trajectories(random.trajectory_keys(seed_data, first_hi, first_lo, count), spec, model)
 
 
 def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, count, model):
@@ -141,14 +140,17 @@ def default_chunk_size(trajectories: int) -> int:
 def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device: int) -> int:
     """Bytes one device needs: the int32 histograms (twice, for the update) and the per-
     chunk temporaries (per trajectory: the values and their bin and slot indices, the fan,
-    the scan state and a year of shocks)."""
+    the scan state and a year's block: its shocks and, per step, every row's value against
+    every threshold, a few times over)."""
     blocks = 1 + model.regimes
     n_fan = (model.config.n_years + 1) * (2 + 2 * len(model.rows) + model.n_access + len(model.config.physical))
     histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS)
     c = model.config
-    state = 2 * c.buffer + 4 * (len(model.rows) + model.n_access) * len(c.physical)
-    shocks = 2 * c.steps_per_year * (len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps))  # a year's
-    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + shocks + 64)
+    pairs = (len(model.rows) + model.n_access) * len(c.physical)
+    state = 2 * c.buffer + 4 * pairs
+    draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
+    year = c.steps_per_year * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
+    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + year + 64)
     return histograms + per_device * per_trajectory
 
 
@@ -165,14 +167,23 @@ def available_memory(device) -> int:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
+def build_for(scenario: Scenario, generator: str = DEFAULT_GENERATOR) -> tuple[Model, dict]:
+    """The scenario's model and spec, with the per-step shocks from ``generator``."""
+    if generator not in GENERATORS:
+        raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
+    model, spec = build(scenario)
+    return dataclasses.replace(model, config=model.config._replace(generator=generator)), spec
+
+
 def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
         progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None,
-        on_chunk: Callable[[int, tuple], None] | None = None) -> Aggregates:
+        on_chunk: Callable[[int, tuple], None] | None = None, generator: str = DEFAULT_GENERATOR) -> Aggregates:
     """Sample ``trajectories`` trajectories in chunks over all devices and processes, and
     aggregate them. ``on_chunk(first, (regime, t_first, diffusion, inputs))``, if given,
     receives each chunk's per-trajectory arrays (numpy, valid rows only) in order.
+    ``generator`` names the generator of the per-step shocks (kernels.GENERATORS).
     Raises ResourceError if the run cannot fit in memory."""
-    model, spec = build(scenario)
+    model, spec = build_for(scenario, generator)
     devices = jax.local_devices()
     d, processes, me = len(devices), jax.process_count(), jax.process_index()
     chunk = chunk_size or default_chunk_size(trajectories)
@@ -202,7 +213,7 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     done = 0
     state = None
     if checkpoint is not None:
-        state = _Checkpointer(checkpoint, me, _fingerprint(scenario, trajectories, seed, chunk, processes),
+        state = _Checkpointer(checkpoint, me, _fingerprint(scenario, trajectories, seed, chunk, processes, generator),
                               fan_bins)
         if checkpoint.resume:
             done, host = state.load(host)
@@ -268,12 +279,13 @@ def _sum_over_processes(x: np.ndarray) -> np.ndarray:
     return ((his << 31) + los).sum(axis=0)
 
 
-def _fingerprint(scenario: Scenario, trajectories: int, seed: int, chunk: int, processes: int) -> str:
+def _fingerprint(scenario: Scenario, trajectories: int, seed: int, chunk: int, processes: int,
+                 generator: str) -> str:
     """What a checkpoint must match to be resumed: everything that decides the counts."""
     import mcengine
 
-    key = json.dumps([scenario.text, trajectories, seed, chunk, processes, random.PRNG_IMPL, mcengine.__version__,
-                      jax.__version__])
+    key = json.dumps([scenario.text, trajectories, seed, chunk, processes, random.PRNG_IMPL, generator,
+                      mcengine.__version__, jax.__version__])
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -286,11 +298,15 @@ class _Checkpointer:
 
     def save(self, chunks_done: int, host: list[np.ndarray]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as f:
-            np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done),
-                     fan_lo=self.fan_bins.lo, fan_width=self.fan_bins.width,
-                     **{f"counts{i}": h for i, h in enumerate(host)})
-        os.replace(tmp, self.path)
+        try:
+            with open(tmp, "wb") as f:
+                np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done),
+                         fan_lo=self.fan_bins.lo, fan_width=self.fan_bins.width,
+                         **{f"counts{i}": h for i, h in enumerate(host)})
+            os.replace(tmp, self.path)
+        except BaseException:  # interrupted mid-write: the previous checkpoint stays whole
+            tmp.unlink(missing_ok=True)
+            raise
 
     def load(self, host: list[np.ndarray]) -> tuple[int, list[np.ndarray]]:
         if not self.path.is_file():
@@ -314,10 +330,11 @@ class _Checkpointer:
         self.path.unlink(missing_ok=True)
 
 
-def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None) -> Trajectories:
+def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
+                        generator: str = DEFAULT_GENERATOR) -> Trajectories:
     """Per-trajectory outputs as numpy arrays (years since start; NaN where censored).
     Memory grows with ``trajectories``: for analysis of modest samples and for tests."""
-    model, spec = build(scenario)
+    model, spec = build_for(scenario, generator)
     chunk = chunk_size or min(default_chunk_size(trajectories), 2**14)
     seed_data = random.seed_key(seed)
     parts = []

@@ -210,12 +210,15 @@ class Trajectories(NamedTuple):
     inputs: jax.Array
 
 
-def trajectory(key, spec, model: Model) -> Trajectories:
-    """Simulate the trajectory whose key is ``key``."""
-    params, regime, release_lag, inputs = _params(key, spec, model)
-    out = simulate(random.shock_key(key), params, model.config)
-    earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
-    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan, inputs)
+def trajectories(keys, spec, model: Model) -> Trajectories:
+    """Simulate the trajectories whose keys are ``keys`` [N]."""
+    params, regime, release_lag, inputs = jax.vmap(lambda k: _params(k, spec, model))(keys)
+    last = lambda x: jnp.moveaxis(x, 0, -1)  # the kernel's layout: trajectories last
+    out = simulate(jax.vmap(random.shock_key)(keys), jax.tree.map(last, params), model.config)
+    first = lambda x: jnp.moveaxis(x, -1, 0)
+    t_first, diffusion, fan = first(out.t_first), first(out.diffusion), first(out.fan)
+    earliest, released = jax.vmap(lambda t, lag: combine_releases(t, lag, model.via, model.span))(t_first, release_lag)
+    return Trajectories(regime, earliest, t_first, released, diffusion, fan, inputs)
 
 
 def via_rows(model: Model) -> list[int]:

@@ -1,0 +1,79 @@
+"""Standard normal shocks from a counter-based generator, written out for speed.
+
+The hash is Threefry-2x32 with 20 rounds (Salmon et al. 2011, "Parallel random numbers:
+as easy as 1, 2, 3"), the same function as JAX's ``threefry2x32`` PRNG: tests check it
+word for word against JAX's implementation and the Random123 known-answer vectors. It is
+written out here because JAX lowers its own threefry to a rolled loop on CPU and keeps one
+of the two output words per hash; this version is unrolled (one fused kernel) and uses both
+words, so a normal costs half a hash plus one inverse error function.
+
+Generators (a run option, recorded in every output):
+
+* ``threefry2x32`` (default): block ``b`` of a trajectory with key (k0, k1) hashes the
+  counters (b, 0), (b, 1), ...; the first output words give the first half of the block's
+  normals, the second words the second half. A word's top 23 bits m give a uniform
+  u = (m + 0.5) / 2**23 in (0, 1), and the normal is sqrt(2) erfinv(2u - 1) (|z| < 5.3).
+* ``jax``: ``jax.random.normal(fold_in(key, b), shape)``, JAX's own sampler; slower on
+  CPU, kept as an independent check of the default.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+GENERATORS = ("threefry2x32", "jax")
+DEFAULT_GENERATOR = "threefry2x32"
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = 0x1BD11BDA
+
+
+def threefry2x32(k0, k1, x0, x1):
+    """Threefry-2x32-20 of the counters (x0, x1) under the key (k0, k1), all uint32
+    (broadcast together); returns the two output words."""
+    ks = (k0, k1, k0 ^ k1 ^ jnp.uint32(_PARITY))
+    x0, x1 = x0 + ks[0], x1 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = (x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r))
+            x1 = x1 ^ x0
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+    return x0, x1
+
+
+def to_normal(bits):
+    """Standard normals from uint32 words (their top 23 bits, so that every step below is
+    exact in float32), by the inverse CDF."""
+    m = (bits >> jnp.uint32(9)).astype(jnp.float32)
+    return jnp.float32(math.sqrt(2.0)) * jax.lax.erf_inv((2.0 * m + 1.0) * jnp.float32(2.0**-23) - 1.0)
+
+
+def block_draws(keys, block, size: int, generator: str = DEFAULT_GENERATOR) -> tuple:
+    """The raw draws of block ``block`` (int) of the trajectories whose keys are ``keys``
+    ([N] JAX threefry keys), enough for ``size`` normals each, trajectories on the last
+    axis: pass them to :func:`block_normals`. (The kernel draws a block ahead and keeps the
+    raw words in its loop state, which keeps the hash out of the fused arithmetic that
+    consumes the normals.)"""
+    if generator == "jax":
+        draw = lambda key: jax.random.normal(jax.random.fold_in(key, block), (size,), jnp.float32)
+        return (jax.vmap(draw, out_axes=1)(keys),)
+    if generator != "threefry2x32":
+        raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
+    k = jax.random.key_data(keys)
+    counters = jnp.arange((size + 1) // 2, dtype=jnp.uint32)[:, None]
+    return threefry2x32(k[:, 0], k[:, 1], jnp.asarray(block, jnp.uint32), counters)
+
+
+def block_normals(draws: tuple, shape: tuple[int, ...]):
+    """Standard normals (float32, ``shape + (N,)``) from a block's raw draws."""
+    size = math.prod(shape)
+    if draws[0].dtype == jnp.float32:
+        z = draws[0]
+    else:
+        z = to_normal(jnp.concatenate(draws)[:size])
+    return z.reshape(shape + (z.shape[-1],))
