@@ -53,27 +53,26 @@ def to_normal(bits):
     return jnp.float32(math.sqrt(2.0)) * jax.lax.erf_inv((2.0 * m + 1.0) * jnp.float32(2.0**-23) - 1.0)
 
 
-def block_draws(keys, block, size: int, generator: str = DEFAULT_GENERATOR) -> tuple:
-    """The raw draws of block ``block`` (int) of the trajectories whose keys are ``keys``
-    ([N] JAX threefry keys), enough for ``size`` normals each, trajectories on the last
-    axis: pass them to :func:`block_normals`. (The kernel draws a block ahead and keeps the
-    raw words in its loop state, which keeps the hash out of the fused arithmetic that
-    consumes the normals.)"""
+def block_draws(keys, block, size: int, generator: str = DEFAULT_GENERATOR):
+    """The draws of block ``block`` (int) of the trajectories whose keys are ``keys`` ([N]
+    JAX threefry keys), ``size`` normals each, trajectories on the last axis: pass them to
+    :func:`block_normals`. The kernel draws a block ahead and keeps the draws in its loop
+    state, so that the hash is not fused into the arithmetic that consumes the normals.
+    The two normals of one hash are returned as one complex64 number (real: first word,
+    imaginary: second), so that the compiler computes each hash once."""
     if generator == "jax":
         draw = lambda key: jax.random.normal(jax.random.fold_in(key, block), (size,), jnp.float32)
-        return (jax.vmap(draw, out_axes=1)(keys),)
+        return jax.vmap(draw, out_axes=1)(keys)
     if generator != "threefry2x32":
         raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
     k = jax.random.key_data(keys)
     counters = jnp.arange((size + 1) // 2, dtype=jnp.uint32)[:, None]
-    return threefry2x32(k[:, 0], k[:, 1], jnp.asarray(block, jnp.uint32), counters)
+    a, b = threefry2x32(k[:, 0], k[:, 1], jnp.asarray(block, jnp.uint32), counters)
+    return jax.lax.complex(to_normal(a), to_normal(b))
 
 
-def block_normals(draws: tuple, shape: tuple[int, ...]):
-    """Standard normals (float32, ``shape + (N,)``) from a block's raw draws."""
-    size = math.prod(shape)
-    if draws[0].dtype == jnp.float32:
-        z = draws[0]
-    else:
-        z = to_normal(jnp.concatenate(draws)[:size])
-    return z.reshape(shape + (z.shape[-1],))
+def block_normals(draws, shape: tuple[int, ...]):
+    """Standard normals (float32, ``shape + (N,)``) from a block's draws."""
+    if jnp.iscomplexobj(draws):
+        draws = jnp.concatenate([jnp.real(draws), jnp.imag(draws)])[: math.prod(shape)]
+    return draws.reshape(shape + (draws.shape[-1],))

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import jax.scipy.special as jsp
+import numpy as np
 
 from .normals import DEFAULT_GENERATOR, block_draws, block_normals
 
@@ -97,9 +98,10 @@ class Outputs(NamedTuple):
     diffusion: [access budgets, thresholds, N] the same for a buyer of each access budget at
       frontier hardware and algorithms (the access effect).
     fan: [n_years + 1, series, N] values at each whole year from the start, series being
-      hardware, algorithms, each row's capped budget, each row's effective compute, each
-      access budget's capability (log10 effective FLOP), each threshold's cost to reach
-      (log10 $ at frontier hardware and algorithms).
+      hardware H (log10 FLOP/$), algorithms A (OOM), each row's capped budget (log10 $),
+      each row's effective compute (log10 FLOP), and H + A (log10 effective FLOP per $ at
+      the frontier: an access budget's capability and a threshold's cost to reach are
+      fixed shifts of it, or of H for physical thresholds, so they are not stored).
     """
 
     t_first: jax.Array
@@ -108,9 +110,11 @@ class Outputs(NamedTuple):
 
 
 def soft_cap(uncapped, cap):
-    """``cap - log10(1 + 10**(cap - uncapped))``, stably (log10 $); cap = +inf is no cap."""
+    """``cap - log10(1 + 10**(cap - uncapped))``, stably (log10 $); cap = +inf is no cap.
+    (log, not log1p: where they differ the term is below 1e-7 OOM, under float32's
+    resolution of the result.)"""
     x = cap - uncapped
-    softplus10 = jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x) * LN10)) / LN10
+    softplus10 = jnp.maximum(x, 0.0) + jnp.log(1.0 + jnp.exp(-jnp.abs(x) * LN10)) * (1.0 / LN10)
     return jnp.where(jnp.isinf(cap), uncapped, cap - softplus10)
 
 
@@ -165,29 +169,37 @@ def _lagged(window, n: int, lag_steps):
         w = math.floor(s)
         f = s - w
         cols.append(tap(w) if f == 0 else (1.0 - f) * tap(w) + f * tap(w + 1))
-    return jnp.stack(cols, axis=1)
+    return jax.lax.optimization_barrier(jnp.stack(cols, axis=1))
 
 
 def _running_sum(x):
-    """Cumulative sum over the first axis, added in order (exact order: reproducible)."""
-    out = [x[0]]
-    for i in range(1, x.shape[0]):
-        out.append(out[-1] + x[i])
-    return jnp.stack(out)
+    """Cumulative sum over the first axis of ``x`` [n, ...], as one matrix product with a
+    lower-triangular matrix of ones (computed once and stored, rather than re-added inside
+    every consumer)."""
+    n = x.shape[0]
+    ones = jnp.tril(jnp.ones((n, n), x.dtype))
+    return (ones @ x.reshape(n, -1)).reshape(x.shape)
 
 
-def _first_crossings(vals, prev, t_first, thresholds, first_step, valid, dt):
+def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt):
     """Update ``t_first`` [rows, T, N] (years; NaN: not yet) with the first crossing in a
-    block of steps: ``vals`` [n, rows, T, N] are the values at steps first_step + 1 ..
-    first_step + n and ``prev`` the values one step earlier; ``valid`` [n] masks steps past
-    the horizon. A crossing between two steps is dated by linear interpolation; crossing
-    dates of successive steps are increasing, so the earliest date in the block is the
-    first."""
-    up = (vals >= thresholds) & (prev < thresholds) & valid[:, None, None, None]
-    k = first_step.astype(jnp.float32) + jnp.arange(vals.shape[0], dtype=jnp.float32)
-    when = (k[:, None, None, None] + (thresholds - prev) / (vals - prev)) * dt
-    earliest = jnp.min(jnp.where(up, when, jnp.inf), axis=0)
-    return jnp.where(jnp.isnan(t_first) & (earliest < jnp.inf), earliest, t_first)
+    block of steps: ``vals`` [n, rows, 1 or T, N] are the values at steps first_step + 1 ..
+    first_step + n, ``before`` [rows, 1 or T, N] the value one step before the block, and
+    ``valid`` [n] masks steps past the horizon. The first crossing is the first step
+    whose running maximum reaches the threshold; it is dated by linear interpolation from
+    the step before (below the threshold, as nothing crossed earlier)."""
+    n = vals.shape[0]
+    reach = jnp.where(valid[:, None, None, None], vals, -jnp.inf)
+    peak = [reach[0]]  # running maximum over the block's steps
+    for i in range(1, n):
+        peak.append(jnp.maximum(peak[-1], reach[i]))
+    below = jnp.sum(jnp.stack(peak) < thresholds, axis=0, dtype=jnp.int32)  # steps before the crossing
+    at = jnp.minimum(below, n - 1)
+    v1 = jnp.take_along_axis(vals, at[None], axis=0)[0]
+    v0 = jnp.where(below == 0, before, jnp.take_along_axis(vals, jnp.maximum(at - 1, 0)[None], axis=0)[0])
+    frac = jnp.clip((thresholds - v0) / (v1 - v0), 0.0, 1.0)
+    date = (first_step + below).astype(jnp.float32) + frac
+    return jnp.where(jnp.isnan(t_first) & (below < n), date * dt, t_first)
 
 
 def simulate(keys, params: Params, config: Config) -> Outputs:
@@ -204,15 +216,26 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     n_streams, N = p.level0.shape
     n_rows = p.b0.shape[0]
     n_access = p.access.shape[0]
+    n_thresholds = len(c.physical)
     spy = c.steps_per_year
     dt = 1.0 / spy
     sqrt_dt = math.sqrt(dt)
-    row_stream = jnp.asarray(c.row_stream, jnp.int32)
+    rows_in_order = c.row_stream == tuple(range(2, 2 + n_rows))  # no groups: one stream per row
+
+    def budget_streams(s):
+        """Each row's budget stream [n, R, N] from all streams [n, S, N]."""
+        if rows_in_order:
+            return s[:, 2 : 2 + n_rows]
+        return jax.lax.optimization_barrier(s[:, jnp.asarray(c.row_stream)])
     physical = jnp.asarray(c.physical)[:, None]  # [T, 1]
+    # Thresholds by kind: effective ones compare with effective compute, physical ones with
+    # physical compute (budget + hardware); each kind's crossings are found separately.
+    kinds = [(np.flatnonzero(np.asarray(c.physical) == phys), phys) for phys in (False, True)]
+    kinds = [(idx, phys) for idx, phys in kinds if idx.size]
     jump_width = [jump_draws(fam, k) for _, fam, k in c.jumps]
     n_draws = n_streams + sum(jump_width)
     n_all = n_rows + n_access
-    boosted = ((jnp.arange(n_all) < n_rows) & (jnp.arange(n_all) != c.frontier))[:, None] & ~physical[:, 0]
+    boosted = (jnp.arange(n_all) < n_rows) & (jnp.arange(n_all) != c.frontier)  # actors but the frontier
     block_steps = jnp.arange(1, spy + 1, dtype=jnp.int32)
 
     def levels(h, a, win_h, win_a, u):
@@ -227,19 +250,31 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         eff = phys + jnp.concatenate([a_i, jnp.broadcast_to(a[:, None], (n, n_access, N))], axis=1)
         return capped, eff, phys
 
-    def per_threshold(eff, phys):
-        """The value each threshold compares with: [n, R + K, T, N]."""
-        if not any(c.physical):
-            return jnp.broadcast_to(eff[:, :, None], eff.shape[:2] + (len(c.physical), N))
-        return jnp.where(physical, phys[:, :, None], eff[:, :, None])
+    def crossings(t_first, now, before, first, k, valid):
+        """``t_first`` updated with the block's crossings; ``now`` [n, R + K, N] and
+        ``before`` [R + K, N] are the (effective, physical) compute at the block's steps
+        and one step before it."""
+        for idx, phys in kinds:
+            vals, prev = now[phys][:, :, None], before[phys][:, None]
+            thr = p.thresholds[idx]
+            tf = t_first if idx.size == n_thresholds else t_first[:, idx]
+            if c.catch_up and not phys:  # the frontier's row is never boosted: its dates come first
+                f = c.frontier
+                t_f = _first_crossings(vals[:, f : f + 1], prev[f : f + 1], tf[f : f + 1], thr, first, valid, dt)[0]
+                tau = jnp.concatenate([first[None], k]).astype(jnp.float32) * dt
+                since = jnp.maximum(jnp.nan_to_num(tau[:, None, None] - t_f, nan=0.0), 0.0)  # [n + 1, T, N]
+                boost = jnp.where(boosted[:, None, None], p.catch_up * since[:, None], 0.0)
+                vals, prev, tf = vals + boost[1:], prev + boost[0], tf.at[f].set(t_f)
+            tf = _first_crossings(vals, prev, tf, thr, first, valid, dt)
+            t_first = tf if idx.size == n_thresholds else t_first.at[:, idx].set(tf)
+        return t_first
 
     def record(h, a, capped, eff):
         """Fan-chart values at one step: [series, N]."""
-        cost = p.thresholds - h - jnp.where(physical, 0.0, a)
-        return jnp.concatenate([jnp.stack([h, a]), capped, eff, cost])
+        return jnp.concatenate([jnp.stack([h, a]), capped, eff[:n_rows], (h + a)[None]])
 
     def year(carry, y):
-        noise, hist_h, hist_a, lev, t_first, values, draws = carry
+        noise, hist_h, hist_a, last, t_first, values, draws = carry
         z = block_normals(draws, (spy, n_draws))
         shock = p.vol * sqrt_dt * z[:, :n_streams]
         at = n_streams
@@ -256,23 +291,10 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         s = trend(p, c.decaying, k.astype(jnp.float32) * dt) + path
         h, a = s[:, 0], s[:, 1]
         win_h, win_a = jnp.concatenate([hist_h, h]), jnp.concatenate([hist_a, a])
-        capped, eff, phys = levels(h, a, win_h, win_a, p.b0 + s[:, row_stream])
-        raw = per_threshold(eff, phys)
-        prev = jnp.concatenate([lev[None], raw[:-1]])
-        valid = k <= c.n_steps
-        if c.catch_up:  # the frontier's row is never boosted, so its dates are final first
-            f = c.frontier
-            t_f = _first_crossings(raw[:, f : f + 1], prev[:, f : f + 1], t_first[f : f + 1], p.thresholds, first,
-                                   valid, dt)[0]
-            tau = jnp.concatenate([first[None], k]).astype(jnp.float32) * dt
-            since = jnp.maximum(jnp.nan_to_num(tau[:, None, None] - t_f, nan=0.0), 0.0)  # [n + 1, T, N]
-            boost = jnp.where(boosted[:, :, None], p.catch_up * since[:, None], 0.0)
-            t_first = _first_crossings(raw + boost[1:], prev + boost[:-1], t_first.at[f].set(t_f), p.thresholds,
-                                       first, valid, dt)
-        else:
-            t_first = _first_crossings(raw, prev, t_first, p.thresholds, first, valid, dt)
-        carry = (path[-1], win_h[spy:], win_a[spy:], raw[-1], t_first, record(h[-1], a[-1], capped[-1], eff[-1]),
-                 block_draws(keys, y + 1, spy * n_draws, c.generator))
+        capped, eff, phys = levels(h, a, win_h, win_a, p.b0 + budget_streams(s))
+        t_first = crossings(t_first, (eff, phys), last, first, k, k <= c.n_steps)
+        carry = (path[-1], win_h[spy:], win_a[spy:], (eff[-1], phys[-1]), t_first,
+                 record(h[-1], a[-1], capped[-1], eff[-1]), block_draws(keys, y + 1, spy * n_draws, c.generator))
         return carry, values
 
     # Before the start each factor is extended backwards along its trend (no noise).
@@ -281,10 +303,10 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     hist_a = p.level0[1] + p.rate0[1] * past
     s = trend(p, c.decaying, jnp.zeros((1,), jnp.float32))
     h, a = s[:, 0], s[:, 1]
-    capped, eff, phys = levels(h, a, hist_h, hist_a, p.b0 + s[:, row_stream])
-    lev = per_threshold(eff, phys)[0]
-    t_first = jnp.where(lev >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
-    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, lev, t_first,
+    capped, eff, phys = levels(h, a, hist_h, hist_a, p.b0 + budget_streams(s))
+    at_start = jnp.where(physical, phys[0][:, None], eff[0][:, None])  # [R + K, T, N]
+    t_first = jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
+    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, (eff[0], phys[0]), t_first,
              record(h[0], a[0], capped[0], eff[0]), block_draws(keys, 0, spy * n_draws, c.generator))
     carry, records = jax.lax.scan(year, carry, jnp.arange(c.n_years, dtype=jnp.int32))
     t_first = carry[4]

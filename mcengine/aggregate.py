@@ -32,16 +32,16 @@ class Bins:
 
 
 def fill(counts, values, mask, lo, width, block):
-    """Add ``values`` [trajectories, vars] (NaN = censored) of the trajectories where
+    """Add ``values`` [vars, trajectories] (NaN = censored) of the trajectories where
     ``mask`` is True into block ``block`` [trajectories] of ``counts`` [blocks * vars,
     nbins] (int32); ``lo`` and ``width`` [vars] are the bins of each variable. Runs on the
     device."""
     nbins = counts.shape[1]
-    n_vars = values.shape[1]
-    b = jnp.clip(jnp.nan_to_num(jnp.floor((values - lo) / width), nan=0.0), 0, nbins - 1).astype(jnp.int32)
-    var = block[:, None] * n_vars + jnp.arange(n_vars, dtype=jnp.int32)[None, :]
-    add = (mask[:, None] & ~jnp.isnan(values)).astype(jnp.int32)
-    return counts.at[var, b].add(add, mode="drop")
+    n_vars = values.shape[0]
+    b = jnp.clip(jnp.nan_to_num(jnp.floor((values - lo[:, None]) / width[:, None]), nan=0.0), 0, nbins - 1)
+    var = block[None, :] * n_vars + jnp.arange(n_vars, dtype=jnp.int32)[:, None]
+    add = (mask[None, :] & ~jnp.isnan(values)).astype(jnp.int32)
+    return counts.at[var, b.astype(jnp.int32)].add(add, mode="drop")
 
 
 def summarise(counts: np.ndarray, n: int, bins: Bins, quantiles=QUANTILES) -> dict[str, np.ndarray]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
 import os
 from pathlib import Path
 from typing import Callable
@@ -136,9 +137,16 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
         for k in STAT_COLUMNS[1:]:
             table[k].append(stats[k][var] + (shift if k != "p_reached" else 0.0))
 
-    series = (["hardware", "algorithms"] + [f"budget:{r.label}" for r in m.rows]
-              + [f"effective:{r.label}" for r in m.rows] + [f"capability_at_budget:{io.usd_name(b)}" for b in s.access_budgets]
-              + [f"cost_to_reach:{t.name}" for t in s.thresholds])
+    # (name, kernel series, sign, shift): access capabilities and threshold costs are shifts
+    # of H + A (or of H), so their quantiles are those of it, mirrored for costs.
+    per_usd = 2 + 2 * R
+    series = ([("hardware", 0, 1, 0.0), ("algorithms", 1, 1, 0.0)]
+              + [(f"budget:{r.label}", 2 + i, 1, 0.0) for i, r in enumerate(m.rows)]
+              + [(f"effective:{r.label}", 2 + R + i, 1, 0.0) for i, r in enumerate(m.rows)]
+              + [(f"capability_at_budget:{io.usd_name(b)}", per_usd, 1, math.log10(b)) for b in s.access_budgets]
+              + [(f"cost_to_reach:{t.name}", 0 if t.kind == "physical" else per_usd, -1, t.level)
+                 for t in s.thresholds])
+    n_series = per_usd + 1
     n_years = int(np.floor(m.span + 1e-9))
     for b, (regime, n) in enumerate(blocks):
         ev = {"n": n, **aggregate.summarise(agg.event_counts[b], n, agg.event_bins)}
@@ -162,13 +170,14 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
                 add(access, {**head, "budget_usd": budget, "threshold": thr.name, "threshold_flop": thr.flop,
                              "threshold_kind": thr.kind}, ev, access_at + k * T + t, s.start)
         fan = aggregate.summarise(agg.fan_counts[b], n, agg.fan_bins, aggregate.FAN_QUANTILES)
-        for i, name in enumerate(series):
+        for name, i, sign, shift in series:
             for year in range(n_years + 1):
-                var = year * len(series) + i
+                var = year * n_series + i
                 for k, v in (("scenario", s.name), ("regime", regime), ("series", name), ("year", s.start + year)):
                     paths[k].append(v)
-                for k in ("mean", "p5", "p25", "p50", "p75", "p95"):
-                    paths[k].append(fan[k][var])
+                paths["mean"].append(shift + sign * fan["mean"][var])
+                for q in (5, 25, 50, 75, 95):
+                    paths[f"p{q}"].append(shift + sign * fan[f"p{q if sign > 0 else 100 - q}"][var])
 
     return Results(io.table("events", events, meta), io.table("access", access, meta),
                    io.table("paths", paths, meta), meta)

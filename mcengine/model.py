@@ -193,7 +193,8 @@ def _params(key, spec: dict, model: Model):
 
 
 class Trajectories(NamedTuple):
-    """Per-trajectory outputs (years since the start; NaN where censored).
+    """Per-trajectory outputs (years since the start; NaN where censored), shapes given
+    trajectories-first (as :func:`mcengine.sample_trajectories` returns them):
 
     regime [N] (index, 0 without regimes); t_first [N, rows, thresholds] by the earliest
     channel; trained and released [N, rows, thresholds] by each channel alone (released:
@@ -209,16 +210,19 @@ class Trajectories(NamedTuple):
     fan: jax.Array
     inputs: jax.Array
 
+    def trajectories_first(self) -> Trajectories:
+        """The same outputs with the trajectories moved from the last axis to the first."""
+        return Trajectories(*(jnp.moveaxis(x, -1, 0) for x in self))
+
 
 def trajectories(keys, spec, model: Model) -> Trajectories:
-    """Simulate the trajectories whose keys are ``keys`` [N]."""
-    params, regime, release_lag, inputs = jax.vmap(lambda k: _params(k, spec, model))(keys)
-    last = lambda x: jnp.moveaxis(x, 0, -1)  # the kernel's layout: trajectories last
-    out = simulate(jax.vmap(random.shock_key)(keys), jax.tree.map(last, params), model.config)
-    first = lambda x: jnp.moveaxis(x, -1, 0)
-    t_first, diffusion, fan = first(out.t_first), first(out.diffusion), first(out.fan)
-    earliest, released = jax.vmap(lambda t, lag: combine_releases(t, lag, model.via, model.span))(t_first, release_lag)
-    return Trajectories(regime, earliest, t_first, released, diffusion, fan, inputs)
+    """Simulate the trajectories whose keys are ``keys`` [N]. The result has the
+    trajectories on the LAST axis of every field (the kernel's layout; see
+    :meth:`Trajectories.trajectories_first`)."""
+    params, regime, release_lag, inputs = jax.vmap(lambda k: _params(k, spec, model), out_axes=-1)(keys)
+    out = simulate(jax.vmap(random.shock_key)(keys), params, model.config)
+    earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
+    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan, inputs)
 
 
 def via_rows(model: Model) -> list[int]:
@@ -227,16 +231,17 @@ def via_rows(model: Model) -> list[int]:
 
 
 def event_values(out: Trajectories, model: Model) -> tuple[jax.Array, jax.Array]:
-    """([N, dates], [N, leads]): dates are t_first by row, diffusion dates by access budget,
-    then for each row with access_via the date by the channel that came first (trained,
-    then released; NaN if the other came first); leads are the lead times of every
-    non-frontier row. All by threshold within each block; years."""
-    n = out.t_first.shape[0]
+    """([dates, N], [leads, N]) from trajectories-last ``out``: dates are t_first by row,
+    diffusion dates by access budget, then for each row with access_via the date by the
+    channel that came first (trained, then released; NaN if the other came first); leads
+    are the lead times of every non-frontier row. All by threshold within each block;
+    years."""
+    n = out.t_first.shape[-1]
     f = model.config.frontier
-    parts = [out.t_first.reshape(n, -1), out.diffusion.reshape(n, -1)]
+    parts = [out.t_first.reshape(-1, n), out.diffusion.reshape(-1, n)]
     for r in via_rows(model):
-        trained, released = out.trained[:, r], out.released[:, r]
+        trained, released = out.trained[r], out.released[r]
         first_is_trained = jnp.isnan(released) | (trained <= released)
         parts += [jnp.where(first_is_trained, trained, jnp.nan), jnp.where(first_is_trained, jnp.nan, released)]
-    lead = jnp.delete(out.t_first - out.t_first[:, f : f + 1, :], f, axis=1)
-    return jnp.concatenate(parts, axis=1), lead.reshape(n, -1)
+    lead = jnp.delete(out.t_first - out.t_first[f : f + 1], f, axis=0)
+    return jnp.concatenate(parts, axis=0), lead.reshape(-1, n)

@@ -306,9 +306,14 @@ def test_groups_warning_window_physical_thresholds_and_series():
     assert abs(out.t_first[0, 1, 1] - (27 - 8 - 18 + 0.12) / (0.3 + 0.12)) < 1e-3
     assert abs(out.t_first[0, 1, 0] - (28 - 8 - 18 + 0.12) / (0.3 + 0.12 + 0.4)) < 1e-3
     years = np.arange(21)
-    np.testing.assert_allclose(out.fan[0, :, -3], 6 + 18 + 0.52 * years, atol=1e-4)  # capability at $1e6
-    np.testing.assert_allclose(out.fan[0, :, -2], 28 - 18 - 0.52 * years, atol=1e-4)  # cost to reach 1e28
-    np.testing.assert_allclose(out.fan[0, :, -1], 27 - 18 - 0.12 * years, atol=1e-4)  # physical: no A
+    np.testing.assert_allclose(out.fan[0, :, -1], 18 + 0.52 * years, atol=1e-4)  # H + A: effective FLOP per $
+    paths = {(r["series"], r["year"]): r for r in mcengine.run(s, trajectories=10, seed=0).paths.to_pylist()}
+    for year in years:
+        for name, expected in (("capability_at_budget:1e6", 6 + 18 + 0.52 * year),
+                               ("cost_to_reach:1e28", 28 - 18 - 0.52 * year),
+                               ("cost_to_reach:p1e27", 27 - 18 - 0.12 * year)):  # physical: no A
+            for q in ("mean", "p5", "p50", "p95"):
+                assert abs(paths[name, 2025.0 + year][q] - expected) < 2e-3, (name, year, q)
     rows = mcengine.run(s, trajectories=10, seed=0).events.to_pylist()
     lead = {(r["rank"], r["threshold"]): r["p50"] for r in rows if r["actor"] == "orgs" and r["metric"] == "lead_time"}
     warn = {(r["rank"], r["threshold"]): r["p50"] for r in rows if r["metric"] == "warning_window"}

@@ -113,10 +113,15 @@ def test_fan_quantiles_match_numpy():
     out = mcengine.sample_trajectories(s, trajectories=n, seed=4)
     rows = res.paths.to_pylist()
     series = (["hardware", "algorithms"] + [f"budget:{a.name}" for a in s.actors]
-              + [f"effective:{a.name}" for a in s.actors] + [f"cost_to_reach:{t.name}" for t in s.thresholds])
+              + [f"effective:{a.name}" for a in s.actors])
+    levels = {f"cost_to_reach:{t.name}": t.level for t in s.thresholds}
+    assert {r["series"] for r in rows} == set(series) | set(levels)
     for r in rows:
-        m, k = int(round(r["year"] - s.start)), series.index(r["series"])
-        x = out.fan[:, m, k]
+        m = int(round(r["year"] - s.start))
+        if r["series"] in levels:  # threshold level minus H + A
+            x = levels[r["series"]] - out.fan[:, m, -1]
+        else:
+            x = out.fan[:, m, series.index(r["series"])]
         width = (x.max() - x.min() + 2 * (0.5 * (x.max() - x.min()) + 1e-3)) / 2048  # pilot = all n
         for q in (5, 25, 50, 75, 95):
             assert abs(r[f"p{q}"] - np.quantile(x, q / 100)) <= width * 1.001 + 1e-5
