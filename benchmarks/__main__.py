@@ -3,6 +3,7 @@
     python -m benchmarks run [--quick] [-n N]     RNG floor, NumPy baseline and engine, one process
     python -m benchmarks scaling [--quick]        time vs trajectories, steps, actors, thresholds, ranks
     python -m benchmarks memory [--max N]         peak host memory vs trajectories (one process each)
+    python -m benchmarks profile [-n N]           where the engine's time goes (JAX profiler)
 
 Every figure is printed as a table and written as JSON to benchmarks/results/ with the
 device, versions, generator and chunk size. Ratios are taken within one process, so they
@@ -210,6 +211,38 @@ def cmd_memory(args) -> dict:
     return {"benchmark": "memory", "rows": rows, "ratio": ratio, **device_info()}
 
 
+def cmd_profile(args) -> dict:
+    """Where the engine's time goes: the peer scenario under the JAX profiler, compiled
+    operations ranked by their total time per trajectory (summed over devices, so on a
+    CPU with one device per core it is core time)."""
+    import collections
+    import glob
+    import gzip
+    import tempfile
+
+    n = args.trajectories or 100_000
+    s = mcengine.load_scenario(PEER)
+    engine.run(s, n, seed=0)  # compile outside the trace
+    with tempfile.TemporaryDirectory() as folder:
+        with jax.profiler.trace(folder, create_perfetto_trace=True):
+            engine.run(s, n, seed=0)
+        trace = json.load(gzip.open(glob.glob(f"{folder}/**/*perfetto_trace.json.gz", recursive=True)[0]))
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    total, calls = collections.Counter(), collections.Counter()
+    for e in events:  # compiled operations only, not Python frames or runtime waits
+        if e.get("ph") == "X" and not e["name"].startswith(("$", "Thunk", "Pjit", "Common", "Slinky", "Wait",
+                                                            "np.", "shard_args", "cpp_pjit", "H2D", "D2H")):
+            total[e["name"]] += e.get("dur", 0)
+            calls[e["name"]] += 1
+    rows = [{"op": name, "us_per_trajectory": us / n, "calls": calls[name]} for name, us in total.most_common(25)]
+    print(f"peer scenario, {n:,} trajectories on {jax.local_device_count()} {jax.devices()[0].platform} device(s): "
+          "top operations (a loop's own line includes the operations inside it)")
+    print(f"{'us/trajectory':>14}{'calls':>8}  operation")
+    for r in rows:
+        print(f"{r['us_per_trajectory']:>14.3f}{r['calls']:>8}  {r['op']}")
+    return {"benchmark": "profile", "trajectories": n, "rows": rows, **device_info()}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -219,10 +252,12 @@ def main(argv=None) -> int:
     sc = sub.add_parser("scaling", help="time vs trajectories, steps, actors, thresholds, group ranks")
     sc.add_argument("--quick", action="store_true")
     sc.add_argument("--big", action="store_true", help="include 1e7 trajectories")
+    pr = sub.add_parser("profile", help="where the engine's time goes (JAX profiler), per compiled operation")
+    pr.add_argument("-n", "--trajectories", type=int, default=None)
     m = sub.add_parser("memory", help="peak host memory for 1e5 vs --max trajectories")
     m.add_argument("--max", type=int, default=10**7)
     args = ap.parse_args(argv)
-    result = {"run": cmd_run, "scaling": cmd_scaling, "memory": cmd_memory}[args.command](args)
+    result = {"run": cmd_run, "scaling": cmd_scaling, "memory": cmd_memory, "profile": cmd_profile}[args.command](args)
     RESULTS.mkdir(exist_ok=True)
     tag = f"{result['platform']}-{time.strftime('%Y%m%d-%H%M%S')}"
     path = RESULTS / f"{args.command}{'-quick' if getattr(args, 'quick', False) else ''}-{tag}.json"

@@ -173,12 +173,12 @@ def _lagged(window, n: int, lag_steps):
 
 
 def _running_sum(x):
-    """Cumulative sum over the first axis of ``x`` [n, ...], as one matrix product with a
-    lower-triangular matrix of ones (computed once and stored, rather than re-added inside
-    every consumer)."""
-    n = x.shape[0]
-    ones = jnp.tril(jnp.ones((n, n), x.dtype))
-    return (ones @ x.reshape(n, -1)).reshape(x.shape)
+    """Cumulative sum over the first axis, added in step order (a fixed order, so every
+    trajectory's sums are the same bits whatever the chunk or device)."""
+    out = [x[0]]
+    for i in range(1, x.shape[0]):
+        out.append(out[-1] + x[i])
+    return jnp.stack(out)
 
 
 def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt):
