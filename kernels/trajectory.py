@@ -1,5 +1,5 @@
 """The simulation kernel: joint paths of hardware, algorithms and budgets, scanned over
-time a year at a time, reduced to first-crossing times on the fly.
+time a block of steps at a time, reduced to first-crossing times on the fly.
 
 Everything is in log10 units (OOM) and in years since the start (``tau``); nothing is
 exponentiated except inside the soft cap, where the exponent is never positive. The kernel
@@ -15,6 +15,7 @@ buyers of a fixed budget at frontier hardware and algorithms.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ import numpy as np
 from .normals import DEFAULT_GENERATOR, block_draws, block_normals
 
 LN10 = math.log(10.0)
+MAX_BLOCK_STEPS = 16  # steps simulated together (a year if it has no more)
 
 
 class Config(NamedTuple):
@@ -158,18 +160,30 @@ def jump_draws(family: str, k_max: int) -> int:
     return 1 + {"fixed": 0, "normal": 1}.get(family, k_max)
 
 
+def _by_row(keys, column):
+    """[n, rows, N] whose row r is ``column(keys[r])`` [n, N]: one column per run of equal
+    consecutive keys (a group's ranks share theirs), broadcast over the run."""
+    runs = [(key, sum(1 for _ in group)) for key, group in itertools.groupby(keys)]
+    parts = []
+    for key, count in runs:
+        col = column(key)[:, None]
+        parts.append(col if count == 1 else jnp.broadcast_to(col, (col.shape[0], count, col.shape[2])))
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=1)
+
+
 def _lagged(window, n: int, lag_steps):
     """Values of a factor ``lag_steps`` (static, per row; may be fractional) before each of
     the last ``n`` steps of ``window`` [past steps + n, N], linearly interpolated between
     whole steps; shape [n, rows, N]. Every offset is a static slice."""
     past = window.shape[0] - n
     tap = lambda o: window[past - o : past - o + n]
-    cols = []
-    for s in lag_steps:
+
+    def column(s):
         w = math.floor(s)
         f = s - w
-        cols.append(tap(w) if f == 0 else (1.0 - f) * tap(w) + f * tap(w + 1))
-    return jax.lax.optimization_barrier(jnp.stack(cols, axis=1))
+        return tap(w) if f == 0 else (1.0 - f) * tap(w) + f * tap(w + 1)
+
+    return _by_row(lag_steps, column)
 
 
 def _running_sum(x):
@@ -207,11 +221,11 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     layout that vectorises on CPU): ``keys`` [N] drive the per-step shocks only (the
     per-trajectory numbers are already in ``params``, fields [..., N]).
 
-    The path is built a year (a block of ``steps_per_year`` steps) at a time: the year's
-    shocks are block ``year`` of the generator, shaped (steps_per_year, draws) (each step's
-    row one draw per stream, then the draws of each jump process); their running sum gives
-    every step of the year at once, and first crossings are found for the whole block.
-    Each trajectory's numbers depend on its key and params alone."""
+    The path is built a block of steps at a time (a year, or MAX_BLOCK_STEPS steps if a
+    year has more): block b's shocks are block b of the generator, shaped (steps, draws)
+    (each step's row one draw per stream, then the draws of each jump process); their
+    running sum gives every step of the block at once, and first crossings are found for
+    the whole block. Each trajectory's numbers depend on its key and params alone."""
     p, c = params, config
     n_streams, N = p.level0.shape
     n_rows = p.b0.shape[0]
@@ -226,7 +240,8 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         """Each row's budget stream [n, R, N] from all streams [n, S, N]."""
         if rows_in_order:
             return s[:, 2 : 2 + n_rows]
-        return jax.lax.optimization_barrier(s[:, jnp.asarray(c.row_stream)])
+        return _by_row(c.row_stream, lambda i: s[:, i])
+
     physical = jnp.asarray(c.physical)[:, None]  # [T, 1]
     # Thresholds by kind: effective ones compare with effective compute, physical ones with
     # physical compute (budget + hardware); each kind's crossings are found separately.
@@ -236,7 +251,8 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     n_draws = n_streams + sum(jump_width)
     n_all = n_rows + n_access
     boosted = (jnp.arange(n_all) < n_rows) & (jnp.arange(n_all) != c.frontier)  # actors but the frontier
-    block_steps = jnp.arange(1, spy + 1, dtype=jnp.int32)
+    width = min(spy, MAX_BLOCK_STEPS)  # steps per block
+    block_steps = jnp.arange(1, width + 1, dtype=jnp.int32)
 
     def levels(h, a, win_h, win_a, u):
         """Capped budgets [n, R, N] and effective and physical compute [n, R + K, N] of
@@ -273,29 +289,31 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         """Fan-chart values at one step: [series, N]."""
         return jnp.concatenate([jnp.stack([h, a]), capped, eff[:n_rows], (h + a)[None]])
 
-    def year(carry, y):
-        noise, hist_h, hist_a, last, t_first, values, draws = carry
-        z = block_normals(draws, (spy, n_draws))
+    def block(carry, b):
+        noise, hist_h, hist_a, last, t_first, draws = carry
+        z = block_normals(draws, (width, n_draws))
         shock = p.vol * sqrt_dt * z[:, :n_streams]
         at = n_streams
-        for j, ((stream, fam, k_max), width) in enumerate(zip(c.jumps, jump_width)):
-            jumps = jump_sum(jnp.moveaxis(z[:, at : at + width], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j],
+        for j, ((stream, fam, k_max), w) in enumerate(zip(c.jumps, jump_width)):
+            jumps = jump_sum(jnp.moveaxis(z[:, at : at + w], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j],
                              fam, k_max, dt)
             shock = shock.at[:, stream].add(jumps)
-            at += width
+            at += w
         # Levels are trend + accumulated noise: the trend is evaluated afresh at every step
         # (not summed), so float32 rounding does not build up over thousands of steps.
         path = noise + _running_sum(shock)
-        first = y * spy
+        first = b * width
         k = first + block_steps
         s = trend(p, c.decaying, k.astype(jnp.float32) * dt) + path
         h, a = s[:, 0], s[:, 1]
         win_h, win_a = jnp.concatenate([hist_h, h]), jnp.concatenate([hist_a, a])
         capped, eff, phys = levels(h, a, win_h, win_a, p.b0 + budget_streams(s))
         t_first = crossings(t_first, (eff, phys), last, first, k, k <= c.n_steps)
-        carry = (path[-1], win_h[spy:], win_a[spy:], (eff[-1], phys[-1]), t_first,
-                 record(h[-1], a[-1], capped[-1], eff[-1]), block_draws(keys, y + 1, spy * n_draws, c.generator))
-        return carry, values
+        i = (first // spy + 1) * spy - first - 1  # the block's step at the next whole year (if < width)
+        pick = lambda x: jax.lax.dynamic_index_in_dim(x, jnp.minimum(i, width - 1), keepdims=False)
+        carry = (path[-1], win_h[width:], win_a[width:], (eff[-1], phys[-1]), t_first,
+                 block_draws(keys, b + 1, width * n_draws, c.generator))
+        return carry, record(pick(h), pick(a), pick(capped), pick(eff))
 
     # Before the start each factor is extended backwards along its trend (no noise).
     past = jnp.arange(1 - c.buffer, 1, dtype=jnp.float32)[:, None] * dt
@@ -307,11 +325,12 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     at_start = jnp.where(physical, phys[0][:, None], eff[0][:, None])  # [R + K, T, N]
     t_first = jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
     carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, (eff[0], phys[0]), t_first,
-             record(h[0], a[0], capped[0], eff[0]), block_draws(keys, 0, spy * n_draws, c.generator))
-    carry, records = jax.lax.scan(year, carry, jnp.arange(c.n_years, dtype=jnp.int32))
-    t_first = carry[4]
-    fan = jnp.concatenate([records, carry[5][None]])
-    return Outputs(t_first=t_first[:n_rows], diffusion=t_first[n_rows:], fan=fan)
+             block_draws(keys, 0, width * n_draws, c.generator))
+    n_blocks = -(-c.n_years * spy // width)
+    carry, records = jax.lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
+    years = np.arange(1, c.n_years + 1) * spy
+    fan = jnp.concatenate([record(h[0], a[0], capped[0], eff[0])[None], records[(years - 1) // width]])
+    return Outputs(t_first=carry[4][:n_rows], diffusion=carry[4][n_rows:], fan=fan)
 
 
 def combine_releases(t_first, release_lag, access_via: tuple[tuple[int, ...], ...], span: float):

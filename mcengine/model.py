@@ -167,10 +167,16 @@ def _params(key, spec: dict, model: Model):
 
     for path, count, ranks in model.groups:
         dist = spec["group_budgets"][path]
-        s_prev, k_prev = jnp.float32(0.0), 0
-        for k in ranks:  # joint order statistics, from the largest down
-            w = jax.random.beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1, (), jnp.float32)
-            s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
+        # Joint order statistics, from the largest down: rank k's upper-tail share steps
+        # from rank k_prev's by a Beta(k - k_prev, count - k + 1) fraction of the rest (one
+        # batched Beta sampler for all ranks).
+        keys = jnp.stack([random.draw_key(key, f"{path}.budget#{k}") for k in ranks])
+        gaps = np.diff((0,) + tuple(ranks)).astype(np.float32)
+        rest = np.array([count - k + 1 for k in ranks], np.float32)
+        w = jax.vmap(lambda k, a, b: jax.random.beta(k, a, b, (), jnp.float32))(keys, gaps, rest)
+        s_prev = jnp.float32(0.0)
+        for i, k in enumerate(ranks):
+            s_prev = s_prev + (1.0 - s_prev) * w[i]
             recorded[f"{path}.budget#{k}"] = sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7))
     row_path = [f"{'groups' if row.is_group else 'actors'}.{row.actor}" for row in model.rows]
     b0 = [recorded[f"{p}.budget#{row.rank}"] if row.is_group else value(f"{p}.budget")

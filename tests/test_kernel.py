@@ -27,8 +27,9 @@ THRESHOLDS = [("1e27", 27.0, "effective"), ("1e28", 28.0, "effective"), ("1e30",
 ACCESS = [1e6, 1e8]
 
 
-def deterministic_scenario():
+def deterministic_scenario(steps_per_year: int = 12):
     text = scenario_toml(
+        scenario={"name": "deterministic", "start": 2025.0, "horizon": 2045.0, "steps_per_year": steps_per_year},
         hardware={"initial": 10**H0, "rate": RH, "volatility": 0.0},
         algorithms={"initial": 10**A0, "rate": RA, "volatility": 0.0},
         actors=[{"name": n, "budget": 10**b, "growth": g, "algo_lag": al, "hw_lag": hl, "hw_penalty": pen}
@@ -47,9 +48,19 @@ def closed_form_t_first(b, g, al, hl, pen, x, kind, span=20.0):
     return t if t <= span else math.nan
 
 
-def test_deterministic_limit_per_trajectory():
-    s = deterministic_scenario()
+@pytest.mark.parametrize("steps_per_year", [12, 52, 365])  # 52 and 365: blocks shorter than a year
+def test_deterministic_limit_per_trajectory(steps_per_year):
+    s = deterministic_scenario(steps_per_year)
     out = mcengine.sample_trajectories(s, trajectories=3, seed=0)
+    years = np.arange(21.0)
+    fan = out.fan[0]  # hardware, algorithms, budget per actor, effective per actor, H + A
+    np.testing.assert_allclose(fan[:, 0], H0 + RH * years, atol=1e-4)
+    np.testing.assert_allclose(fan[:, 1], A0 + RA * years, atol=1e-4)
+    np.testing.assert_allclose(fan[:, -1], H0 + A0 + (RH + RA) * years, atol=1e-4)
+    for i, (_, b, g, al, hl, pen) in enumerate(ACTORS):
+        np.testing.assert_allclose(fan[:, 2 + i], b + g * years, atol=1e-4)
+        effective = b + g * years + H0 + RH * (years - hl) - pen + A0 + RA * (years - al)
+        np.testing.assert_allclose(fan[:, 2 + len(ACTORS) + i], effective, atol=1e-4)
     for i, (_, b, g, al, hl, pen) in enumerate(ACTORS):
         for j, (_, x, kind) in enumerate(THRESHOLDS):
             expected = closed_form_t_first(b, g, al, hl, pen, x, kind)
