@@ -309,8 +309,11 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         win_h, win_a = jnp.concatenate([hist_h, h]), jnp.concatenate([hist_a, a])
         capped, eff, phys = levels(h, a, win_h, win_a, p.b0 + budget_streams(s))
         t_first = crossings(t_first, (eff, phys), last, first, k, k <= c.n_steps)
-        i = (first // spy + 1) * spy - first - 1  # the block's step at the next whole year (if < width)
-        pick = lambda x: jax.lax.dynamic_index_in_dim(x, jnp.minimum(i, width - 1), keepdims=False)
+        if width == spy:  # a block is a year: its last step is the year's end
+            pick = lambda x: x[-1]
+        else:  # the block's step at the next whole year (used only if within the block)
+            i = jnp.minimum((first // spy + 1) * spy - first - 1, width - 1)
+            pick = lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
         carry = (path[-1], win_h[width:], win_a[width:], (eff[-1], phys[-1]), t_first,
                  block_draws(keys, b + 1, width * n_draws, c.generator))
         return carry, record(pick(h), pick(a), pick(capped), pick(eff))
