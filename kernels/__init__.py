@@ -4,6 +4,7 @@ Each kernel is written for one trajectory and imports only JAX; the engine
 (``mcengine.engine``) vmaps, jits, chunks and seeds them.
 """
 
+from .trajectory import MAX_BLOCK_STEPS as MAX_BLOCK_STEPS
 from .trajectory import Config as Config
 from .trajectory import Outputs as Outputs
 from .trajectory import Params as Params

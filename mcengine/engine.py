@@ -29,7 +29,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from . import aggregate, random
-from .kernels import DEFAULT_GENERATOR, GENERATORS, jump_draws
+from .kernels import DEFAULT_GENERATOR, GENERATORS, MAX_BLOCK_STEPS, jump_draws
 from .model import Model, Trajectories, build, event_values, trajectories, via_rows
 from .scenario import Scenario
 
@@ -86,8 +86,8 @@ def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, 
     def local(counts, seed_data, hi, lo, n_valid, spec, bins):
         new, out = _chunk_counts(tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins,
                                  per_device, model)
-        kept = (out.regime, out.t_first, out.diffusion, out.inputs) if keep else ()
-        kept = tuple(jnp.moveaxis(x, -1, 0) for x in kept)
+        first = out.trajectories_first()  # unused fields cost nothing: the compiler drops them
+        kept = (first.regime, first.t_first, first.diffusion, first.inputs) if keep else ()
         return tuple(c[None] for c in new), kept
 
     sharded = jax.shard_map(local, mesh=mesh, in_specs=(P("d"), P(), P("d"), P("d"), P("d"), P(), P()),
@@ -148,17 +148,20 @@ def default_chunk_size(trajectories: int) -> int:
 def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device: int) -> int:
     """Bytes one device needs: the int32 histograms (twice, for the update) and the per-
     chunk temporaries (per trajectory: the values and their bin and slot indices, the fan,
-    the scan state and a year's block: its shocks and, per step, every row's value against
-    every threshold, a few times over)."""
+    the scan state, one fan record per block of steps, and a block's temporaries: its
+    shocks and, per step, every row's value against every threshold, a few times over)."""
     blocks = 1 + model.regimes
-    n_fan = (model.config.n_years + 1) * (3 + 2 * len(model.rows))
-    histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS)
     c = model.config
+    series = 3 + 2 * len(model.rows)
+    n_fan = (c.n_years + 1) * series
+    histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS)
     pairs = (len(model.rows) + model.n_access) * len(c.physical)
     state = 2 * c.buffer + 4 * pairs
     draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
-    year = c.steps_per_year * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
-    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + year + 64)
+    width = min(c.steps_per_year, MAX_BLOCK_STEPS)
+    records = math.ceil(c.n_years * c.steps_per_year / width) * series
+    block = width * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
+    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + records + block + 64)
     return histograms + per_device * per_trajectory
 
 
