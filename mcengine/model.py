@@ -132,6 +132,21 @@ def _poisson_bound(mean: float) -> int:
     return k + 1
 
 
+MAX_PRODUCT_GAP = 16  # rank gaps up to this are sampled from uniforms, not by rejection
+
+
+def _beta(key, a: int, b: int):
+    """One Beta(a, b) draw for whole numbers a, b >= 1. For a <= MAX_PRODUCT_GAP it is
+    1 - (the a-th largest of a + b - 1 uniforms), that order statistic being a product of
+    successive maxima: prod_i U_i^(1/(a + b - i)), i = 1..a (exact, no rejection loop;
+    expm1 keeps the tiny shares of large groups exact). Larger a use JAX's sampler."""
+    if a > MAX_PRODUCT_GAP:
+        return jax.random.beta(key, float(a), float(b), (), jnp.float32)
+    u = jax.random.uniform(key, (a,), jnp.float32)
+    exponents = 1.0 / (a + b - 1 - np.arange(a, dtype=np.float32))
+    return -jnp.expm1(jnp.sum(jnp.log1p(-u) * exponents))
+
+
 def _params(key, spec: dict, model: Model):
     """Sample the numbers of one trajectory: (Params, regime index, release lags per row,
     the uncertain inputs in ``model.inputs`` order)."""
@@ -168,15 +183,11 @@ def _params(key, spec: dict, model: Model):
     for path, count, ranks in model.groups:
         dist = spec["group_budgets"][path]
         # Joint order statistics, from the largest down: rank k's upper-tail share steps
-        # from rank k_prev's by a Beta(k - k_prev, count - k + 1) fraction of the rest (one
-        # batched Beta sampler for all ranks).
-        keys = jnp.stack([random.draw_key(key, f"{path}.budget#{k}") for k in ranks])
-        gaps = np.diff((0,) + tuple(ranks)).astype(np.float32)
-        rest = np.array([count - k + 1 for k in ranks], np.float32)
-        w = jax.vmap(lambda k, a, b: jax.random.beta(k, a, b, (), jnp.float32))(keys, gaps, rest)
-        s_prev = jnp.float32(0.0)
-        for i, k in enumerate(ranks):
-            s_prev = s_prev + (1.0 - s_prev) * w[i]
+        # from rank k_prev's by a Beta(k - k_prev, count - k + 1) fraction of the rest.
+        s_prev, k_prev = jnp.float32(0.0), 0
+        for k in ranks:
+            w = _beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1)
+            s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
             recorded[f"{path}.budget#{k}"] = sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7))
     row_path = [f"{'groups' if row.is_group else 'actors'}.{row.actor}" for row in model.rows]
     b0 = [recorded[f"{p}.budget#{row.rank}"] if row.is_group else value(f"{p}.budget")

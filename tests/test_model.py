@@ -14,6 +14,7 @@ from scipy import optimize, stats
 
 import mcengine
 from mcengine import engine
+from mcengine import model as model_mod
 
 from .conftest import scenario_toml
 
@@ -228,6 +229,20 @@ def test_beta_order_statistics_match_sorting_explicit_draws(count, ranks):
         assert stats.ks_2samp(sampled, explicit[:, k - 1]).pvalue > ALPHA, (count, k)
     budgets = out.fan[:, 0, 3 : 3 + len(ranks)]
     assert np.all(np.diff(budgets, axis=1) <= 0)  # the k-th best never outranks a better one
+
+
+def test_order_statistic_shares_are_exact_beta_for_a_large_group():
+    """The k-th best of a million members has upper-tail share Beta(k, count - k + 1):
+    consecutive ranks (products of uniforms), a gap above MAX_PRODUCT_GAP (JAX's sampler)
+    and a gap below it, read back from the sampled budgets through the normal tail."""
+    count, ranks, lo, hi = 1_000_000, (1, 2, 3, 20, 30), 6.0, 9.0
+    assert ranks[3] - ranks[2] > model_mod.MAX_PRODUCT_GAP >= ranks[4] - ranks[3]
+    out = mcengine.sample_trajectories(group_scenario(count, ranks, {"lognormal": [10**lo, 10**hi]}),
+                                       trajectories=3000, seed=5)
+    budgets = out.fan[:, 0, 3 : 3 + len(ranks)].astype(np.float64)
+    shares = stats.norm.sf((budgets - (lo + hi) / 2) / ((hi - lo) / (2 * Z95)))
+    for i, k in enumerate(ranks):
+        assert stats.kstest(shares[:, i], stats.beta(k, count - k + 1).cdf).pvalue > ALPHA, k
 
 
 def test_group_count_does_not_change_the_cost():
