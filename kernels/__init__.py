@@ -1,7 +1,8 @@
 """Pure JAX kernels of mcengine, imported as ``mcengine.kernels``.
 
-Each kernel is written for one trajectory and imports only JAX; the engine
-(``mcengine.engine``) vmaps, jits, chunks and seeds them.
+The kernels import only JAX and NumPy and work on many trajectories at once, with the
+trajectories on the last axis of every array; the engine (``mcengine.engine``) jits,
+chunks, shards and seeds them.
 """
 
 from .trajectory import MAX_BLOCK_STEPS as MAX_BLOCK_STEPS

@@ -1,9 +1,9 @@
-"""From a validated scenario to one pure per-trajectory function.
+"""From a validated scenario to a pure function of trajectory keys.
 
 :func:`build` splits a scenario into a static :class:`Model` (shapes, lags, which features
 are on: a jit cache key) and a numeric spec (a pytree: changing its numbers never
-recompiles). :func:`trajectory` samples one trajectory's numbers from its key and runs the
-kernel.
+recompiles). :func:`trajectories` samples each trajectory's numbers from its own key and
+runs the kernel on all of them at once.
 """
 
 from __future__ import annotations
