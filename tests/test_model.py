@@ -250,7 +250,7 @@ def test_group_count_does_not_change_the_cost():
     texts = []
     for count in (10, 1_000_000):
         model, spec = engine.build(group_scenario(count, (1, 10)))
-        texts.append(engine.sample_chunk.lower(engine.random.seed_key(0), np.uint32(0), np.uint32(0), spec,
+        texts.append(engine._sample_chunk_program("cpu").lower(engine.random.seed_key(0), np.uint32(0), np.uint32(0), spec,
                                                count=64, model=model).as_text())
     assert abs(len(texts[0]) - len(texts[1])) < 64
     assert texts[0].count("\n") == texts[1].count("\n")

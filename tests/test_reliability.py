@@ -10,6 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
@@ -58,6 +59,38 @@ def test_devices_threads_and_chunks_do_not_change_results(label, flags, extra, r
             env={"XLA_FLAGS": flags})
     assert r.returncode == 0, r.stderr
     assert_same_results(reference, out)
+
+
+def test_tiny_chunks_and_samples_give_the_same_bits():
+    """Every trajectory's numbers are the same in a run of 3, in chunks of 5 and in one
+    chunk of 200, on a scenario with groups, jumps, decay, catch-up, releases and access
+    budgets (XLA compiles arrays of a few elements differently: the engine pads them)."""
+    s = mcengine.load_scenario("diffusion-channels")
+    whole = mcengine.sample_trajectories(s, trajectories=200, seed=4)
+    for n, chunk in ((3, None), (200, 5), (130, 17)):
+        part = mcengine.sample_trajectories(s, trajectories=n, seed=4, chunk_size=chunk)
+        for a, b in zip(whole, part):
+            assert np.array_equal(a[:n], b, equal_nan=True), (n, chunk)
+
+
+def test_engine_compiler_options_change_speed_not_results(monkeypatch):
+    """The engine's CPU compiler options are a speed choice only: a scenario with groups,
+    jumps, decay, catch-up, releases and access budgets gives the same bits compiled with
+    XLA's defaults; and options the installed jaxlib does not know fall back to those."""
+    model, spec = engine.build(mcengine.load_scenario("diffusion-channels"))
+    args = (engine.random.seed_key(0), np.uint32(0), np.uint32(5), spec)
+    tuned = engine._sample_chunk_program("cpu")(*args, count=128, model=model)
+    plain = jax.jit(lambda seed, hi, lo, spec: engine._sample(seed, hi, lo, spec, 128, model).trajectories_first())
+    for a, b in zip(tuned, plain(*args)):
+        assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
+    monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": 1})
+    engine.compiler_options.cache_clear()
+    try:
+        assert engine.compiler_options("cpu") is None
+    finally:
+        monkeypatch.undo()
+        engine.compiler_options.cache_clear()
+    assert engine.compiler_options("gpu") is None
 
 
 def free_port() -> int:
