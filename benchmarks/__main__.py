@@ -49,7 +49,8 @@ def device_info() -> dict:
     return {"platform": d.platform, "device_kind": d.device_kind, "devices": jax.local_device_count(),
             "host": platform.platform(), "processor": platform.processor() or platform.machine(),
             "versions": {"mcengine": mcengine.__version__, "jax": jax.__version__, "numpy": np.__version__},
-            "prng": random.PRNG_IMPL, "generator": DEFAULT_GENERATOR}
+            "prng": random.PRNG_IMPL, "generator": DEFAULT_GENERATOR,
+            "engine_compiler_options": engine.compiler_options(d.platform)}
 
 
 def normals_per_trajectory(scenario) -> int:
@@ -62,10 +63,11 @@ def normals_per_trajectory(scenario) -> int:
     return c.n_years * c.steps_per_year * per_step + draws
 
 
-def rng_floor_step(per_trajectory: int, per_device: int):
+def rng_floor_step(per_trajectory: int, per_device: int, tuned: bool = False):
     """One jitted call generating per_device * per_trajectory standard normals on every
     local device with jax.random.normal (threefry2x32), reduced to one number so nothing
-    is kept; ``step(i)`` runs call i (a fresh key)."""
+    is kept; ``step(i)`` runs call i (a fresh key). ``tuned``: compiled with the engine's
+    compiler options instead of XLA's defaults."""
     devices = jax.local_devices()
     d = len(devices)
     mesh = jax.sharding.Mesh(np.array(devices), ("d",))
@@ -74,7 +76,8 @@ def rng_floor_step(per_trajectory: int, per_device: int):
         return jnp.sum(jax.random.normal(keys[0], (per_device, per_trajectory), jnp.float32))[None]
 
     f = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=jax.sharding.PartitionSpec("d"),
-                              out_specs=jax.sharding.PartitionSpec("d")))
+                              out_specs=jax.sharding.PartitionSpec("d")),
+                compiler_options=engine.compiler_options(devices[0].platform) if tuned else None)
     step = lambda i: f(jax.random.split(jax.random.fold_in(jax.random.key(1), i), d))
     step(0).block_until_ready()
     return step
@@ -91,15 +94,17 @@ def rng_floor_seconds(step, n: int, per_device: int) -> float:
     return (time.perf_counter() - t) * n / (chunks * per_device * d)
 
 
-def rng_floor(n: int, per_trajectory: int) -> tuple[float, int, dict]:
+def rng_floor(n: int, per_trajectory: int) -> tuple[float, tuple[int, bool], dict]:
     """The RNG floor: seconds this device takes to generate the normals of n trajectories
     with jax.random.normal, at the fastest of several chunk sizes (cache effects matter on
-    a CPU). Returns (seconds, trajectories per device and call, seconds per size tried)."""
+    a CPU), compiled with XLA's defaults or the engine's options, whichever is faster.
+    Returns (seconds, (trajectories per device and call, tuned), seconds per case tried)."""
     gpu = jax.devices()[0].platform != "cpu"
     tried = {}
     for per_device in (2**14, 2**16, 2**18) if gpu else (128, 256, 512, 1024, 4096):
-        step = rng_floor_step(per_trajectory, per_device)
-        tried[per_device] = min(rng_floor_seconds(step, n, per_device) for _ in range(2))
+        for tuned in (False, True):
+            step = rng_floor_step(per_trajectory, per_device, tuned)
+            tried[per_device, tuned] = min(rng_floor_seconds(step, n, per_device) for _ in range(2))
     fastest = min(tried, key=tried.get)
     return tried[fastest], fastest, tried
 
@@ -116,10 +121,10 @@ def cmd_run(args) -> dict:
     per = normals_per_trajectory(s)
     first = engine.run(s, n, seed=0)  # compiles
     comp, chunk = first.compile_seconds, first.chunk_size
-    _, floor_chunk, floor_tried = rng_floor(min(n, 50_000), per)
+    _, (floor_chunk, floor_tuned), floor_tried = rng_floor(min(n, 50_000), per)
     # The engine and the floor alternate, best of several rounds each, so that a slow
     # moment of a shared machine does not land on one side only.
-    step = rng_floor_step(per, floor_chunk)
+    step = rng_floor_step(per, floor_chunk, floor_tuned)
     eng, floor = first.sample_seconds, math.inf
     for _ in range(2 if args.quick else 4):
         floor = min(floor, rng_floor_seconds(step, n, floor_chunk))
@@ -130,16 +135,19 @@ def cmd_run(args) -> dict:
     numpy_s = (time.perf_counter() - t) * n / numpy_n
     out = {"benchmark": "run", "scenario": "peer", "trajectories": n, "numpy_trajectories": numpy_n, "chunk_size": chunk,
            "normals_per_trajectory": per, "engine_sample_s": eng, "engine_compile_s": comp, "rng_floor_s": floor,
-           "rng_floor_per_device": floor_chunk, "rng_floor_tried_50k": floor_tried,
+           "rng_floor_per_device": floor_chunk, "rng_floor_compiler_options": "engine's" if floor_tuned else "XLA's",
+           "rng_floor_tried_50k": {f"{k}/device, {'engine' if tuned else 'XLA'} options": v
+                                   for (k, tuned), v in floor_tried.items()},
            "numpy_s": numpy_s, "engine_over_floor": eng / floor, "engine_speedup_over_numpy": numpy_s / eng,
            **device_info()}
-    rows = [(f"RNG floor (jax.random.normal, {floor_chunk:,}/device)", floor, n / floor),
+    rows = [(f"RNG floor (jax.random.normal, {floor_chunk:,}/device{', engine options' if floor_tuned else ''})",
+             floor, n / floor),
             ("mcengine (sampling)", eng, n / eng), ("NumPy baseline", numpy_s, n / numpy_s)]
     print(f"peer scenario, {n:,} trajectories, {per:,} normals each, on {out['devices']} "
           f"{out['platform']} device(s) ({out['device_kind']}); chunk {chunk:,}; generator {DEFAULT_GENERATOR}")
-    print(f"{'':44}{'seconds':>10}{'trajectories/s':>18}")
+    print(f"{'':58}{'seconds':>10}{'trajectories/s':>18}")
     for name, sec, rate in rows:
-        print(f"{name:44}{sec:>10.3f}{rate:>18,.0f}")
+        print(f"{name:58}{sec:>10.3f}{rate:>18,.0f}")
     print(f"engine / RNG floor = {out['engine_over_floor']:.2f}x; engine vs NumPy = "
           f"{out['engine_speedup_over_numpy']:.2f}x faster; compile {comp:.1f} s (separate)")
     return out
