@@ -52,7 +52,8 @@ _set_option = click.option(
 @click.option("--out", "out", type=click.Path(path_type=Path), default=None,
               help="Results folder [default: ./mcengine-results/<scenario name>].")
 @click.option("--chunk-size", type=click.IntRange(min=1), default=None,
-              help="Trajectories per call, split over the devices (at least 64 per device) [default: chosen for the device]. Results do not depend on it.")
+              help="Trajectories per call, split over the devices (at least 64 per device) "
+                   "[default: chosen for the device]. Results do not depend on it.")
 @_set_option
 @click.option("--force", is_flag=True, help="Replace the results folder if it exists.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="K",
