@@ -1,7 +1,7 @@
 """Benchmarks of mcengine on the current device.
 
     python -m benchmarks run [--quick] [-n N]     RNG floor, NumPy baseline and engine, one process
-    python -m benchmarks scaling [--quick]        time vs trajectories, steps, actors, thresholds, ranks
+    python -m benchmarks scaling [--quick]        time vs trajectories, steps, actors, thresholds, ranks, access
     python -m benchmarks memory [--max N]         peak host memory vs trajectories (one process each)
     python -m benchmarks profile [-n N]           where the engine's time goes (JAX profiler)
 
@@ -153,8 +153,9 @@ def cmd_run(args) -> dict:
     return out
 
 
-def _variant(actors=5, thresholds=8, ranks=0, spy=12):
-    """The peer scenario reshaped: more actors (copies), thresholds, a group's ranks, steps."""
+def _variant(actors=5, thresholds=8, ranks=0, spy=12, capped=False, access=0):
+    """The peer scenario reshaped: more actors (copies), thresholds, a group's ranks (with a
+    cap if ``capped``), access budgets, steps per year."""
     base = mcengine.load_scenario(PEER)
     text = base.text.split("# BENCH.md thresholds")[0].replace("steps_per_year = 12", f"steps_per_year = {spy}")
     extra = []
@@ -163,10 +164,20 @@ def _variant(actors=5, thresholds=8, ranks=0, spy=12):
                      f'growth = {{ normal = [0.25, 0.50] }}\nvolatility = 0.10\ncap = 1e12\nalgo_lag = 0.5\n')
     if ranks:
         extra.append(f'[[groups]]\nname = "orgs"\ncount = 1000\nranks = {list(range(1, ranks + 1))}\n'
-                     f'budget = {{ lognormal = [1e5, 1e9] }}\ngrowth = {{ normal = [0.2, 0.4] }}\nvolatility = 0.1\n')
+                     f'budget = {{ lognormal = [1e5, 1e9] }}\ngrowth = {{ normal = [0.2, 0.4] }}\nvolatility = 0.1\n'
+                     + ('cap = { lognormal = [1e9, 1e11] }\nhw_lag = 0.5\n' if capped else ''))
     levels = np.linspace(27, 34, thresholds)
     extra += [f'[[thresholds]]\nname = "t{i}"\nflop = {10 ** x:.6e}\nkind = "effective"\n' for i, x in enumerate(levels)]
-    return mcengine.parse_scenario(text + "\n".join(extra), f"peer-variant({actors},{thresholds},{ranks},{spy})")
+    if access:
+        extra.append(f"[access]\nbudgets = {[float(b) for b in np.logspace(5, 11, access)]}\n")
+    return mcengine.parse_scenario(text + "\n".join(extra), f"peer-variant({actors},{thresholds},{ranks},{spy},"
+                                                           f"{'capped' if capped else 'uncapped'},{access})")
+
+
+# Pairs of scaling cases whose difference prices one added item, as a share of an added actor.
+ADDED = [("threshold", "thresholds 8", "thresholds 64", 56), ("group rank, no cap", "group ranks 3", "group ranks 30", 27),
+         ("group rank, capped", "capped group ranks 3", "capped group ranks 30", 27),
+         ("access budget", "access budgets 3", "access budgets 30", 27)]
 
 
 def cmd_scaling(args) -> dict:
@@ -197,10 +208,18 @@ def cmd_scaling(args) -> dict:
         measure(f"actors {actors}", _variant(actors=actors), n_fixed)
     for thresholds in (8, 64):
         measure(f"thresholds {thresholds}", _variant(thresholds=thresholds), n_fixed)
-    for ranks in (3, 30):
-        measure(f"group ranks {ranks}", _variant(ranks=ranks), n_fixed)
+    for capped in (False, True):
+        for ranks in (3, 30):
+            measure(f"{'capped ' if capped else ''}group ranks {ranks}", _variant(ranks=ranks, capped=capped), n_fixed)
+    for access in (3, 30):
+        measure(f"access budgets {access}", _variant(access=access), n_fixed)
     print("ns/t.s.s: sampling nanoseconds per trajectory x step x random stream (flat = linear cost)")
-    return {"benchmark": "scaling", "rows": rows, **device_info()}
+    time_of = {r["case"]: r["sample_s"] for r in rows}
+    per_actor = (time_of["actors 50"] - time_of["actors 5"]) / 45
+    added = {name: (time_of[b] - time_of[a]) / count / per_actor for name, a, b, count in ADDED}
+    print("cost of one added item, as a share of one added actor (a random stream and its row): "
+          + ", ".join(f"{name} {share:.2f}" for name, share in added.items()))
+    return {"benchmark": "scaling", "rows": rows, "added_item_cost_per_actor": added, **device_info()}
 
 
 def cmd_memory(args) -> dict:
@@ -257,7 +276,7 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="RNG floor vs NumPy vs engine on the peer scenario")
     r.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 CPU cores")
     r.add_argument("-n", "--trajectories", type=int, default=None)
-    sc = sub.add_parser("scaling", help="time vs trajectories, steps, actors, thresholds, group ranks")
+    sc = sub.add_parser("scaling", help="time vs trajectories, steps, actors, thresholds, group ranks, access budgets")
     sc.add_argument("--quick", action="store_true")
     sc.add_argument("--big", action="store_true", help="include 1e7 trajectories")
     pr = sub.add_parser("profile", help="where the engine's time goes (JAX profiler), per compiled operation")

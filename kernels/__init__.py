@@ -10,6 +10,7 @@ from .trajectory import Config as Config
 from .trajectory import Outputs as Outputs
 from .trajectory import Params as Params
 from .trajectory import combine_releases as combine_releases
+from .trajectory import inverse_soft_cap as inverse_soft_cap
 from .trajectory import jump_draws as jump_draws
 from .trajectory import simulate as simulate
 from .trajectory import soft_cap as soft_cap

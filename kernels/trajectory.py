@@ -48,6 +48,9 @@ class Config(NamedTuple):
       frontier: the frontier's row.
       catch_up: whether requirements fall for followers once the frontier reaches them.
       generator: the generator of the per-step shocks (``normals.GENERATORS``).
+      groups: per group, (first row, number of rows): a group's ranks, consecutive rows
+        that share everything but their initial budget.
+      capped: per row, whether its budget has a cap (in some regime; else none is applied).
     """
 
     n_steps: int
@@ -63,6 +66,8 @@ class Config(NamedTuple):
     frontier: int = 0
     catch_up: bool = False
     generator: str = DEFAULT_GENERATOR
+    groups: tuple[tuple[int, int], ...] = ()
+    capped: tuple[bool, ...] = ()
 
 
 class Params(NamedTuple):
@@ -195,13 +200,15 @@ def _running_sum(x):
     return jnp.stack(out)
 
 
-def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt):
+def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt, margin=None):
     """Update ``t_first`` [rows, T, N] (years; NaN: not yet) with the first crossing in a
     block of steps: ``vals`` [n, rows, 1 or T, N] are the values at steps first_step + 1 ..
     first_step + n, ``before`` [rows, 1 or T, N] the value one step before the block, and
     ``valid`` [n] masks steps past the horizon. The first crossing is the first step
     whose running maximum reaches the threshold; it is dated by linear interpolation from
-    the step before (below the threshold, as nothing crossed earlier)."""
+    the step before (below the threshold, as nothing crossed earlier) of the values, or of
+    ``margin(i)`` [rows, T, N] (the margin over the threshold at step i of the block, 0:
+    the step before it) where given."""
     n = vals.shape[0]
     reach = jnp.where(valid[:, None, None, None], vals, -jnp.inf)
     peak = [reach[0]]  # running maximum over the block's steps
@@ -209,11 +216,38 @@ def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt):
         peak.append(jnp.maximum(peak[-1], reach[i]))
     below = jnp.sum(jnp.stack(peak) < thresholds, axis=0, dtype=jnp.int32)  # steps before the crossing
     at = jnp.minimum(below, n - 1)
-    v1 = jnp.take_along_axis(vals, at[None], axis=0)[0]
-    v0 = jnp.where(below == 0, before, jnp.take_along_axis(vals, jnp.maximum(at - 1, 0)[None], axis=0)[0])
-    frac = jnp.clip((thresholds - v0) / (v1 - v0), 0.0, 1.0)
-    date = (first_step + below).astype(jnp.float32) + frac
+    if margin is None:
+        v1 = jnp.take_along_axis(vals, at[None], axis=0)[0]
+        v0 = jnp.where(below == 0, before, jnp.take_along_axis(vals, jnp.maximum(at - 1, 0)[None], axis=0)[0])
+        frac = (thresholds - v0) / (v1 - v0)
+    else:
+        m0, m1 = margin(at), margin(at + 1)
+        frac = -m0 / (m1 - m0)
+    date = (first_step + below).astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)
     return jnp.where(jnp.isnan(t_first) & (below < n), date * dt, t_first)
+
+
+def inverse_soft_cap(capped, cap):
+    """The uncapped budget whose soft cap is ``capped`` (log10 $): ``cap - log10(10**(cap -
+    capped) - 1)``, stably; +inf at or above the cap (out of reach); cap = +inf is no cap."""
+    x = cap - capped
+    return jnp.where(x > 0, capped - jnp.log(-jnp.expm1(-x * LN10)) * (1.0 / LN10), jnp.inf)
+
+
+class _Family(NamedTuple):
+    """Rows that are one series shifted by a per-row offset: a group's ranks (offset: each
+    rank's initial budget) or the access budgets (offset: the budget; no stream, lag or cap).
+    offset [m, N] (log10 $); stream: the budget stream (None: none); hw_lag, algo_lag in
+    steps; penalty [N] (OOM) or None; cap [N] (log10 $) or None (no cap); boosted: whether
+    catch-up lowers its requirements."""
+
+    offset: jax.Array
+    stream: int | None
+    hw_lag: float
+    algo_lag: float
+    penalty: jax.Array | None
+    cap: jax.Array | None
+    boosted: bool
 
 
 def simulate(keys, params: Params, config: Config) -> Outputs:
@@ -225,7 +259,18 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     year has more): block b's shocks are block b of the generator, shaped (steps, draws)
     (each step's row one draw per stream, then the draws of each jump process); their
     running sum gives every step of the block at once, and first crossings are found for
-    the whole block. Each trajectory's numbers depend on its key and params alone."""
+    the whole block. Each trajectory's numbers depend on its key and params alone.
+
+    An actor's row has its own path: its budget through the soft cap plus its lagged
+    hardware and algorithms at every step. A group's ranks differ only in their initial
+    budget, and the access budgets only in their budget, so they are a family: one shared
+    series and a per-row offset, and a row costs a compare per threshold and step, not a
+    path. Row k has reached X when ``offset_k >= need(t)``, the uncapped budget it needs
+    beyond the group's budget growth: X minus the lagged hardware and algorithms, through
+    the inverse soft cap (one per threshold and step; a group with a cap and no more
+    ranks than thresholds is cheaper row by row, and is). Crossings are dated as an
+    actor's: by linear interpolation of compute within the step.
+    """
     p, c = params, config
     n_streams, N = p.level0.shape
     n_rows = p.b0.shape[0]
@@ -234,69 +279,145 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     spy = c.steps_per_year
     dt = 1.0 / spy
     sqrt_dt = math.sqrt(dt)
-    rows_in_order = c.row_stream == tuple(range(2, 2 + n_rows))  # no groups: one stream per row
 
-    def budget_streams(s):
-        """Each row's budget stream [n, R, N] from all streams [n, S, N]."""
-        if rows_in_order:
-            return s[:, 2 : 2 + n_rows]
-        return _by_row(c.row_stream, lambda i: s[:, i])
+    capped_rows = c.capped or (True,) * n_rows
+    shared = [(first, m) for first, m in c.groups if not capped_rows[first] or m > n_thresholds]
+    families = [_Family(p.b0[first : first + m], c.row_stream[first], c.hw_lag_steps[first],
+                        c.algo_lag_steps[first], p.penalty[first], p.cap[first] if capped_rows[first] else None,
+                        c.catch_up) for first, m in shared]
+    if n_access:
+        families.append(_Family(p.access, None, 0.0, 0.0, None, None, False))
+    in_family = {r for first, m in shared for r in range(first, first + m)}
+    own = [r for r in range(n_rows) if r not in in_family]  # rows with a path of their own
+    of_own = (lambda x: x) if not in_family else (lambda x: x[np.asarray(own)])
+    b0, cap, penalty = of_own(p.b0), of_own(p.cap), of_own(p.penalty)
+    own_stream = tuple(c.row_stream[r] for r in own)
+    own_hw = tuple(c.hw_lag_steps[r] for r in own)
+    own_algo = tuple(c.algo_lag_steps[r] for r in own)
+    own_capped = any(capped_rows[r] for r in own)
+    frontier = own.index(c.frontier)
+    boosted = jnp.arange(len(own)) != frontier  # all but the frontier
+
+    def in_row_order(parts):
+        """Rows [R, ...] in the scenario's order from [own rows, each group family's]."""
+        if not in_family:
+            return parts[0]
+        pieces, done, starts = [], 0, dict(zip((first for first, _ in shared), parts[1:]))
+        for r in range(n_rows):
+            if r in starts:
+                pieces.append(starts[r])
+            elif r not in in_family:
+                pieces.append(parts[0][done : done + 1])
+                done += 1
+        return jnp.concatenate(pieces)
 
     physical = jnp.asarray(c.physical)[:, None]  # [T, 1]
     # Thresholds by kind: effective ones compare with effective compute, physical ones with
     # physical compute (budget + hardware); each kind's crossings are found separately.
     kinds = [(np.flatnonzero(np.asarray(c.physical) == phys), phys) for phys in (False, True)]
     kinds = [(idx, phys) for idx, phys in kinds if idx.size]
-    jump_width = [jump_draws(fam, k) for _, fam, k in c.jumps]
+    jump_width = [jump_draws(sizes, k) for _, sizes, k in c.jumps]
     n_draws = n_streams + sum(jump_width)
-    n_all = n_rows + n_access
-    boosted = (jnp.arange(n_all) < n_rows) & (jnp.arange(n_all) != c.frontier)  # actors but the frontier
     width = min(spy, MAX_BLOCK_STEPS)  # steps per block
     block_steps = jnp.arange(1, width + 1, dtype=jnp.int32)
 
-    def levels(h, a, win_h, win_a, u):
-        """Capped budgets [n, R, N] and effective and physical compute [n, R + K, N] of
-        every row and access budget at n steps, from H and A there [n, N], their windows
-        of past values and the uncapped budgets [n, R, N]."""
+    def own_levels(s, h, a, win_h, win_a):
+        """Capped budgets, effective and physical compute [n, own rows, N] at n steps, from
+        all streams [n, S, N], H and A there [n, N] and their windows of past values."""
         n = h.shape[0]
-        h_i = _lagged(win_h, n, c.hw_lag_steps) - p.penalty
-        a_i = _lagged(win_a, n, c.algo_lag_steps)
-        capped = soft_cap(u, p.cap)
-        phys = jnp.concatenate([capped + h_i, p.access + h[:, None]], axis=1)
-        eff = phys + jnp.concatenate([a_i, jnp.broadcast_to(a[:, None], (n, n_access, N))], axis=1)
-        return capped, eff, phys
+        if own_stream == tuple(range(2, 2 + len(own))):  # a stream per row, in order
+            streams = s[:, 2 : 2 + len(own)]
+        else:
+            streams = _by_row(own_stream, lambda i: s[:, i])
+        u = b0 + streams
+        capped = soft_cap(u, cap) if own_capped else u
+        phys = capped + (_lagged(win_h, n, own_hw) - penalty)
+        return capped, phys + _lagged(win_a, n, own_algo), phys
+
+    def family_series(f, s, win_h, win_a):
+        """(budget stream or None, physical shift, effective shift) [n, N] of a family at
+        the last n steps of the windows: a row's physical compute is its capped budget
+        (offset + budget stream) plus the physical shift (lagged, penalised hardware)."""
+        n = s.shape[0]
+        hw = _lagged(win_h, n, (f.hw_lag,))[:, 0]
+        if f.penalty is not None:
+            hw = hw - f.penalty
+        return (None if f.stream is None else s[:, f.stream]), hw, hw + _lagged(win_a, n, (f.algo_lag,))[:, 0]
+
+    def family_values(f, series, phys, thr, boost):
+        """(values [n, 1, 1 or T, N], levels [m, T or 1, N], need [n, T, N] or None): row k
+        of family ``f`` has reached threshold X at a step where the value reaches its
+        level. Uncapped: the value is the shared series, the level X - offset_k. Capped:
+        the value is minus the uncapped budget a row needs beyond its offset, the level
+        minus offset_k, and ``need`` is the capped budget needed."""
+        budget, phys_shift, eff_shift = series
+        shift = phys_shift if phys else eff_shift
+        if f.cap is None:
+            v = (shift if budget is None else budget + shift)[:, None, None]
+            return (v if boost is None else v + boost[:, None]), thr[None] - f.offset[:, None], None
+        need = thr - shift[:, None]  # [n, T, N]
+        if boost is not None:
+            need = need - boost
+        return (budget[:, None] - inverse_soft_cap(need, f.cap))[:, None], -f.offset[:, None], need
 
     def crossings(t_first, now, before, first, k, valid):
-        """``t_first`` updated with the block's crossings; ``now`` [n, R + K, N] and
-        ``before`` [R + K, N] are the (effective, physical) compute at the block's steps
-        and one step before it."""
-        for idx, phys in kinds:
-            vals, prev = now[phys][:, :, None], before[phys][:, None]
+        """``t_first`` (own rows, then each family's; [rows, T, N]) updated with the
+        block's crossings; ``now`` and ``before`` are (the own rows' (effective, physical)
+        compute, each family's series) at the block's steps and one step before it."""
+        (eff, phys), fam_now = now
+        (eff0, phys0), fam_before = before
+        t_first = list(t_first)
+        for idx, is_phys in kinds:
             thr = p.thresholds[idx]
-            tf = t_first if idx.size == n_thresholds else t_first[:, idx]
-            if c.catch_up and not phys:  # the frontier's row is never boosted: its dates come first
-                f = c.frontier
+            of_kind = (lambda x: x) if idx.size == n_thresholds else (lambda x: x[:, idx])
+            vals, prev = (phys if is_phys else eff)[:, :, None], (phys0 if is_phys else eff0)[:, None]
+            tf = of_kind(t_first[0])
+            boost = None
+            if c.catch_up and not is_phys:  # the frontier is never boosted: its dates come first
+                f = frontier
                 t_f = _first_crossings(vals[:, f : f + 1], prev[f : f + 1], tf[f : f + 1], thr, first, valid, dt)[0]
                 tau = jnp.concatenate([first[None], k]).astype(jnp.float32) * dt
-                since = jnp.maximum(jnp.nan_to_num(tau[:, None, None] - t_f, nan=0.0), 0.0)  # [n + 1, T, N]
-                boost = jnp.where(boosted[:, None, None], p.catch_up * since[:, None], 0.0)
-                vals, prev, tf = vals + boost[1:], prev + boost[0], tf.at[f].set(t_f)
-            tf = _first_crossings(vals, prev, tf, thr, first, valid, dt)
-            t_first = tf if idx.size == n_thresholds else t_first.at[:, idx].set(tf)
-        return t_first
+                boost = p.catch_up * jnp.maximum(jnp.nan_to_num(tau[:, None, None] - t_f, nan=0.0), 0.0)  # [n + 1, T, N]
+                on = boosted[:, None, None]
+                vals = vals + jnp.where(on, boost[1:, None], 0.0)
+                prev, tf = prev + jnp.where(on, boost[0], 0.0), tf.at[f].set(t_f)
+            parts = [_first_crossings(vals, prev, tf, thr, first, valid, dt)]
+            for fam, tf, series, series0 in zip(families, t_first[1:], fam_now, fam_before):
+                fb = boost if fam.boosted else None
+                vals, levels, need = family_values(fam, series, is_phys, thr, None if fb is None else fb[1:])
+                prev, _, need0 = family_values(fam, jax.tree.map(lambda x: x[None], series0), is_phys, thr,
+                                               None if fb is None else fb[:1])
+                margin = None
+                if need is not None:  # date by interpolating compute: the margin over X at a step
+                    u = jnp.concatenate([series0[0][None], series[0]])[:, None, None]  # [n + 1, 1, 1, N]
+                    need = jnp.concatenate([need0, need])[:, None]  # [n + 1, 1, T, N]
+                    margin = lambda i: soft_cap(fam.offset[:, None] + jnp.take_along_axis(u, i[None], axis=0)[0], fam.cap) \
+                        - jnp.take_along_axis(need, i[None], axis=0)[0]
+                parts.append(_first_crossings(vals, prev[0], of_kind(tf), levels, first, valid, dt, margin))
+            t_first = [new if idx.size == n_thresholds else old.at[:, idx].set(new) for old, new in zip(t_first, parts)]
+        return tuple(t_first)
 
-    def record(h, a, capped, eff):
-        """Fan-chart values at one step: [series, N]."""
-        return jnp.concatenate([jnp.stack([h, a]), capped, eff[:n_rows], (h + a)[None]])
+    def fan(h, a, capped, eff, fam):
+        """Fan-chart values [years, series, N] from H, A [years, N], the own rows' capped
+        budgets and effective compute [years, own rows, N] and each family's series
+        [years, N] at the year boundaries."""
+        cap_g, eff_g = [capped], [eff]
+        for f, (budget, _, eff_shift) in zip(families, fam):
+            if f.stream is not None:
+                u = f.offset + budget[:, None]
+                cap_g.append(u if f.cap is None else soft_cap(u, f.cap))
+                eff_g.append(cap_g[-1] + eff_shift[:, None])
+        in_order = lambda parts: jnp.moveaxis(in_row_order([jnp.moveaxis(x, 1, 0) for x in parts]), 0, 1)
+        return jnp.concatenate([jnp.stack([h, a], axis=1), in_order(cap_g), in_order(eff_g), (h + a)[:, None]], axis=1)
 
     def block(carry, b):
         noise, hist_h, hist_a, last, t_first, draws = carry
         z = block_normals(draws, (width, n_draws))
         shock = p.vol * sqrt_dt * z[:, :n_streams]
         at = n_streams
-        for j, ((stream, fam, k_max), w) in enumerate(zip(c.jumps, jump_width)):
+        for j, ((stream, sizes, k_max), w) in enumerate(zip(c.jumps, jump_width)):
             jumps = jump_sum(jnp.moveaxis(z[:, at : at + w], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j],
-                             fam, k_max, dt)
+                             sizes, k_max, dt)
             shock = shock.at[:, stream].add(jumps)
             at += w
         # Levels are trend + accumulated noise: the trend is evaluated afresh at every step
@@ -307,16 +428,17 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         s = trend(p, c.decaying, k.astype(jnp.float32) * dt) + path
         h, a = s[:, 0], s[:, 1]
         win_h, win_a = jnp.concatenate([hist_h, h]), jnp.concatenate([hist_a, a])
-        capped, eff, phys = levels(h, a, win_h, win_a, p.b0 + budget_streams(s))
-        t_first = crossings(t_first, (eff, phys), last, first, k, k <= c.n_steps)
+        capped, eff, phys = own_levels(s, h, a, win_h, win_a)
+        fam = [family_series(f, s, win_h, win_a) for f in families]
+        t_first = crossings(t_first, ((eff, phys), fam), last, first, k, k <= c.n_steps)
         if width == spy:  # a block is a year: its last step is the year's end
             pick = lambda x: x[-1]
         else:  # the block's step at the next whole year (used only if within the block)
             i = jnp.minimum((first // spy + 1) * spy - first - 1, width - 1)
             pick = lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
-        carry = (path[-1], win_h[width:], win_a[width:], (eff[-1], phys[-1]), t_first,
+        carry = (path[-1], win_h[width:], win_a[width:], ((eff[-1], phys[-1]), jax.tree.map(lambda x: x[-1], fam)), t_first,
                  block_draws(keys, b + 1, width * n_draws, c.generator))
-        return carry, record(pick(h), pick(a), pick(capped), pick(eff))
+        return carry, jax.tree.map(pick, (h, a, capped, eff, fam))
 
     # Before the start each factor is extended backwards along its trend (no noise).
     past = jnp.arange(1 - c.buffer, 1, dtype=jnp.float32)[:, None] * dt
@@ -324,16 +446,28 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     hist_a = p.level0[1] + p.rate0[1] * past
     s = trend(p, c.decaying, jnp.zeros((1,), jnp.float32))
     h, a = s[:, 0], s[:, 1]
-    capped, eff, phys = levels(h, a, hist_h, hist_a, p.b0 + budget_streams(s))
-    at_start = jnp.where(physical, phys[0][:, None], eff[0][:, None])  # [R + K, T, N]
-    t_first = jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
-    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, (eff[0], phys[0]), t_first,
+    capped, eff, phys = own_levels(s, h, a, hist_h, hist_a)
+    fam = [family_series(f, s, hist_h, hist_a) for f in families]
+    at_start = jnp.where(physical, phys[0][:, None], eff[0][:, None])  # [own rows, T, N]
+    t_first = [jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)]
+    for f, series in zip(families, fam):
+        tf = jnp.full((f.offset.shape[0], n_thresholds, N), jnp.nan, jnp.float32)
+        for idx, is_phys in kinds:
+            vals, levels, _ = family_values(f, series, is_phys, p.thresholds[idx], None)
+            tf = tf.at[:, idx].set(jnp.where(vals[0] >= levels, 0.0, jnp.nan))
+        t_first.append(tf)
+    start_fam = jax.tree.map(lambda x: x[0], fam)
+    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, ((eff[0], phys[0]), start_fam), tuple(t_first),
              block_draws(keys, 0, width * n_draws, c.generator))
     n_blocks = -(-c.n_years * spy // width)
     carry, records = jax.lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
     years = np.arange(1, c.n_years + 1) * spy
-    fan = jnp.concatenate([record(h[0], a[0], capped[0], eff[0])[None], records[(years - 1) // width]])
-    return Outputs(t_first=carry[4][:n_rows], diffusion=carry[4][n_rows:], fan=fan)
+    at_years = lambda start, ys: jnp.concatenate([start[None], ys[(years - 1) // width]])
+    fan_values = fan(*jax.tree.map(at_years, (h[0], a[0], capped[0], eff[0], start_fam), records))
+    t_first = carry[4]
+    rows = in_row_order([t_first[0]] + list(t_first[1 : 1 + len(shared)]))
+    diffusion = t_first[-1] if n_access else jnp.zeros((0, n_thresholds, N), jnp.float32)
+    return Outputs(t_first=rows, diffusion=diffusion, fan=fan_values)
 
 
 def combine_releases(t_first, release_lag, access_via: tuple[tuple[int, ...], ...], span: float):

@@ -93,6 +93,8 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
         buffer=int(math.floor(max(hw + algo))) + 2, decaying=decaying, jumps=tuple(jumps),
         frontier=rows.index(Row("frontier", 1, False)),
         catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
+        groups=tuple((row_stream.index(2 + i), len(a.ranks)) for i, a in enumerate(s.actors) if a.is_group),
+        capped=tuple(f"{streams[i]}.cap" in draws for i in row_stream),
     )
     paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
     inputs = tuple([p for p, d in draws.items() if d.is_random or p in per_regime]
