@@ -200,15 +200,13 @@ def _running_sum(x):
     return jnp.stack(out)
 
 
-def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt, margin=None):
+def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt):
     """Update ``t_first`` [rows, T, N] (years; NaN: not yet) with the first crossing in a
     block of steps: ``vals`` [n, rows, 1 or T, N] are the values at steps first_step + 1 ..
     first_step + n, ``before`` [rows, 1 or T, N] the value one step before the block, and
     ``valid`` [n] masks steps past the horizon. The first crossing is the first step
     whose running maximum reaches the threshold; it is dated by linear interpolation from
-    the step before (below the threshold, as nothing crossed earlier) of the values, or of
-    ``margin(i)`` [rows, T, N] (the margin over the threshold at step i of the block, 0:
-    the step before it) where given."""
+    the step before (below the threshold, as nothing crossed earlier)."""
     n = vals.shape[0]
     reach = jnp.where(valid[:, None, None, None], vals, -jnp.inf)
     peak = [reach[0]]  # running maximum over the block's steps
@@ -216,15 +214,23 @@ def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt, m
         peak.append(jnp.maximum(peak[-1], reach[i]))
     below = jnp.sum(jnp.stack(peak) < thresholds, axis=0, dtype=jnp.int32)  # steps before the crossing
     at = jnp.minimum(below, n - 1)
-    if margin is None:
-        v1 = jnp.take_along_axis(vals, at[None], axis=0)[0]
-        v0 = jnp.where(below == 0, before, jnp.take_along_axis(vals, jnp.maximum(at - 1, 0)[None], axis=0)[0])
-        frac = (thresholds - v0) / (v1 - v0)
-    else:
-        m0, m1 = margin(at), margin(at + 1)
-        frac = -m0 / (m1 - m0)
-    date = (first_step + below).astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)
+    v1 = jnp.take_along_axis(vals, at[None], axis=0)[0]
+    v0 = jnp.where(below == 0, before, jnp.take_along_axis(vals, jnp.maximum(at - 1, 0)[None], axis=0)[0])
+    frac = jnp.clip((thresholds - v0) / (v1 - v0), 0.0, 1.0)
+    date = (first_step + below).astype(jnp.float32) + frac
     return jnp.where(jnp.isnan(t_first) & (below < n), date * dt, t_first)
+
+
+def _steps_below(vals, peak, levels, valid):
+    """(steps [m, T, N] int32, peak): how many of a block's valid steps leave the running
+    maximum of ``vals`` [n, 1, 1 or T, N] below ``levels`` [m, T or 1, N], given the
+    running maximum ``peak`` [1, 1 or T, N] before the block (returned updated). Summed
+    over all blocks, it is the step before the first crossing (all steps: none)."""
+    below = jnp.zeros(jnp.broadcast_shapes(vals.shape[1:], levels.shape), jnp.int32)
+    for i in range(vals.shape[0]):
+        peak = jnp.maximum(peak, jnp.where(valid[i], vals[i], -jnp.inf))
+        below = below + ((peak < levels) & valid[i])
+    return below, peak
 
 
 def inverse_soft_cap(capped, cap):
@@ -262,14 +268,16 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     the whole block. Each trajectory's numbers depend on its key and params alone.
 
     An actor's row has its own path: its budget through the soft cap plus its lagged
-    hardware and algorithms at every step. A group's ranks differ only in their initial
-    budget, and the access budgets only in their budget, so they are a family: one shared
-    series and a per-row offset, and a row costs a compare per threshold and step, not a
-    path. Row k has reached X when ``offset_k >= need(t)``, the uncapped budget it needs
-    beyond the group's budget growth: X minus the lagged hardware and algorithms, through
-    the inverse soft cap (one per threshold and step; a group with a cap and no more
-    ranks than thresholds is cheaper row by row, and is). Crossings are dated as an
-    actor's: by linear interpolation of compute within the step.
+    hardware and algorithms at every step, its crossings dated block by block. A group's
+    ranks differ only in their initial budget, and the access budgets only in their
+    budget, so they form a family: one shared series and a per-row offset. Row k has
+    reached X once ``offset_k >= need(t)``, the uncapped budget it needs beyond the
+    group's budget growth (X minus the lagged hardware and algorithms, through the
+    inverse soft cap: one per threshold and step; a capped group with no more ranks than
+    thresholds is cheaper row by row, and is). So a family row costs a compare per
+    threshold and step: the loop only counts the steps before its first crossing, and
+    the crossing is dated after the loop from the family's stored series, by linear
+    interpolation of compute within the step, as an actor's.
     """
     p, c = params, config
     n_streams, N = p.level0.shape
@@ -298,8 +306,8 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     frontier = own.index(c.frontier)
     boosted = jnp.arange(len(own)) != frontier  # all but the frontier
 
-    def in_row_order(parts):
-        """Rows [R, ...] in the scenario's order from [own rows, each group family's]."""
+    def in_row_order(parts, axis=0):
+        """Rows in the scenario's order along ``axis`` from [own rows, each group family's]."""
         if not in_family:
             return parts[0]
         pieces, done, starts = [], 0, dict(zip((first for first, _ in shared), parts[1:]))
@@ -307,9 +315,9 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
             if r in starts:
                 pieces.append(starts[r])
             elif r not in in_family:
-                pieces.append(parts[0][done : done + 1])
+                pieces.append(jax.lax.slice_in_dim(parts[0], done, done + 1, axis=axis))
                 done += 1
-        return jnp.concatenate(pieces)
+        return jnp.concatenate(pieces, axis=axis)
 
     physical = jnp.asarray(c.physical)[:, None]  # [T, 1]
     # Thresholds by kind: effective ones compare with effective compute, physical ones with
@@ -345,73 +353,107 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         return (None if f.stream is None else s[:, f.stream]), hw, hw + _lagged(win_a, n, (f.algo_lag,))[:, 0]
 
     def family_values(f, series, phys, thr, boost):
-        """(values [n, 1, 1 or T, N], levels [m, T or 1, N], need [n, T, N] or None): row k
-        of family ``f`` has reached threshold X at a step where the value reaches its
-        level. Uncapped: the value is the shared series, the level X - offset_k. Capped:
-        the value is minus the uncapped budget a row needs beyond its offset, the level
-        minus offset_k, and ``need`` is the capped budget needed."""
+        """(values [n, 1, 1 or T, N], levels [m, T or 1, N]): row k of family ``f`` has
+        reached threshold X [T, N] at a step where the value reaches its level, given the
+        catch-up ``boost`` [n, T, N] or None. Uncapped: the value is the shared series, the
+        level X - offset_k. Capped: the value is minus the uncapped budget a row needs
+        beyond its offset (through the inverse soft cap), the level minus offset_k."""
         budget, phys_shift, eff_shift = series
         shift = phys_shift if phys else eff_shift
         if f.cap is None:
             v = (shift if budget is None else budget + shift)[:, None, None]
-            return (v if boost is None else v + boost[:, None]), thr[None] - f.offset[:, None], None
+            return (v if boost is None else v + boost[:, None]), thr[None] - f.offset[:, None]
         need = thr - shift[:, None]  # [n, T, N]
         if boost is not None:
             need = need - boost
-        return (budget[:, None] - inverse_soft_cap(need, f.cap))[:, None], -f.offset[:, None], need
+        return (budget[:, None] - inverse_soft_cap(need, f.cap))[:, None], -f.offset[:, None]
+
+    def catch_up(step, t_f):
+        """Catch-up (OOM) at ``step`` (int) given the frontier's dates ``t_f`` [T, N] (years;
+        NaN: not yet), broadcast together."""
+        return p.catch_up * jnp.maximum(jnp.nan_to_num(step.astype(jnp.float32) * dt - t_f, nan=0.0), 0.0)
 
     def crossings(t_first, now, before, first, k, valid):
-        """``t_first`` (own rows, then each family's; [rows, T, N]) updated with the
-        block's crossings; ``now`` and ``before`` are (the own rows' (effective, physical)
-        compute, each family's series) at the block's steps and one step before it."""
-        (eff, phys), fam_now = now
-        (eff0, phys0), fam_before = before
-        t_first = list(t_first)
+        """(``t_first`` of the own rows [rows, T, N] updated with the block's crossings, and
+        per kind the catch-up at the block's steps [n, T_kind, N] or None); ``now`` [n, rows,
+        N] and ``before`` [rows, N] are their (effective, physical) compute at the block's
+        steps and one step before it."""
+        boosts = []
         for idx, is_phys in kinds:
             thr = p.thresholds[idx]
-            of_kind = (lambda x: x) if idx.size == n_thresholds else (lambda x: x[:, idx])
-            vals, prev = (phys if is_phys else eff)[:, :, None], (phys0 if is_phys else eff0)[:, None]
-            tf = of_kind(t_first[0])
+            vals, prev = now[is_phys][:, :, None], before[is_phys][:, None]
+            tf = t_first if idx.size == n_thresholds else t_first[:, idx]
             boost = None
             if c.catch_up and not is_phys:  # the frontier is never boosted: its dates come first
                 f = frontier
                 t_f = _first_crossings(vals[:, f : f + 1], prev[f : f + 1], tf[f : f + 1], thr, first, valid, dt)[0]
-                tau = jnp.concatenate([first[None], k]).astype(jnp.float32) * dt
-                boost = p.catch_up * jnp.maximum(jnp.nan_to_num(tau[:, None, None] - t_f, nan=0.0), 0.0)  # [n + 1, T, N]
+                boost = catch_up(jnp.concatenate([first[None], k])[:, None, None], t_f)  # [n + 1, T, N]
                 on = boosted[:, None, None]
                 vals = vals + jnp.where(on, boost[1:, None], 0.0)
                 prev, tf = prev + jnp.where(on, boost[0], 0.0), tf.at[f].set(t_f)
-            parts = [_first_crossings(vals, prev, tf, thr, first, valid, dt)]
-            for fam, tf, series, series0 in zip(families, t_first[1:], fam_now, fam_before):
-                fb = boost if fam.boosted else None
-                vals, levels, need = family_values(fam, series, is_phys, thr, None if fb is None else fb[1:])
-                prev, _, need0 = family_values(fam, jax.tree.map(lambda x: x[None], series0), is_phys, thr,
-                                               None if fb is None else fb[:1])
-                margin = None
-                if need is not None:  # date by interpolating compute: the margin over X at a step
-                    u = jnp.concatenate([series0[0][None], series[0]])[:, None, None]  # [n + 1, 1, 1, N]
-                    need = jnp.concatenate([need0, need])[:, None]  # [n + 1, 1, T, N]
-                    margin = lambda i: soft_cap(fam.offset[:, None] + jnp.take_along_axis(u, i[None], axis=0)[0], fam.cap) \
-                        - jnp.take_along_axis(need, i[None], axis=0)[0]
-                parts.append(_first_crossings(vals, prev[0], of_kind(tf), levels, first, valid, dt, margin))
-            t_first = [new if idx.size == n_thresholds else old.at[:, idx].set(new) for old, new in zip(t_first, parts)]
-        return tuple(t_first)
+                boost = boost[1:]
+            tf = _first_crossings(vals, prev, tf, thr, first, valid, dt)
+            t_first = tf if idx.size == n_thresholds else t_first.at[:, idx].set(tf)
+            boosts.append(boost)
+        return t_first, boosts
 
-    def fan(h, a, capped, eff, fam):
-        """Fan-chart values [years, series, N] from H, A [years, N], the own rows' capped
-        budgets and effective compute [years, own rows, N] and each family's series
-        [years, N] at the year boundaries."""
-        cap_g, eff_g = [capped], [eff]
-        for f, (budget, _, eff_shift) in zip(families, fam):
-            if f.stream is not None:
-                u = f.offset + budget[:, None]
-                cap_g.append(u if f.cap is None else soft_cap(u, f.cap))
-                eff_g.append(cap_g[-1] + eff_shift[:, None])
-        in_order = lambda parts: jnp.moveaxis(in_row_order([jnp.moveaxis(x, 1, 0) for x in parts]), 0, 1)
-        return jnp.concatenate([jnp.stack([h, a], axis=1), in_order(cap_g), in_order(eff_g), (h + a)[:, None]], axis=1)
+    def count_below(state, fam, boosts, valid):
+        """Each family's state (per kind: steps below [m, T_kind, N], running maximum, and
+        whether reached at the start) advanced by a block, from its series at the block's
+        steps and the catch-up."""
+        out = []
+        for f, series, per_kind in zip(families, fam, state):
+            new = []
+            for (idx, is_phys), boost, (below, peak, at_start) in zip(kinds, boosts, per_kind):
+                vals, levels = family_values(f, series, is_phys, p.thresholds[idx], boost if f.boosted else None)
+                steps, peak = _steps_below(vals, peak, levels, valid)
+                new.append((below + steps, peak, at_start))
+            out.append(tuple(new))
+        return out
+
+    def family_dates(f, paths, per_kind, t_f):
+        """A family's first crossings [m, T, N] (years; NaN: censored) from its steps below
+        each threshold and its series at every step from the start ``paths`` [steps + 1,
+        N]: dated as an actor's, by interpolating compute between the step before the
+        crossing and the crossing step."""
+        t_first = jnp.full((f.offset.shape[0], n_thresholds, N), jnp.nan, jnp.float32)
+        for (idx, is_phys), (below, _, at_start) in zip(kinds, per_kind):
+            thr = p.thresholds[idx]
+            at = jnp.minimum(below, paths[1].shape[0] - 2)
+
+            def margin(i):  # compute over the threshold at step i [m, T, N]
+                budget, phys_shift, eff_shift = (None if x is None else jnp.take_along_axis(x[:, None, None], i[None], 0)[0]
+                                                 for x in paths)
+                over = (phys_shift if is_phys else eff_shift) - thr
+                if f.boosted and not is_phys:
+                    over = over + catch_up(i, t_f[idx])
+                if budget is None:
+                    return over + f.offset[:, None]
+                u = f.offset[:, None] + budget
+                return over + (u if f.cap is None else soft_cap(u, f.cap))
+
+            m0, m1 = margin(at), margin(at + 1)
+            date = (below.astype(jnp.float32) + jnp.clip(-m0 / (m1 - m0), 0.0, 1.0)) * dt
+            t_first = t_first.at[:, idx].set(jnp.where(at_start, 0.0, jnp.where(below < c.n_steps, date, jnp.nan)))
+        return t_first
+
+    def fan_record(h, a, capped, eff, fam):
+        """What the fan chart needs from one step: (H, A [N], the own rows' capped budgets
+        and effective compute [own rows, N], per group family its rows' capped budgets
+        [m, N] and its effective shift [N])."""
+        groups = [(f.offset + budget if f.cap is None else soft_cap(f.offset + budget, f.cap), eff_shift)
+                  for f, (budget, _, eff_shift) in zip(families, fam) if f.stream is not None]
+        return h, a, capped, eff, groups
+
+    def fan(h, a, capped, eff, groups):
+        """Fan-chart values [years, series, N] from fan records stacked over the years."""
+        cap_g = [capped] + [budget for budget, _ in groups]
+        eff_g = [eff] + [budget + shift[:, None] for budget, shift in groups]
+        return jnp.concatenate([jnp.stack([h, a], axis=1), in_row_order(cap_g, axis=1), in_row_order(eff_g, axis=1),
+                                (h + a)[:, None]], axis=1)
 
     def block(carry, b):
-        noise, hist_h, hist_a, last, t_first, draws = carry
+        noise, hist_h, hist_a, last, t_first, state, draws = carry
         z = block_normals(draws, (width, n_draws))
         shock = p.vol * sqrt_dt * z[:, :n_streams]
         at = n_streams
@@ -425,20 +467,22 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
         path = noise + _running_sum(shock)
         first = b * width
         k = first + block_steps
+        valid = k <= c.n_steps
         s = trend(p, c.decaying, k.astype(jnp.float32) * dt) + path
         h, a = s[:, 0], s[:, 1]
         win_h, win_a = jnp.concatenate([hist_h, h]), jnp.concatenate([hist_a, a])
         capped, eff, phys = own_levels(s, h, a, win_h, win_a)
         fam = [family_series(f, s, win_h, win_a) for f in families]
-        t_first = crossings(t_first, ((eff, phys), fam), last, first, k, k <= c.n_steps)
+        t_first, boosts = crossings(t_first, (eff, phys), last, first, k, valid)
+        state = count_below(state, fam, boosts, valid)
         if width == spy:  # a block is a year: its last step is the year's end
             pick = lambda x: x[-1]
         else:  # the block's step at the next whole year (used only if within the block)
             i = jnp.minimum((first // spy + 1) * spy - first - 1, width - 1)
             pick = lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
-        carry = (path[-1], win_h[width:], win_a[width:], ((eff[-1], phys[-1]), jax.tree.map(lambda x: x[-1], fam)), t_first,
+        carry = (path[-1], win_h[width:], win_a[width:], (eff[-1], phys[-1]), t_first, state,
                  block_draws(keys, b + 1, width * n_draws, c.generator))
-        return carry, jax.tree.map(pick, (h, a, capped, eff, fam))
+        return carry, (fan_record(*jax.tree.map(pick, (h, a, capped, eff, fam))), fam)
 
     # Before the start each factor is extended backwards along its trend (no noise).
     past = jnp.arange(1 - c.buffer, 1, dtype=jnp.float32)[:, None] * dt
@@ -449,24 +493,31 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     capped, eff, phys = own_levels(s, h, a, hist_h, hist_a)
     fam = [family_series(f, s, hist_h, hist_a) for f in families]
     at_start = jnp.where(physical, phys[0][:, None], eff[0][:, None])  # [own rows, T, N]
-    t_first = [jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)]
+    t_first = jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
+    state = []
     for f, series in zip(families, fam):
-        tf = jnp.full((f.offset.shape[0], n_thresholds, N), jnp.nan, jnp.float32)
+        per_kind = []
         for idx, is_phys in kinds:
-            vals, levels, _ = family_values(f, series, is_phys, p.thresholds[idx], None)
-            tf = tf.at[:, idx].set(jnp.where(vals[0] >= levels, 0.0, jnp.nan))
-        t_first.append(tf)
-    start_fam = jax.tree.map(lambda x: x[0], fam)
-    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, ((eff[0], phys[0]), start_fam), tuple(t_first),
+            boost = jnp.zeros((1, idx.size, N)) if f.boosted and not is_phys else None  # no catch-up yet
+            vals, levels = family_values(f, series, is_phys, p.thresholds[idx], boost)
+            reached = vals[0] >= levels
+            per_kind.append((jnp.zeros(reached.shape, jnp.int32), vals[0], reached))
+        state.append(tuple(per_kind))
+    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, (eff[0], phys[0]), t_first, state,
              block_draws(keys, 0, width * n_draws, c.generator))
     n_blocks = -(-c.n_years * spy // width)
-    carry, records = jax.lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
+    carry, (records, fam_blocks) = jax.lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
     years = np.arange(1, c.n_years + 1) * spy
-    at_years = lambda start, ys: jnp.concatenate([start[None], ys[(years - 1) // width]])
-    fan_values = fan(*jax.tree.map(at_years, (h[0], a[0], capped[0], eff[0], start_fam), records))
-    t_first = carry[4]
-    rows = in_row_order([t_first[0]] + list(t_first[1 : 1 + len(shared)]))
-    diffusion = t_first[-1] if n_access else jnp.zeros((0, n_thresholds, N), jnp.float32)
+    at_years = lambda start, ys: jnp.concatenate([start[None], ys if width == spy else ys[(years - 1) // width]])
+    fan_values = fan(*jax.tree.map(at_years, fan_record(h[0], a[0], capped[0], eff[0], jax.tree.map(lambda x: x[0], fam)),
+                                   records))
+    t_first, state = carry[4], carry[5]
+    t_f = t_first[frontier]
+    # each family's series at every step from the start: [steps + 1, N]
+    paths = jax.tree.map(lambda start, ys: jnp.concatenate([start, ys.reshape(-1, N)]), fam, fam_blocks)
+    dates = [family_dates(f, path, per_kind, t_f) for f, path, per_kind in zip(families, paths, state)]
+    rows = in_row_order([t_first] + dates[: len(shared)])
+    diffusion = dates[-1] if n_access else jnp.zeros((0, n_thresholds, N), jnp.float32)
     return Outputs(t_first=rows, diffusion=diffusion, fan=fan_values)
 
 

@@ -181,8 +181,10 @@ def default_chunk_size(trajectories: int) -> int:
 def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device: int) -> int:
     """Bytes one device needs: the int32 histograms (twice, for the update) and the per-
     chunk temporaries (per trajectory: the values and their bin and slot indices, the fan,
-    the scan state, one fan record per block of steps, and a block's temporaries: its
-    shocks and, per step, every row's value against every threshold, a few times over)."""
+    the scan state, one fan record per block of steps, each group's and the access
+    budgets' series at every step (dated after the time loop), and a block's temporaries:
+    its shocks and, per step, every row's value against every threshold, a few times
+    over)."""
     blocks = 1 + model.regimes
     c = model.config
     series = 3 + 2 * len(model.rows)
@@ -192,7 +194,8 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
     state = 2 * c.buffer + 4 * pairs
     draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
     width = min(c.steps_per_year, MAX_BLOCK_STEPS)
-    records = math.ceil(c.n_years * c.steps_per_year / width) * series
+    steps = math.ceil(c.n_years * c.steps_per_year / width) * width
+    records = steps // width * series + 3 * (steps + 1) * (len(model.groups) + (model.n_access > 0))
     block = width * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
     per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + records + block + 64)
     return histograms + per_device * per_trajectory
