@@ -40,10 +40,8 @@ def fill(counts, values, mask, lo, width, block):
     n_vars = values.shape[0]
     b = jnp.clip(jnp.nan_to_num(jnp.floor((values - lo[:, None]) / width[:, None]), nan=0.0), 0, nbins - 1)
     var = block[None, :] * n_vars + jnp.arange(n_vars, dtype=jnp.int32)[:, None]
-    # one flat index per value (a pair of indices would be built as a copy of every value);
-    # censored or masked values point past the end and are dropped
-    slot = jnp.where(mask[None, :] & ~jnp.isnan(values), var * nbins + b.astype(jnp.int32), counts.size)
-    return counts.reshape(-1).at[slot].add(1, mode="drop").reshape(counts.shape)
+    add = (mask[None, :] & ~jnp.isnan(values)).astype(jnp.int32)
+    return counts.at[var, b.astype(jnp.int32)].add(add, mode="drop")
 
 
 def summarise(counts: np.ndarray, n: int, bins: Bins, quantiles=QUANTILES) -> dict[str, np.ndarray]:
