@@ -433,7 +433,10 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
                 return over + (u if f.cap is None else soft_cap(u, f.cap))
 
             m0, m1 = margin(at), margin(at + 1)
-            date = (below.astype(jnp.float32) + jnp.clip(-m0 / (m1 - m0), 0.0, 1.0)) * dt
+            # the loop decided the crossing in other arithmetic: a margin that did not rise
+            # (a touch at float32 resolution) dates it at the crossing step, never 0/0
+            frac = jnp.where(m1 > m0, -m0 / (m1 - m0), 1.0)
+            date = (below.astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)) * dt
             t_first = t_first.at[:, idx].set(jnp.where(at_start, 0.0, jnp.where(below < c.n_steps, date, jnp.nan)))
         return t_first
 

@@ -195,7 +195,7 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
     draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
     width = min(c.steps_per_year, MAX_BLOCK_STEPS)
     steps = math.ceil(c.n_years * c.steps_per_year / width) * width
-    records = steps // width * series + 3 * (steps + 1) * (len(model.groups) + (model.n_access > 0))
+    records = steps // width * series + (steps + 1) * (3 * len(model.groups) + 2 * (model.n_access > 0))
     block = width * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
     per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + records + block + 64)
     return histograms + per_device * per_trajectory
