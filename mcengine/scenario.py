@@ -21,6 +21,8 @@ from .distributions import Z_P95, Dist
 SCHEMA_VERSION = 1
 FRONTIER = "frontier"
 THRESHOLD_KINDS = ("effective", "physical")
+DEFAULT_AT_LEAST = (1, 10, 100)
+MAX_ENTRY_RANK = 1_000_000  # largest rank a group with entrants may report
 
 
 class ScenarioError(ValueError):
@@ -61,6 +63,24 @@ class Factor:
 
 
 @dataclasses.dataclass(frozen=True)
+class Entry:
+    """New members joining a group over time (MODEL.md "Populations that grow").
+
+    Members arrive as a Poisson process of ``per_year`` members per year at the start,
+    growing by ``per_year_growth`` OOM/yr (rate ``per_year * 10**(per_year_growth * tau)``,
+    tau in years since the start). An entrant's budget offset is drawn from ``budget``
+    (log10 $: its budget had it been a member from the start); from then on it follows
+    the group's shared budget path plus ``relative_growth`` OOM/yr times the years since
+    the start, so entrants as a pool grow that much faster (or, if negative, slower)
+    than the initial members, before and after they join."""
+
+    per_year: Dist
+    per_year_growth: Dist
+    budget: Dist
+    relative_growth: Dist
+
+
+@dataclasses.dataclass(frozen=True)
 class Actor:
     """One actor, or (``count`` > 1) a group of actors reported by ``ranks``.
 
@@ -81,10 +101,12 @@ class Actor:
     releases_weights: bool = False
     release_lag: Dist | None = None
     access_via: tuple[str, ...] = ()
+    entry: Entry | None = None  # groups only: members joining over time
+    publication_delay: Dist | None = None  # years from affording a run to a public model
 
     @property
     def is_group(self) -> bool:
-        return self.count > 1 or self.ranks != (1,)
+        return self.count > 1 or self.ranks != (1,) or self.entry is not None
 
     @property
     def path(self) -> str:
@@ -130,6 +152,7 @@ class Scenario:
     catch_up_rate: Dist = Dist("fixed", 0.0)  # OOM/yr
     regimes: tuple[Regime, ...] = ()
     correlations: tuple[tuple[str, str, float], ...] = ()  # (path, path, rank correlation)
+    count_at_least: tuple[int, ...] = DEFAULT_AT_LEAST  # k of the P(count >= k) columns of counts.parquet
     source: str = "<string>"  # where the text came from (path or built-in name)
     text: str = ""  # the TOML text, recorded in every output
 
@@ -159,6 +182,11 @@ class Scenario:
                 out[f"{a.path}.cap"] = a.cap
             if a.release_lag is not None:
                 out[f"{a.path}.release_lag"] = a.release_lag
+            if a.publication_delay is not None:
+                out[f"{a.path}.publication_delay"] = a.publication_delay
+            if a.entry is not None:
+                for key in ("per_year", "per_year_growth", "relative_growth"):  # (budget: per member)
+                    out[f"{a.path}.entry.{key}"] = getattr(a.entry, key)
         return out
 
 
@@ -402,7 +430,7 @@ class _Parser:
     def scenario(self, doc: dict, text: str) -> Scenario:
         self.aliases: dict[str, tuple[str, str, str]] = {}  # set path -> (draw path, domain, transform)
         self.table(doc, "", {"scenario", "hardware", "algorithms", "actors", "thresholds"},
-                   {"access", "groups", "regimes", "correlations"})
+                   {"access", "groups", "regimes", "correlations", "counts"})
         s = self.table(doc["scenario"], "scenario", {"name", "start", "horizon", "steps_per_year"},
                        {"description", "schema_version"})
         if "schema_version" in s and s["schema_version"] != SCHEMA_VERSION:
@@ -449,11 +477,25 @@ class _Parser:
                 self.check_domain(b, f"access.budgets[{i}]", "positive")
             if len(set(budgets)) != len(budgets):
                 self.fail("access.budgets", "contains the same budget twice")
+        at_least = self.counts(doc["counts"]) if "counts" in doc else DEFAULT_AT_LEAST
         scenario = Scenario(name, description, start, horizon, spy, hardware, algorithms, everyone, thresholds,
-                            budgets, catch_up, source=self.source, text=text)
+                            budgets, catch_up, count_at_least=at_least, source=self.source, text=text)
         regimes = self.regimes(doc["regimes"], scenario) if "regimes" in doc else ()
         correlations = self.correlations(doc["correlations"], scenario) if "correlations" in doc else ()
         return dataclasses.replace(scenario, regimes=regimes, correlations=correlations)
+
+    def counts(self, value: Any) -> tuple[int, ...]:
+        """The [counts] table: ``at_least``, the k of the P(count >= k) columns."""
+        t = self.table(value, "counts", set(), {"at_least"})
+        ks = t.get("at_least", list(DEFAULT_AT_LEAST))
+        if (not isinstance(ks, list) or not ks
+                or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 10**12 for k in ks)):
+            self.fail("counts.at_least", f"must be a list of whole numbers >= 1, e.g. [1, 10, 100], got {_describe(ks)}")
+        if sorted(set(ks)) != ks:
+            self.fail("counts.at_least", f"must be increasing, without repeats; got {ks}")
+        if len(ks) > 100:
+            self.fail("counts.at_least", f"{len(ks)} values; at most 100")
+        return tuple(ks)
 
     def factor(self, value: Any, field: str, rate_keys: tuple[str, ...], extra: set[str]) -> Factor:
         t = self.table(value, field, {"initial"}, set(rate_keys) | _PROCESS_KEYS | extra)
@@ -469,8 +511,9 @@ class _Parser:
         for i, raw in enumerate(value, start=1):
             field = f"{section}[{i}]"
             required = {"name", "budget"} | ({"count", "ranks"} if group else set())
-            optional = (_RATE_KEYS | _PROCESS_KEYS | {"cap", "algo_lag", "hw_lag", "hw_penalty", "access_via"}
-                        | (set() if group else {"releases_weights", "release_lag"}))
+            optional = (_RATE_KEYS | _PROCESS_KEYS | {"cap", "algo_lag", "hw_lag", "hw_penalty", "access_via",
+                                                      "publication_delay"}
+                        | ({"entry"} if group else {"releases_weights", "release_lag"}))
             t = self.table(raw, field, required, optional)
             name = self.string(t["name"], _join(field, "name"))
             if name in [a.name for a in out]:
@@ -482,9 +525,10 @@ class _Parser:
                 if not 0 <= lag <= 100:
                     self.fail(_join(field, key), f"must be a fixed number of years in [0, 100], got {lag:g}")
                 lags[key] = lag
-            count, ranks = 1, (1,)
+            count, ranks, entry = 1, (1,), None
             if group:
-                count, ranks = self.count_and_ranks(t, field)
+                entry = self.entry(t["entry"], _join(field, "entry")) if "entry" in t else None
+                count, ranks = self.count_and_ranks(t, field, entry is not None)
             budget = self.dist(t["budget"], _join(field, "budget"), "positive", "log10")
             if not group:
                 self.aliases[_join(field, "budget")] = (_join(field, "budget"), "positive", "log10")
@@ -497,7 +541,8 @@ class _Parser:
             if not isinstance(access_via, list) or not all(isinstance(x, str) for x in access_via):
                 self.fail(_join(field, "access_via"), f"must be a list of actor names, got {_describe(access_via)}")
             for key, domain, transform in (("cap", "positive", "log10"), ("hw_penalty", "real", "identity"),
-                                           ("release_lag", "nonneg", "identity")):
+                                           ("release_lag", "nonneg", "identity"),
+                                           ("publication_delay", "nonneg", "identity")):
                 self.aliases[_join(field, key)] = (_join(field, key), domain, transform)
             actor = Actor(
                 name=name, budget=budget,
@@ -507,7 +552,10 @@ class _Parser:
                 count=count, ranks=ranks, releases_weights=releases,
                 release_lag=(self.dist(t.get("release_lag", 0.0), _join(field, "release_lag"), "nonneg")
                              if releases else None),
-                access_via=tuple(access_via), **lags,
+                access_via=tuple(access_via), entry=entry,
+                publication_delay=(self.dist(t["publication_delay"], _join(field, "publication_delay"), "nonneg")
+                                   if "publication_delay" in t else None),
+                **lags,
             )
             if name == FRONTIER and (group or actor.algo_lag or actor.hw_lag or actor.access_via
                                      or actor.hw_penalty != Dist("fixed", 0.0)):
@@ -519,21 +567,49 @@ class _Parser:
                       f"(actors: {', '.join(sorted(a.name for a in out))})")
         return tuple(out)
 
-    def count_and_ranks(self, t: dict, field: str) -> tuple[int, tuple[int, ...]]:
+    def count_and_ranks(self, t: dict, field: str, entry: bool) -> tuple[int, tuple[int, ...]]:
+        """A group's initial member count and its reported ranks. With entrants the count
+        may be 0 and a rank may exceed it (members who join later count too)."""
         count = t["count"]
         if isinstance(count, float) and count.is_integer():
             count = int(count)
-        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 10**12:
-            self.fail(_join(field, "count"), f"must be a whole number from 1 to 1e12, got {_describe(count)}")
+        low = 0 if entry else 1
+        if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= 10**12:
+            self.fail(_join(field, "count"), f"must be a whole number from {low} to 1e12, got {_describe(count)}")
         ranks = t["ranks"]
         if (not isinstance(ranks, list) or not ranks
                 or not all(isinstance(k, int) and not isinstance(k, bool) for k in ranks)):
             self.fail(_join(field, "ranks"), f"must be a list of whole numbers, e.g. [1, 10, 100], got {_describe(ranks)}")
-        if sorted(set(ranks)) != ranks or ranks[0] < 1 or ranks[-1] > count:
-            self.fail(_join(field, "ranks"), f"must be increasing, without repeats, from 1 to count ({count}); got {ranks}")
+        most = MAX_ENTRY_RANK if entry else count
+        if sorted(set(ranks)) != ranks or ranks[0] < 1 or ranks[-1] > most:
+            limit = f"{most:,} (a group with entrants)" if entry else f"count ({count})"
+            self.fail(_join(field, "ranks"), f"must be increasing, without repeats, from 1 to {limit}; got {ranks}")
         if len(ranks) > 1000:
             self.fail(_join(field, "ranks"), f"{len(ranks)} ranks; at most 1000")
         return count, tuple(ranks)
+
+    def entry(self, value: Any, field: str) -> Entry:
+        """A group's [groups.entry] table: members joining over time."""
+        t = self.table(value, field, {"per_year", "budget"},
+                       {"per_year_growth", "per_year_factor", "relative_growth"})
+        if "per_year_growth" in t and "per_year_factor" in t:
+            self.fail(_join(field, "per_year_factor"), "given with per_year_growth; give one of them")
+        growth_key = "per_year_factor" if "per_year_factor" in t else "per_year_growth"
+        growth_form = ("positive", "log10") if growth_key == "per_year_factor" else ("real", "identity")
+        for key, domain, transform in (("per_year", "nonneg", "identity"), ("relative_growth", "real", "identity")):
+            self.aliases[_join(field, key)] = (_join(field, key), domain, transform)
+        for key in ("per_year_growth", "per_year_factor"):
+            self.aliases[_join(field, key)] = (_join(field, "per_year_growth"),) + (
+                ("positive", "log10") if key == "per_year_factor" else ("real", "identity"))
+        per_year = self.dist(t["per_year"], _join(field, "per_year"), "nonneg")
+        if per_year.quantile(1 - 1e-9) > 1e9:
+            self.fail(_join(field, "per_year"), "more than 1e9 entrants per year; at most 1e9")
+        return Entry(
+            per_year=per_year,
+            per_year_growth=self.dist(t.get(growth_key, 0.0), _join(field, growth_key), *growth_form),
+            budget=self.dist(t["budget"], _join(field, "budget"), "positive", "log10"),
+            relative_growth=self.dist(t.get("relative_growth", 0.0), _join(field, "relative_growth")),
+        )
 
     def check_releases(self, everyone: tuple[Actor, ...]):
         releasers = {a.name for a in everyone if a.releases_weights}
