@@ -7,6 +7,7 @@ chunks, shards and seeds them.
 
 from .trajectory import MAX_BLOCK_STEPS as MAX_BLOCK_STEPS
 from .trajectory import Config as Config
+from .trajectory import Fan as Fan
 from .trajectory import Outputs as Outputs
 from .trajectory import Params as Params
 from .trajectory import combine_releases as combine_releases

@@ -104,16 +104,26 @@ class Outputs(NamedTuple):
       compute (the "trained" channel), NaN if censored.
     diffusion: [access budgets, thresholds, N] the same for a buyer of each access budget at
       frontier hardware and algorithms (the access effect).
-    fan: [n_years + 1, series, N] values at each whole year from the start, series being
-      hardware H (log10 FLOP/$), algorithms A (OOM), each row's capped budget (log10 $),
-      each row's effective compute (log10 FLOP), and H + A (log10 effective FLOP per $ at
-      the frontier: an access budget's capability and a threshold's cost to reach are
-      fixed shifts of it, or of H for physical thresholds, so they are not stored).
+    fan: the fan-chart values at each whole year from the start (:class:`Fan`).
     """
 
     t_first: jax.Array
     diffusion: jax.Array
-    fan: jax.Array
+    fan: "Fan"
+
+
+class Fan(NamedTuple):
+    """Fan-chart values at each whole year from the start, [n_years + 1, ..., N]: hardware
+    H (log10 FLOP/$), algorithms A (OOM), each row's capped budget (log10 $) and effective
+    compute (log10 FLOP) [years, rows, N], and H + A (log10 effective FLOP per $ at the
+    frontier: an access budget's capability and a threshold's cost to reach are fixed
+    shifts of it, or of H for physical thresholds, so they are not stored)."""
+
+    hardware: jax.Array
+    algorithms: jax.Array
+    budget: jax.Array
+    effective: jax.Array
+    per_usd: jax.Array
 
 
 def soft_cap(uncapped, cap):
@@ -216,9 +226,17 @@ def _first_crossings(vals, before, t_first, thresholds, first_step, valid, dt):
     at = jnp.minimum(below, n - 1)
     v1 = jnp.take_along_axis(vals, at[None], axis=0)[0]
     v0 = jnp.where(below == 0, before, jnp.take_along_axis(vals, jnp.maximum(at - 1, 0)[None], axis=0)[0])
-    frac = jnp.clip((thresholds - v0) / (v1 - v0), 0.0, 1.0)
-    date = (first_step + below).astype(jnp.float32) + frac
+    date = (first_step + below).astype(jnp.float32) + _crossing_fraction(thresholds - v0, v1 - v0)
     return jnp.where(jnp.isnan(t_first) & (below < n), date * dt, t_first)
+
+
+def _crossing_fraction(shortfall, rise):
+    """Where within its step a crossing happens (in [0, 1]), by linear interpolation: the
+    value was ``shortfall`` below the level at the step before and rose by ``rise`` over
+    the step. Every crossing (actors in the loop, families after it) is dated by this one
+    rule. A value that did not rise (a touch at float32 resolution, which the loop decided
+    in its own arithmetic) is dated at the end of the step, never 0/0."""
+    return jnp.where(rise > 0, jnp.clip(shortfall / rise, 0.0, 1.0), 1.0)
 
 
 def _steps_below(vals, peak, levels, valid):
@@ -240,26 +258,385 @@ def inverse_soft_cap(capped, cap):
     return jnp.where(x > 0, capped - jnp.log(-jnp.expm1(-x * LN10)) * (1.0 / LN10), jnp.inf)
 
 
-class _Family(NamedTuple):
-    """Rows that are one series shifted by a per-row offset: a group's ranks (offset: each
-    rank's initial budget) or the access budgets (offset: the budget; no stream, lag or cap).
-    offset [m, N] (log10 $); stream: the budget stream (None: none); hw_lag, algo_lag in
-    steps; penalty [N] (OOM) or None; cap [N] (log10 $) or None (no cap); boosted: whether
-    catch-up lowers its requirements."""
+class _FamilySpec(NamedTuple):
+    """Static description of a family: rows that are one series shifted by a per-row
+    offset, a group's ranks (offset: each rank's initial budget) or the access budgets
+    (offset: the budget; no stream, lag, penalty or cap). ``first`` is the family's first
+    row (None: the access budgets), ``size`` its rows, ``stream`` its budget stream (None:
+    none), lags in steps; whether it has a penalty, a cap and catch-up."""
 
-    offset: jax.Array
+    first: int | None
+    size: int
     stream: int | None
     hw_lag: float
     algo_lag: float
-    penalty: jax.Array | None
-    cap: jax.Array | None
+    penalised: bool
+    capped: bool
     boosted: bool
 
 
+class _Family(NamedTuple):
+    """A family's spec and numbers: offset [m, N] (log10 $), penalty [N] (OOM) or None,
+    cap [N] (log10 $) or None."""
+
+    spec: _FamilySpec
+    offset: jax.Array
+    penalty: jax.Array | None
+    cap: jax.Array | None
+
+
+class Plan(NamedTuple):
+    """Everything static the kernel derives from the config and the shapes of the params:
+    which rows have a path of their own (``own``: actors) and which are families (group
+    ranks, access budgets), the threshold kinds, and the block layout of the time loop."""
+
+    config: Config
+    n_streams: int
+    n_rows: int
+    n_access: int
+    n_thresholds: int
+    dt: float
+    sqrt_dt: float
+    width: int  # steps per block
+    n_blocks: int
+    n_draws: int  # standard normals per step: one per stream, then each jump process's
+    jump_width: tuple[int, ...]
+    kinds: tuple[tuple[np.ndarray, bool], ...]  # (threshold indices, physical) per kind present
+    families: tuple[_FamilySpec, ...]  # group families in row order, then the access budgets
+    own: tuple[int, ...]  # rows with a path of their own, in row order
+    own_capped: bool
+    frontier: int  # the frontier's index among the own rows
+
+
+class _Count(NamedTuple):
+    """A family's loop state for one kind of threshold: steps below [m, T_kind, N] (int32),
+    the running maximum of its value, and whether each row had reached it at the start."""
+
+    below: jax.Array
+    peak: jax.Array
+    at_start: jax.Array
+
+
+class State(NamedTuple):
+    """The time loop's state after a block.
+
+    noise [S, N]: the shocks summed so far; hist_h, hist_a [buffer, N]: the last values of
+    H and A (for lagged reads); last_eff, last_phys [own rows, N]: the own rows' compute at
+    the block's last step; t_first [own rows, T, N]: their first crossings so far (years;
+    NaN: not yet); counts: per family, per kind of threshold, its :class:`_Count`; draws:
+    the next block's standard normals."""
+
+    noise: jax.Array
+    hist_h: jax.Array
+    hist_a: jax.Array
+    last_eff: jax.Array
+    last_phys: jax.Array
+    t_first: jax.Array
+    counts: tuple
+    draws: jax.Array
+
+
+class Record(NamedTuple):
+    """What a block (or the start) leaves for after the loop: ``fan``, the values the fan
+    chart needs at the block's year (see :func:`_fan_record`), and ``series``, per family
+    its (budget stream or None, physical shift, effective shift) at every step."""
+
+    fan: tuple
+    series: list
+
+
+def plan(config: Config, params: Params) -> Plan:
+    """The static plan of a simulation with ``config`` and numbers shaped like ``params``."""
+    c, p = config, params
+    n_streams = p.level0.shape[0]
+    n_rows = p.b0.shape[0]
+    n_access = p.access.shape[0]
+    n_thresholds = len(c.physical)
+    capped_rows = c.capped or (True,) * n_rows
+    families = [_FamilySpec(first, m, c.row_stream[first], c.hw_lag_steps[first], c.algo_lag_steps[first], True,
+                            capped_rows[first], c.catch_up) for first, m in c.groups]
+    if n_access:
+        families.append(_FamilySpec(None, n_access, None, 0.0, 0.0, False, False, False))
+    in_family = {r for first, m in c.groups for r in range(first, first + m)}
+    own = tuple(r for r in range(n_rows) if r not in in_family)
+    kinds = [(np.flatnonzero(np.asarray(c.physical) == phys), phys) for phys in (False, True)]
+    jump_width = tuple(jump_draws(sizes, k) for _, sizes, k in c.jumps)
+    width = min(c.steps_per_year, MAX_BLOCK_STEPS)
+    return Plan(
+        config=c, n_streams=n_streams, n_rows=n_rows, n_access=n_access, n_thresholds=n_thresholds,
+        dt=1.0 / c.steps_per_year, sqrt_dt=math.sqrt(1.0 / c.steps_per_year), width=width,
+        n_blocks=-(-c.n_years * c.steps_per_year // width), n_draws=n_streams + sum(jump_width),
+        jump_width=jump_width, kinds=tuple((idx, phys) for idx, phys in kinds if idx.size),
+        families=tuple(families), own=own, own_capped=any(capped_rows[r] for r in own),
+        frontier=own.index(c.frontier),
+    )
+
+
+def _families(pl: Plan, p: Params) -> list[_Family]:
+    """Each family's spec with its numbers."""
+    out = []
+    for f in pl.families:
+        if f.first is None:
+            out.append(_Family(f, p.access, None, None))
+        else:
+            out.append(_Family(f, p.b0[f.first : f.first + f.size], p.penalty[f.first],
+                               p.cap[f.first] if f.capped else None))
+    return out
+
+
+def _of_own(pl: Plan, x):
+    """The own rows of a per-row array [rows, ...]."""
+    return x if len(pl.own) == pl.n_rows else x[np.asarray(pl.own)]
+
+
+def _in_row_order(pl: Plan, parts, axis=0):
+    """Rows in the scenario's order along ``axis`` from [own rows, each group family's]."""
+    if len(pl.own) == pl.n_rows:
+        return parts[0]
+    pieces, done, starts = [], 0, {f.first: part for f, part in zip(pl.families, parts[1:]) if f.first is not None}
+    for r in range(pl.n_rows):
+        if r in starts:
+            pieces.append(starts[r])
+        elif r in pl.own:
+            pieces.append(jax.lax.slice_in_dim(parts[0], done, done + 1, axis=axis))
+            done += 1
+    return jnp.concatenate(pieces, axis=axis)
+
+
+def _own_levels(pl: Plan, p: Params, s, win_h, win_a):
+    """Capped budgets, effective and physical compute [n, own rows, N] at n steps, from
+    all streams [n, S, N] and the windows of past values of H and A."""
+    c = pl.config
+    n = s.shape[0]
+    own_stream = tuple(c.row_stream[r] for r in pl.own)
+    if own_stream == tuple(range(2, 2 + len(pl.own))):  # a stream per row, in order
+        streams = s[:, 2 : 2 + len(pl.own)]
+    else:
+        streams = _by_row(own_stream, lambda i: s[:, i])
+    u = _of_own(pl, p.b0) + streams
+    capped = soft_cap(u, _of_own(pl, p.cap)) if pl.own_capped else u
+    phys = capped + (_lagged(win_h, n, tuple(c.hw_lag_steps[r] for r in pl.own)) - _of_own(pl, p.penalty))
+    return capped, phys + _lagged(win_a, n, tuple(c.algo_lag_steps[r] for r in pl.own)), phys
+
+
+def _family_series(f: _Family, s, win_h, win_a):
+    """(budget stream or None, physical shift, effective shift) [n, N] of a family at
+    the last n steps of the windows: a row's physical compute is its capped budget
+    (offset + budget stream) plus the physical shift (lagged, penalised hardware)."""
+    n = s.shape[0]
+    hw = _lagged(win_h, n, (f.spec.hw_lag,))[:, 0]
+    if f.penalty is not None:
+        hw = hw - f.penalty
+    stream = None if f.spec.stream is None else s[:, f.spec.stream]
+    return stream, hw, hw + _lagged(win_a, n, (f.spec.algo_lag,))[:, 0]
+
+
+def _family_values(f: _Family, series, phys: bool, thr, boost):
+    """(values [n, 1, 1 or T, N], levels [m, T or 1, N]): row k of family ``f`` has
+    reached threshold X [T, N] at a step where the value reaches its level, given the
+    catch-up ``boost`` [n, T, N] or None. Uncapped: the value is the shared series, the
+    level X - offset_k. Capped: the value is minus the uncapped budget a row needs
+    beyond its offset (through the inverse soft cap), the level minus offset_k."""
+    budget, phys_shift, eff_shift = series
+    shift = phys_shift if phys else eff_shift
+    if f.cap is None:
+        v = (shift if budget is None else budget + shift)[:, None, None]
+        return (v if boost is None else v + boost[:, None]), thr[None] - f.offset[:, None]
+    need = thr - shift[:, None]  # [n, T, N]
+    if boost is not None:
+        need = need - boost
+    return (budget[:, None] - inverse_soft_cap(need, f.cap))[:, None], -f.offset[:, None]
+
+
+def _catch_up(pl: Plan, p: Params, step, t_f):
+    """Catch-up (OOM) at ``step`` (int) given the frontier's dates ``t_f`` [T, N] (years;
+    NaN: not yet), broadcast together."""
+    return p.catch_up * jnp.maximum(jnp.nan_to_num(step.astype(jnp.float32) * pl.dt - t_f, nan=0.0), 0.0)
+
+
+def _crossings(pl: Plan, p: Params, t_first, now, before, first, k, valid):
+    """(``t_first`` of the own rows [rows, T, N] updated with the block's crossings, and
+    per kind the catch-up at the block's steps [n, T_kind, N] or None); ``now`` [n, rows,
+    N] and ``before`` [rows, N] are their (effective, physical) compute at the block's
+    steps and one step before it."""
+    boosts = []
+    f = pl.frontier
+    boosted = jnp.arange(len(pl.own)) != f  # all but the frontier
+    for idx, is_phys in pl.kinds:
+        thr = p.thresholds[idx]
+        vals, prev = now[is_phys][:, :, None], before[is_phys][:, None]
+        whole = idx.size == pl.n_thresholds
+        tf = t_first if whole else t_first[:, idx]
+        boost = None
+        if pl.config.catch_up and not is_phys:  # the frontier is never boosted: its dates come first
+            t_f = _first_crossings(vals[:, f : f + 1], prev[f : f + 1], tf[f : f + 1], thr, first, valid, pl.dt)[0]
+            boost = _catch_up(pl, p, jnp.concatenate([first[None], k])[:, None, None], t_f)  # [n + 1, T, N]
+            on = boosted[:, None, None]
+            vals = vals + jnp.where(on, boost[1:, None], 0.0)
+            prev, tf = prev + jnp.where(on, boost[0], 0.0), tf.at[f].set(t_f)
+            boost = boost[1:]
+        tf = _first_crossings(vals, prev, tf, thr, first, valid, pl.dt)
+        t_first = tf if whole else t_first.at[:, idx].set(tf)
+        boosts.append(boost)
+    return t_first, boosts
+
+
+def _fan_record(fams: list[_Family], h, a, capped, eff, series):
+    """What the fan chart needs from one step: (H, A [N], the own rows' capped budgets
+    and effective compute [own rows, N], per group family its rows' capped budgets [m, N]
+    and its effective shift [N])."""
+    groups = [(f.offset + budget if f.cap is None else soft_cap(f.offset + budget, f.cap), eff_shift)
+              for f, (budget, _, eff_shift) in zip(fams, series) if f.spec.stream is not None]
+    return h, a, capped, eff, groups
+
+
+def _fan(pl: Plan, h, a, capped, eff, groups) -> Fan:
+    """Fan-chart values from fan records stacked over the years."""
+    cap_g = [capped] + [budget for budget, _ in groups]
+    eff_g = [eff] + [budget + shift[:, None] for budget, shift in groups]
+    return Fan(h, a, _in_row_order(pl, cap_g, axis=1), _in_row_order(pl, eff_g, axis=1), h + a)
+
+
+def init(pl: Plan, p: Params, keys) -> tuple[State, Record]:
+    """The loop state at the start and the start's record. Before the start each factor is
+    extended backwards along its trend (no noise)."""
+    c = pl.config
+    N = p.level0.shape[1]
+    past = jnp.arange(1 - c.buffer, 1, dtype=jnp.float32)[:, None] * pl.dt
+    hist_h = p.level0[0] + p.rate0[0] * past
+    hist_a = p.level0[1] + p.rate0[1] * past
+    s = trend(p, c.decaying, jnp.zeros((1,), jnp.float32))
+    h, a = s[:, 0], s[:, 1]
+    capped, eff, phys = _own_levels(pl, p, s, hist_h, hist_a)
+    fams = _families(pl, p)
+    series = [_family_series(f, s, hist_h, hist_a) for f in fams]
+    physical = jnp.asarray(c.physical)[:, None]  # [T, 1]
+    at_start = jnp.where(physical, phys[0][:, None], eff[0][:, None])  # [own rows, T, N]
+    t_first = jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
+    counts = []
+    for f, fs in zip(fams, series):
+        per_kind = []
+        for idx, is_phys in pl.kinds:
+            boost = jnp.zeros((1, idx.size, N)) if f.spec.boosted and not is_phys else None  # no catch-up yet
+            vals, levels = _family_values(f, fs, is_phys, p.thresholds[idx], boost)
+            reached = vals[0] >= levels
+            per_kind.append(_Count(jnp.zeros(reached.shape, jnp.int32), vals[0], reached))
+        counts.append(tuple(per_kind))
+    state = State(jnp.zeros((pl.n_streams, N), jnp.float32), hist_h, hist_a, eff[0], phys[0], t_first,
+                  tuple(counts), block_draws(keys, 0, pl.width * pl.n_draws, c.generator))
+    start = Record(_fan_record(fams, h[0], a[0], capped[0], eff[0], [tuple(x if x is None else x[0] for x in fs)
+                                                                      for fs in series]), series)
+    return state, start
+
+
+def step(pl: Plan, p: Params, keys):
+    """The loop body ``block(state, b) -> (state, record)``: block ``b``'s shocks (block b
+    of the generator, shaped (steps, draws)), their running sum on top of the noise so far
+    gives every step of the block at once; first crossings of the own rows are found for
+    the whole block, and each family counts its steps below each threshold."""
+    c = pl.config
+    width, spy = pl.width, c.steps_per_year
+    block_steps = jnp.arange(1, width + 1, dtype=jnp.int32)
+    fams = _families(pl, p)
+
+    def block(state: State, b):
+        z = block_normals(state.draws, (width, pl.n_draws))
+        shock = p.vol * pl.sqrt_dt * z[:, : pl.n_streams]
+        at = pl.n_streams
+        for j, ((stream, sizes, k_max), w) in enumerate(zip(c.jumps, pl.jump_width)):
+            jumps = jump_sum(jnp.moveaxis(z[:, at : at + w], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j],
+                             sizes, k_max, pl.dt)
+            shock = shock.at[:, stream].add(jumps)
+            at += w
+        # Levels are trend + accumulated noise: the trend is evaluated afresh at every step
+        # (not summed), so float32 rounding does not build up over thousands of steps.
+        path = state.noise + _running_sum(shock)
+        first = b * width
+        k = first + block_steps
+        valid = k <= c.n_steps
+        s = trend(p, c.decaying, k.astype(jnp.float32) * pl.dt) + path
+        h, a = s[:, 0], s[:, 1]
+        win_h, win_a = jnp.concatenate([state.hist_h, h]), jnp.concatenate([state.hist_a, a])
+        capped, eff, phys = _own_levels(pl, p, s, win_h, win_a)
+        series = [_family_series(f, s, win_h, win_a) for f in fams]
+        t_first, boosts = _crossings(pl, p, state.t_first, (eff, phys), (state.last_eff, state.last_phys), first, k,
+                                     valid)
+        counts = []
+        for f, fs, per_kind in zip(fams, series, state.counts):
+            new = []
+            for (idx, is_phys), boost, cnt in zip(pl.kinds, boosts, per_kind):
+                vals, levels = _family_values(f, fs, is_phys, p.thresholds[idx], boost if f.spec.boosted else None)
+                steps, peak = _steps_below(vals, cnt.peak, levels, valid)
+                new.append(_Count(cnt.below + steps, peak, cnt.at_start))
+            counts.append(tuple(new))
+        if width == spy:  # a block is a year: its last step is the year's end
+            pick = lambda x: x[-1]
+        else:  # the block's step at the next whole year (used only if within the block)
+            i = jnp.minimum((first // spy + 1) * spy - first - 1, width - 1)
+            pick = lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
+        state = State(path[-1], win_h[width:], win_a[width:], eff[-1], phys[-1], t_first, tuple(counts),
+                      block_draws(keys, b + 1, width * pl.n_draws, c.generator))
+        return state, Record(_fan_record(fams, *jax.tree.map(pick, (h, a, capped, eff, series))), series)
+
+    return block
+
+
+def _family_dates(pl: Plan, p: Params, f: _Family, paths, per_kind, t_f):
+    """A family's first crossings [m, T, N] (years; NaN: censored) from its steps below
+    each threshold and its series at every step from the start ``paths`` [steps + 1,
+    N]: dated as an actor's, by interpolating compute between the step before the
+    crossing and the crossing step."""
+    N = f.offset.shape[-1]
+    t_first = jnp.full((f.offset.shape[0], pl.n_thresholds, N), jnp.nan, jnp.float32)
+    for (idx, is_phys), cnt in zip(pl.kinds, per_kind):
+        thr = p.thresholds[idx]
+        below = cnt.below
+        at = jnp.minimum(below, paths[1].shape[0] - 2)
+
+        def margin(i):  # compute over the threshold at step i [m, T, N]
+            budget, phys_shift, eff_shift = (None if x is None else jnp.take_along_axis(x[:, None, None], i[None], 0)[0]
+                                             for x in paths)
+            over = (phys_shift if is_phys else eff_shift) - thr
+            if f.spec.boosted and not is_phys:
+                over = over + _catch_up(pl, p, i, t_f[idx])
+            if budget is None:
+                return over + f.offset[:, None]
+            u = f.offset[:, None] + budget
+            return over + (u if f.cap is None else soft_cap(u, f.cap))
+
+        m0, m1 = margin(at), margin(at + 1)
+        date = (below.astype(jnp.float32) + _crossing_fraction(-m0, m1 - m0)) * pl.dt
+        t_first = t_first.at[:, idx].set(jnp.where(cnt.at_start, 0.0, jnp.where(below < pl.config.n_steps, date,
+                                                                                 jnp.nan)))
+    return t_first
+
+
+def finalize(pl: Plan, p: Params, state: State, start: Record, records: Record) -> Outputs:
+    """The outputs from the final loop state, the start's record and the blocks' records
+    (stacked over blocks): fan values at every whole year, and the families' crossings,
+    dated from their series at every step."""
+    c = pl.config
+    N = p.level0.shape[1]
+    fams = _families(pl, p)
+    years = np.arange(1, c.n_years + 1) * c.steps_per_year
+    whole = pl.width == c.steps_per_year
+    at_years = lambda first, ys: jnp.concatenate([first[None], ys if whole else ys[(years - 1) // pl.width]])
+    fan_values = _fan(pl, *jax.tree.map(at_years, start.fan, records.fan))
+    t_f = state.t_first[pl.frontier]
+    # each family's series at every step from the start: [steps + 1, N]
+    paths = jax.tree.map(lambda first, ys: jnp.concatenate([first, ys.reshape(-1, N)]), start.series, records.series)
+    dates = [_family_dates(pl, p, f, path, per_kind, t_f) for f, path, per_kind in zip(fams, paths, state.counts)]
+    groups = [d for f, d in zip(fams, dates) if f.spec.first is not None]
+    access = [d for f, d in zip(fams, dates) if f.spec.first is None]
+    diffusion = access[0] if access else jnp.zeros((0, pl.n_thresholds, N), jnp.float32)
+    return Outputs(t_first=_in_row_order(pl, [state.t_first] + groups), diffusion=diffusion, fan=fan_values)
+
+
 def simulate(keys, params: Params, config: Config) -> Outputs:
-    """Simulate N trajectories. Every array has the trajectories on its LAST axis (the
-    layout that vectorises on CPU): ``keys`` [N] drive the per-step shocks only (the
-    per-trajectory numbers are already in ``params``, fields [..., N]).
+    """Simulate N trajectories: :func:`init`, then :func:`step` over the blocks of steps
+    (``lax.scan``), then :func:`finalize`. Every array has the trajectories on its LAST
+    axis (the layout that vectorises on CPU): ``keys`` [N] drive the per-step shocks only
+    (the per-trajectory numbers are already in ``params``, fields [..., N]).
 
     The path is built a block of steps at a time (a year, or MAX_BLOCK_STEPS steps if a
     year has more): block b's shocks are block b of the generator, shaped (steps, draws)
@@ -273,255 +650,15 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     budget, so they form a family: one shared series and a per-row offset. Row k has
     reached X once ``offset_k >= need(t)``, the uncapped budget it needs beyond the
     group's budget growth (X minus the lagged hardware and algorithms, through the
-    inverse soft cap: one per threshold and step; a capped group with no more ranks than
-    thresholds is cheaper row by row, and is). So a family row costs a compare per
+    inverse soft cap: one per threshold and step). So a family row costs a compare per
     threshold and step: the loop only counts the steps before its first crossing, and
     the crossing is dated after the loop from the family's stored series, by linear
     interpolation of compute within the step, as an actor's.
     """
-    p, c = params, config
-    n_streams, N = p.level0.shape
-    n_rows = p.b0.shape[0]
-    n_access = p.access.shape[0]
-    n_thresholds = len(c.physical)
-    spy = c.steps_per_year
-    dt = 1.0 / spy
-    sqrt_dt = math.sqrt(dt)
-
-    capped_rows = c.capped or (True,) * n_rows
-    shared = [(first, m) for first, m in c.groups if not capped_rows[first] or m > n_thresholds]
-    families = [_Family(p.b0[first : first + m], c.row_stream[first], c.hw_lag_steps[first],
-                        c.algo_lag_steps[first], p.penalty[first], p.cap[first] if capped_rows[first] else None,
-                        c.catch_up) for first, m in shared]
-    if n_access:
-        families.append(_Family(p.access, None, 0.0, 0.0, None, None, False))
-    in_family = {r for first, m in shared for r in range(first, first + m)}
-    own = [r for r in range(n_rows) if r not in in_family]  # rows with a path of their own
-    of_own = (lambda x: x) if not in_family else (lambda x: x[np.asarray(own)])
-    b0, cap, penalty = of_own(p.b0), of_own(p.cap), of_own(p.penalty)
-    own_stream = tuple(c.row_stream[r] for r in own)
-    own_hw = tuple(c.hw_lag_steps[r] for r in own)
-    own_algo = tuple(c.algo_lag_steps[r] for r in own)
-    own_capped = any(capped_rows[r] for r in own)
-    frontier = own.index(c.frontier)
-    boosted = jnp.arange(len(own)) != frontier  # all but the frontier
-
-    def in_row_order(parts, axis=0):
-        """Rows in the scenario's order along ``axis`` from [own rows, each group family's]."""
-        if not in_family:
-            return parts[0]
-        pieces, done, starts = [], 0, dict(zip((first for first, _ in shared), parts[1:]))
-        for r in range(n_rows):
-            if r in starts:
-                pieces.append(starts[r])
-            elif r not in in_family:
-                pieces.append(jax.lax.slice_in_dim(parts[0], done, done + 1, axis=axis))
-                done += 1
-        return jnp.concatenate(pieces, axis=axis)
-
-    physical = jnp.asarray(c.physical)[:, None]  # [T, 1]
-    # Thresholds by kind: effective ones compare with effective compute, physical ones with
-    # physical compute (budget + hardware); each kind's crossings are found separately.
-    kinds = [(np.flatnonzero(np.asarray(c.physical) == phys), phys) for phys in (False, True)]
-    kinds = [(idx, phys) for idx, phys in kinds if idx.size]
-    jump_width = [jump_draws(sizes, k) for _, sizes, k in c.jumps]
-    n_draws = n_streams + sum(jump_width)
-    width = min(spy, MAX_BLOCK_STEPS)  # steps per block
-    block_steps = jnp.arange(1, width + 1, dtype=jnp.int32)
-
-    def own_levels(s, h, a, win_h, win_a):
-        """Capped budgets, effective and physical compute [n, own rows, N] at n steps, from
-        all streams [n, S, N], H and A there [n, N] and their windows of past values."""
-        n = h.shape[0]
-        if own_stream == tuple(range(2, 2 + len(own))):  # a stream per row, in order
-            streams = s[:, 2 : 2 + len(own)]
-        else:
-            streams = _by_row(own_stream, lambda i: s[:, i])
-        u = b0 + streams
-        capped = soft_cap(u, cap) if own_capped else u
-        phys = capped + (_lagged(win_h, n, own_hw) - penalty)
-        return capped, phys + _lagged(win_a, n, own_algo), phys
-
-    def family_series(f, s, win_h, win_a):
-        """(budget stream or None, physical shift, effective shift) [n, N] of a family at
-        the last n steps of the windows: a row's physical compute is its capped budget
-        (offset + budget stream) plus the physical shift (lagged, penalised hardware)."""
-        n = s.shape[0]
-        hw = _lagged(win_h, n, (f.hw_lag,))[:, 0]
-        if f.penalty is not None:
-            hw = hw - f.penalty
-        return (None if f.stream is None else s[:, f.stream]), hw, hw + _lagged(win_a, n, (f.algo_lag,))[:, 0]
-
-    def family_values(f, series, phys, thr, boost):
-        """(values [n, 1, 1 or T, N], levels [m, T or 1, N]): row k of family ``f`` has
-        reached threshold X [T, N] at a step where the value reaches its level, given the
-        catch-up ``boost`` [n, T, N] or None. Uncapped: the value is the shared series, the
-        level X - offset_k. Capped: the value is minus the uncapped budget a row needs
-        beyond its offset (through the inverse soft cap), the level minus offset_k."""
-        budget, phys_shift, eff_shift = series
-        shift = phys_shift if phys else eff_shift
-        if f.cap is None:
-            v = (shift if budget is None else budget + shift)[:, None, None]
-            return (v if boost is None else v + boost[:, None]), thr[None] - f.offset[:, None]
-        need = thr - shift[:, None]  # [n, T, N]
-        if boost is not None:
-            need = need - boost
-        return (budget[:, None] - inverse_soft_cap(need, f.cap))[:, None], -f.offset[:, None]
-
-    def catch_up(step, t_f):
-        """Catch-up (OOM) at ``step`` (int) given the frontier's dates ``t_f`` [T, N] (years;
-        NaN: not yet), broadcast together."""
-        return p.catch_up * jnp.maximum(jnp.nan_to_num(step.astype(jnp.float32) * dt - t_f, nan=0.0), 0.0)
-
-    def crossings(t_first, now, before, first, k, valid):
-        """(``t_first`` of the own rows [rows, T, N] updated with the block's crossings, and
-        per kind the catch-up at the block's steps [n, T_kind, N] or None); ``now`` [n, rows,
-        N] and ``before`` [rows, N] are their (effective, physical) compute at the block's
-        steps and one step before it."""
-        boosts = []
-        for idx, is_phys in kinds:
-            thr = p.thresholds[idx]
-            vals, prev = now[is_phys][:, :, None], before[is_phys][:, None]
-            tf = t_first if idx.size == n_thresholds else t_first[:, idx]
-            boost = None
-            if c.catch_up and not is_phys:  # the frontier is never boosted: its dates come first
-                f = frontier
-                t_f = _first_crossings(vals[:, f : f + 1], prev[f : f + 1], tf[f : f + 1], thr, first, valid, dt)[0]
-                boost = catch_up(jnp.concatenate([first[None], k])[:, None, None], t_f)  # [n + 1, T, N]
-                on = boosted[:, None, None]
-                vals = vals + jnp.where(on, boost[1:, None], 0.0)
-                prev, tf = prev + jnp.where(on, boost[0], 0.0), tf.at[f].set(t_f)
-                boost = boost[1:]
-            tf = _first_crossings(vals, prev, tf, thr, first, valid, dt)
-            t_first = tf if idx.size == n_thresholds else t_first.at[:, idx].set(tf)
-            boosts.append(boost)
-        return t_first, boosts
-
-    def count_below(state, fam, boosts, valid):
-        """Each family's state (per kind: steps below [m, T_kind, N], running maximum, and
-        whether reached at the start) advanced by a block, from its series at the block's
-        steps and the catch-up."""
-        out = []
-        for f, series, per_kind in zip(families, fam, state):
-            new = []
-            for (idx, is_phys), boost, (below, peak, at_start) in zip(kinds, boosts, per_kind):
-                vals, levels = family_values(f, series, is_phys, p.thresholds[idx], boost if f.boosted else None)
-                steps, peak = _steps_below(vals, peak, levels, valid)
-                new.append((below + steps, peak, at_start))
-            out.append(tuple(new))
-        return out
-
-    def family_dates(f, paths, per_kind, t_f):
-        """A family's first crossings [m, T, N] (years; NaN: censored) from its steps below
-        each threshold and its series at every step from the start ``paths`` [steps + 1,
-        N]: dated as an actor's, by interpolating compute between the step before the
-        crossing and the crossing step."""
-        t_first = jnp.full((f.offset.shape[0], n_thresholds, N), jnp.nan, jnp.float32)
-        for (idx, is_phys), (below, _, at_start) in zip(kinds, per_kind):
-            thr = p.thresholds[idx]
-            at = jnp.minimum(below, paths[1].shape[0] - 2)
-
-            def margin(i):  # compute over the threshold at step i [m, T, N]
-                budget, phys_shift, eff_shift = (None if x is None else jnp.take_along_axis(x[:, None, None], i[None], 0)[0]
-                                                 for x in paths)
-                over = (phys_shift if is_phys else eff_shift) - thr
-                if f.boosted and not is_phys:
-                    over = over + catch_up(i, t_f[idx])
-                if budget is None:
-                    return over + f.offset[:, None]
-                u = f.offset[:, None] + budget
-                return over + (u if f.cap is None else soft_cap(u, f.cap))
-
-            m0, m1 = margin(at), margin(at + 1)
-            # the loop decided the crossing in other arithmetic: a margin that did not rise
-            # (a touch at float32 resolution) dates it at the crossing step, never 0/0
-            frac = jnp.where(m1 > m0, -m0 / (m1 - m0), 1.0)
-            date = (below.astype(jnp.float32) + jnp.clip(frac, 0.0, 1.0)) * dt
-            t_first = t_first.at[:, idx].set(jnp.where(at_start, 0.0, jnp.where(below < c.n_steps, date, jnp.nan)))
-        return t_first
-
-    def fan_record(h, a, capped, eff, fam):
-        """What the fan chart needs from one step: (H, A [N], the own rows' capped budgets
-        and effective compute [own rows, N], per group family its rows' capped budgets
-        [m, N] and its effective shift [N])."""
-        groups = [(f.offset + budget if f.cap is None else soft_cap(f.offset + budget, f.cap), eff_shift)
-                  for f, (budget, _, eff_shift) in zip(families, fam) if f.stream is not None]
-        return h, a, capped, eff, groups
-
-    def fan(h, a, capped, eff, groups):
-        """Fan-chart values [years, series, N] from fan records stacked over the years."""
-        cap_g = [capped] + [budget for budget, _ in groups]
-        eff_g = [eff] + [budget + shift[:, None] for budget, shift in groups]
-        return jnp.concatenate([jnp.stack([h, a], axis=1), in_row_order(cap_g, axis=1), in_row_order(eff_g, axis=1),
-                                (h + a)[:, None]], axis=1)
-
-    def block(carry, b):
-        noise, hist_h, hist_a, last, t_first, state, draws = carry
-        z = block_normals(draws, (width, n_draws))
-        shock = p.vol * sqrt_dt * z[:, :n_streams]
-        at = n_streams
-        for j, ((stream, sizes, k_max), w) in enumerate(zip(c.jumps, jump_width)):
-            jumps = jump_sum(jnp.moveaxis(z[:, at : at + w], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j],
-                             sizes, k_max, dt)
-            shock = shock.at[:, stream].add(jumps)
-            at += w
-        # Levels are trend + accumulated noise: the trend is evaluated afresh at every step
-        # (not summed), so float32 rounding does not build up over thousands of steps.
-        path = noise + _running_sum(shock)
-        first = b * width
-        k = first + block_steps
-        valid = k <= c.n_steps
-        s = trend(p, c.decaying, k.astype(jnp.float32) * dt) + path
-        h, a = s[:, 0], s[:, 1]
-        win_h, win_a = jnp.concatenate([hist_h, h]), jnp.concatenate([hist_a, a])
-        capped, eff, phys = own_levels(s, h, a, win_h, win_a)
-        fam = [family_series(f, s, win_h, win_a) for f in families]
-        t_first, boosts = crossings(t_first, (eff, phys), last, first, k, valid)
-        state = count_below(state, fam, boosts, valid)
-        if width == spy:  # a block is a year: its last step is the year's end
-            pick = lambda x: x[-1]
-        else:  # the block's step at the next whole year (used only if within the block)
-            i = jnp.minimum((first // spy + 1) * spy - first - 1, width - 1)
-            pick = lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
-        carry = (path[-1], win_h[width:], win_a[width:], (eff[-1], phys[-1]), t_first, state,
-                 block_draws(keys, b + 1, width * n_draws, c.generator))
-        return carry, (fan_record(*jax.tree.map(pick, (h, a, capped, eff, fam))), fam)
-
-    # Before the start each factor is extended backwards along its trend (no noise).
-    past = jnp.arange(1 - c.buffer, 1, dtype=jnp.float32)[:, None] * dt
-    hist_h = p.level0[0] + p.rate0[0] * past
-    hist_a = p.level0[1] + p.rate0[1] * past
-    s = trend(p, c.decaying, jnp.zeros((1,), jnp.float32))
-    h, a = s[:, 0], s[:, 1]
-    capped, eff, phys = own_levels(s, h, a, hist_h, hist_a)
-    fam = [family_series(f, s, hist_h, hist_a) for f in families]
-    at_start = jnp.where(physical, phys[0][:, None], eff[0][:, None])  # [own rows, T, N]
-    t_first = jnp.where(at_start >= p.thresholds, 0.0, jnp.nan).astype(jnp.float32)
-    state = []
-    for f, series in zip(families, fam):
-        per_kind = []
-        for idx, is_phys in kinds:
-            boost = jnp.zeros((1, idx.size, N)) if f.boosted and not is_phys else None  # no catch-up yet
-            vals, levels = family_values(f, series, is_phys, p.thresholds[idx], boost)
-            reached = vals[0] >= levels
-            per_kind.append((jnp.zeros(reached.shape, jnp.int32), vals[0], reached))
-        state.append(tuple(per_kind))
-    carry = (jnp.zeros((n_streams, N), jnp.float32), hist_h, hist_a, (eff[0], phys[0]), t_first, state,
-             block_draws(keys, 0, width * n_draws, c.generator))
-    n_blocks = -(-c.n_years * spy // width)
-    carry, (records, fam_blocks) = jax.lax.scan(block, carry, jnp.arange(n_blocks, dtype=jnp.int32))
-    years = np.arange(1, c.n_years + 1) * spy
-    at_years = lambda start, ys: jnp.concatenate([start[None], ys if width == spy else ys[(years - 1) // width]])
-    fan_values = fan(*jax.tree.map(at_years, fan_record(h[0], a[0], capped[0], eff[0], jax.tree.map(lambda x: x[0], fam)),
-                                   records))
-    t_first, state = carry[4], carry[5]
-    t_f = t_first[frontier]
-    # each family's series at every step from the start: [steps + 1, N]
-    paths = jax.tree.map(lambda start, ys: jnp.concatenate([start, ys.reshape(-1, N)]), fam, fam_blocks)
-    dates = [family_dates(f, path, per_kind, t_f) for f, path, per_kind in zip(families, paths, state)]
-    rows = in_row_order([t_first] + dates[: len(shared)])
-    diffusion = dates[-1] if n_access else jnp.zeros((0, n_thresholds, N), jnp.float32)
-    return Outputs(t_first=rows, diffusion=diffusion, fan=fan_values)
+    pl = plan(config, params)
+    state, start = init(pl, params, keys)
+    state, records = jax.lax.scan(step(pl, params, keys), state, jnp.arange(pl.n_blocks, dtype=jnp.int32))
+    return finalize(pl, params, state, start, records)
 
 
 def combine_releases(t_first, release_lag, access_via: tuple[tuple[int, ...], ...], span: float):

@@ -102,8 +102,8 @@ def _trajectory_writer(scenario: Scenario, seed: int, n: int, where, generator: 
     folder = None if where is True else str(where)
     fd, path = tempfile.mkstemp(prefix=".mcengine-trajectories-", suffix=".parquet", dir=folder)
     os.close(fd)
-    dates = [f"t_first:{r.label}:{t.name}" for r in m.rows for t in scenario.thresholds]
-    diffusion = [f"diffusion_date:{io.usd_name(b)}:{t.name}" for b in scenario.access_budgets for t in scenario.thresholds]
+    dates = [f"t_first:{r.label}:{t}" for r in m.layout.rows for t in m.layout.thresholds]
+    diffusion = [f"diffusion_date:{io.usd_name(b)}:{t}" for b in m.layout.access_budgets for t in m.layout.thresholds]
     return io.TrajectoryWriter(Path(path), scenario.start, [r.name for r in scenario.regimes], list(m.inputs),
                                dates, diffusion, io.provenance(scenario=scenario.name, scenario_toml=scenario.text,
                                                                seed=seed, trajectories=n, prng=PRNG_IMPL,
@@ -118,13 +118,10 @@ STAT_COLUMNS = ["n", "p_reached", "mean"] + [f"p{round(q * 100)}" for q in aggre
 
 
 def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
-    m = agg.model
-    T, R = len(s.thresholds), len(m.rows)
-    frontier = m.config.frontier
-    via = model.via_rows(m)
-    access_at = R * T
-    channel_at = access_at + m.n_access * T
-    lead_at = channel_at + 2 * len(via) * T
+    lay = agg.model.layout
+    frontier = lay.frontier
+    t_first, leads = lay.block("t_first"), lay.block("lead_time")
+    diffusion = lay.block("diffusion_date")
     blocks = [(None, agg.trajectories)] + [(r.name, int(n)) for r, n in zip(s.regimes, agg.regime_counts)]
     events = {k: [] for k in io.SCHEMAS["events"].names}
     access = {k: [] for k in io.SCHEMAS["access"].names}
@@ -137,47 +134,38 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
         for k in STAT_COLUMNS[1:]:
             table[k].append(stats[k][var] + (shift if k != "p_reached" else 0.0))
 
-    # (name, kernel series, sign, shift): access capabilities and threshold costs are shifts
-    # of H + A (or of H), so their quantiles are those of it, mirrored for costs.
-    per_usd = 2 + 2 * R
-    series = ([("hardware", 0, 1, 0.0), ("algorithms", 1, 1, 0.0)]
-              + [(f"budget:{r.label}", 2 + i, 1, 0.0) for i, r in enumerate(m.rows)]
-              + [(f"effective:{r.label}", 2 + R + i, 1, 0.0) for i, r in enumerate(m.rows)]
-              + [(f"capability_at_budget:{io.usd_name(b)}", per_usd, 1, math.log10(b)) for b in s.access_budgets]
-              + [(f"cost_to_reach:{t.name}", 0 if t.kind == "physical" else per_usd, -1, t.level)
-                 for t in s.thresholds])
-    n_series = per_usd + 1
-    n_years = int(np.floor(m.span + 1e-9))
+    n_stored = len(lay.stored_fan)
     for b, (regime, n) in enumerate(blocks):
         ev = {"n": n, **aggregate.summarise(agg.event_counts[b], n, agg.event_bins)}
         head = {"scenario": s.name, "regime": regime}
-        for r, row in enumerate(m.rows):
+        for r, row in enumerate(lay.rows):
+            channels = lay.channel_blocks(row) if r in lay.via else ()
             for t, thr in enumerate(s.thresholds):
-                labels = {**head, "actor": row.actor, "rank": row.rank, "threshold": thr.name,
+                labels = {**head, "actor": row.actor, "rank": row.rank, "row_kind": row.kind, "threshold": thr.name,
                           "threshold_flop": thr.flop, "threshold_kind": thr.kind}
-                add(events, {**labels, "metric": "t_first", "channel": None}, ev, r * T + t, s.start)
-                if r in via:
-                    at = channel_at + 2 * via.index(r) * T
-                    add(events, {**labels, "metric": "t_first", "channel": "trained"}, ev, at + t, s.start)
-                    add(events, {**labels, "metric": "t_first", "channel": "released"}, ev, at + T + t, s.start)
+                add(events, {**labels, "metric": "t_first", "channel": None}, ev, t_first.index(row, t), s.start)
+                for block in channels:
+                    add(events, {**labels, "metric": "t_first", "channel": block.channel}, ev, block.index(row, t),
+                        s.start)
                 if r != frontier:
-                    lead = lead_at + (r - (r > frontier)) * T + t
-                    add(events, {**labels, "metric": "lead_time", "channel": None}, ev, lead, 0.0)
+                    add(events, {**labels, "metric": "lead_time", "channel": None}, ev, leads.index(row, t), 0.0)
                     if row.is_group:
-                        add(events, {**labels, "metric": "warning_window", "channel": None}, ev, lead, 0.0)
-        for k, budget in enumerate(s.access_budgets):
+                        add(events, {**labels, "metric": "warning_window", "channel": None}, ev, leads.index(row, t),
+                            0.0)
+        for budget in s.access_budgets:
             for t, thr in enumerate(s.thresholds):
                 add(access, {**head, "budget_usd": budget, "threshold": thr.name, "threshold_flop": thr.flop,
-                             "threshold_kind": thr.kind}, ev, access_at + k * T + t, s.start)
+                             "threshold_kind": thr.kind}, ev, diffusion.index(budget, t), s.start)
         fan = aggregate.summarise(agg.fan_counts[b], n, agg.fan_bins, aggregate.FAN_QUANTILES)
-        for name, i, sign, shift in series:
-            for year in range(n_years + 1):
-                var = year * n_series + i
-                for k, v in (("scenario", s.name), ("regime", regime), ("series", name), ("year", s.start + year)):
+        for series in lay.fan:
+            for year in range(lay.n_years + 1):
+                var = year * n_stored + series.index
+                for k, v in (("scenario", s.name), ("regime", regime), ("series", series.name),
+                             ("year", s.start + year)):
                     paths[k].append(v)
-                paths["mean"].append(shift + sign * fan["mean"][var])
+                paths["mean"].append(series.shift + series.sign * fan["mean"][var])
                 for q in (5, 25, 50, 75, 95):
-                    paths[f"p{q}"].append(shift + sign * fan[f"p{q if sign > 0 else 100 - q}"][var])
+                    paths[f"p{q}"].append(series.shift + series.sign * fan[f"p{q if series.sign > 0 else 100 - q}"][var])
 
     return Results(io.table("events", events, meta), io.table("access", access, meta),
                    io.table("paths", paths, meta), meta)

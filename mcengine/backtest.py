@@ -434,10 +434,11 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
                      "ends there, so observations are scored as censored at the horizon")
 
     from .engine import sample_trajectories
-    from .model import Row, build
+    from .layout import OutputLayout
 
-    rows = build(s)[0].rows
-    scored = [(rows.index(Row(FRONTIER, 1, False)), FRONTIER, 1)]
+    layout = OutputLayout.of(s)
+    rows = layout.rows
+    scored = [(layout.frontier, FRONTIER, 1)]
     scored += [(r, row.actor, row.rank) for r, row in enumerate(rows) if row.actor == group]
     t_first = np.asarray(sample_trajectories(s, int(trajectories), seed).t_first)
     cols = {k: [] for k in SCHEMA.names}

@@ -30,7 +30,7 @@ from jax.sharding import PartitionSpec as P
 
 from . import aggregate, random
 from .kernels import DEFAULT_GENERATOR, GENERATORS, MAX_BLOCK_STEPS, jump_draws
-from .model import Model, Trajectories, build, event_values, trajectories, via_rows
+from .model import Model, Trajectories, build, trajectories
 from .scenario import Scenario
 
 PILOT_TRAJECTORIES = 4096  # fixed-size pilot that sets the fan-chart bins
@@ -93,8 +93,7 @@ def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, co
     out = _sample(seed_data, first_hi, first_lo, spec, count, model)
     mask = jnp.arange(count) < n_valid
     (ev_lo, ev_w), (fan_lo, fan_w) = bins
-    dates, leads = event_values(out, model)
-    values = jnp.concatenate([dates, leads])
+    values = model.layout.event_values(out)
     fan = out.fan.reshape(-1, count)
     blocks = [jnp.zeros((count,), jnp.int32)] + ([1 + out.regime] if model.regimes else [])
     for block in blocks:
@@ -108,23 +107,26 @@ _COMPILED: dict = {}  # compiled chunk steps, reused across runs of the same sha
 
 
 def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, devices, keep: bool):
-    """The compiled chunk step over ``devices``: counts carry a leading device axis. With
-    ``keep``, it also returns each trajectory's regime, dates and inputs."""
+    """The compiled chunk step over ``devices``: counts carry a leading device axis. It also
+    returns each device's first ``min(per_device, PILOT_TRAJECTORIES)`` fan values [d, P,
+    fan vars] (the pilot that sets the fan bins is run through this same program) and,
+    with ``keep``, each trajectory's regime, dates and inputs."""
     mesh = Mesh(np.array(devices), ("d",))
     key = (model, per_device, tuple(devices), shapes, keep, jax.tree.structure(spec),
            tuple(np.shape(x) for x in jax.tree.leaves((spec, bins))))
     if key in _COMPILED:
         return _COMPILED[key], mesh
+    head = min(per_device, PILOT_TRAJECTORIES)
 
     def local(counts, seed_data, hi, lo, n_valid, spec, bins):
         new, out = _chunk_counts(tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins,
                                  per_device, model)
         first = out.trajectories_first()  # unused fields cost nothing: the compiler drops them
         kept = (first.regime, first.t_first, first.diffusion, first.inputs) if keep else ()
-        return tuple(c[None] for c in new), kept
+        return tuple(c[None] for c in new), kept, first.fan[None, :head].reshape(1, head, -1)
 
     sharded = jax.shard_map(local, mesh=mesh, in_specs=(P("d"), P(), P("d"), P("d"), P("d"), P(), P()),
-                            out_specs=(P("d"), P("d")), check_vma=False)
+                            out_specs=(P("d"), P("d"), P("d")), check_vma=False)
     step = jax.jit(sharded, donate_argnums=(0,))
     d = len(devices)
     vec = np.zeros(d, np.uint32)
@@ -187,7 +189,7 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
     over)."""
     blocks = 1 + model.regimes
     c = model.config
-    series = 3 + 2 * len(model.rows)
+    series = len(model.layout.stored_fan)
     n_fan = (c.n_years + 1) * series
     histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS)
     pairs = (len(model.rows) + model.n_access) * len(c.physical)
@@ -236,23 +238,38 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     chunk = max(chunk_size or default_chunk_size(trajectories), MIN_PER_DEVICE * d)
     chunk = math.ceil(chunk / d) * d  # an equal share per device
     seed_data = random.seed_key(seed)
-    T = len(scenario.thresholds)
-    n_dates = (len(model.rows) + model.n_access + 2 * len(via_rows(model))) * T
-    n_leads = (len(model.rows) - 1) * T
+    layout = model.layout
     blocks = 1 + model.regimes
-    ev_bins = aggregate.event_bins(model.span, model.config.n_steps, n_dates, n_leads, blocks)
-    chunk = _fit_chunk(model, n_dates + n_leads, ev_bins.nbins, chunk, d, devices[0], chunk_size is None)
+    ev_bins = aggregate.event_bins(model.span, model.config.n_steps, layout.n_dates, layout.n_leads, blocks)
+    chunk = _fit_chunk(model, layout.n_event_vars, ev_bins.nbins, chunk, d, devices[0], chunk_size is None)
     per_device = chunk // d
 
     t0 = time.perf_counter()
-    pilot_n = min(trajectories, PILOT_TRAJECTORIES)
-    pilot = sample_chunk(seed_data, np.uint32(0), np.uint32(0), spec, count=max(pilot_n, MIN_PER_DEVICE), model=model)
-    fan_bins = aggregate.fan_bins(np.asarray(pilot.fan)[:pilot_n].reshape(pilot_n, -1))
-    bins = tuple((jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32)) for b in (ev_bins, fan_bins))
-    shapes = ((blocks * ev_bins.lo.size, ev_bins.nbins), (blocks * fan_bins.lo.size, fan_bins.nbins),
-              (max(1, model.regimes),))
-    step, mesh = _compile_step(model, spec, bins, seed_data, shapes, per_device, devices, on_chunk is not None)
+    n_fan = (model.config.n_years + 1) * len(layout.stored_fan)
+    as_bins = lambda b: (jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32))
+    unset = aggregate.Bins(np.zeros(n_fan), np.ones(n_fan), aggregate.FAN_BINS)  # for the pilot: counts discarded
+    shapes = ((blocks * ev_bins.lo.size, ev_bins.nbins), (blocks * n_fan, aggregate.FAN_BINS), (max(1, model.regimes),))
+    step, mesh = _compile_step(model, spec, (as_bins(ev_bins), as_bins(unset)), seed_data, shapes, per_device, devices,
+                               on_chunk is not None)
     compile_seconds = time.perf_counter() - t0
+
+    def call(counts, c, bins):
+        """Run chunk ``c`` through the compiled step: (counts, kept arrays, valid rows, fan head)."""
+        first = c * chunk
+        n_valid = min(chunk, trajectories - first)
+        starts = [random.split_index(first + k * per_device) for k in range(d)]
+        valid = np.clip(n_valid - per_device * np.arange(d), 0, per_device).astype(np.int32)
+        counts, kept, fan_head = step(counts, seed_data, np.array([s[0] for s in starts]),
+                                      np.array([s[1] for s in starts]), valid, spec, bins)
+        return counts, kept, valid, fan_head
+
+    # The fan bins come from a pilot of the first trajectories, sampled by the same program.
+    pilot_n, heads = min(trajectories, PILOT_TRAJECTORIES), []
+    for c in range(math.ceil(pilot_n / chunk)):
+        _, _, valid, fan_head = call(_zeros(shapes, d, mesh), c, (as_bins(ev_bins), as_bins(unset)))
+        heads += [h[:v] for h, v in zip(np.asarray(fan_head), np.minimum(valid, fan_head.shape[1]))]
+    fan_bins = aggregate.fan_bins(np.concatenate(heads)[:pilot_n])
+    bins = (as_bins(ev_bins), as_bins(fan_bins))
 
     n_chunks = math.ceil(trajectories / chunk)
     mine = list(range(me, n_chunks, processes))
@@ -270,15 +287,11 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     t1 = time.perf_counter()
     dev, pending = _zeros(shapes, d, mesh), 0
     for i, c in enumerate(mine[done:], start=done):
-        first = c * chunk
-        n_valid = min(chunk, trajectories - first)
-        starts = [random.split_index(first + k * per_device) for k in range(d)]
-        valid = np.clip(n_valid - per_device * np.arange(d), 0, per_device).astype(np.int32)
-        dev, kept = step(dev, seed_data, np.array([s[0] for s in starts]), np.array([s[1] for s in starts]),
-                         valid, spec, bins)
+        dev, kept, valid, _ = call(dev, c, bins)
         if on_chunk is not None:
             rows = np.concatenate([np.arange(v) + k * per_device for k, v in enumerate(valid)])
-            on_chunk(first, tuple(np.asarray(x)[rows] for x in kept))
+            on_chunk(c * chunk, tuple(np.asarray(x)[rows] for x in kept))
+        n_valid = int(valid.sum())
         pending += n_valid
         last = i == len(mine) - 1
         save = state is not None and ((i + 1) % checkpoint.every == 0) and not last

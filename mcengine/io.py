@@ -28,7 +28,8 @@ _THRESHOLD = [pa.field("threshold", pa.string()), pa.field("threshold_flop", pa.
 _HEAD = [pa.field("scenario", pa.string()), pa.field("regime", pa.string())]
 
 SCHEMAS = {
-    "events": pa.schema(_HEAD + [pa.field("actor", pa.string()), pa.field("rank", pa.int32())] + _THRESHOLD
+    "events": pa.schema(_HEAD + [pa.field("actor", pa.string()), pa.field("rank", pa.int32()),
+                                 pa.field("row_kind", pa.string())] + _THRESHOLD
                         + [pa.field("metric", pa.string()), pa.field("channel", pa.string())] + _STATS),
     "access": pa.schema(_HEAD + [pa.field("budget_usd", pa.float64())] + _THRESHOLD + _STATS),
     "paths": pa.schema(_HEAD + [pa.field("series", pa.string()), pa.field("year", pa.float64())]

@@ -19,18 +19,8 @@ import numpy as np
 from . import random
 from .distributions import Dist, sample, sample_upper
 from .kernels import Config, Params, combine_releases, simulate
+from .layout import OutputLayout, Row
 from .scenario import Scenario, correlation_matrix
-
-class Row(NamedTuple):
-    """A reported row: an actor (rank 1) or one rank of a group."""
-
-    actor: str
-    rank: int
-    is_group: bool
-
-    @property
-    def label(self) -> str:
-        return f"{self.actor}#{self.rank}" if self.is_group else self.actor
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,7 +28,7 @@ class Model:
     """Everything static about a scenario's simulation (hashable: a jit cache key)."""
 
     config: Config
-    rows: tuple[Row, ...]
+    layout: OutputLayout
     streams: tuple[str, ...]  # dotted prefix of each stream: hardware, algorithms, actors.x, groups.y
     rate_keys: tuple[str, ...]  # the key holding each stream's rate
     groups: tuple[tuple[str, int, tuple[int, ...]], ...]  # (path, count, ranks) of each group
@@ -49,22 +39,25 @@ class Model:
     n_access: int
     inputs: tuple[str, ...] = ()  # uncertain per-trajectory numbers, reported per trajectory
 
+    @property
+    def rows(self) -> tuple[Row, ...]:
+        return self.layout.rows
+
 
 def build(scenario: Scenario) -> tuple[Model, dict]:
     """Translate a validated scenario into its static model and numeric spec (a pytree:
     sweeping its numbers never recompiles)."""
     s = scenario
     spy = s.steps_per_year
-    rows, row_stream, hw, algo = [], [], [], []
+    layout = OutputLayout.of(s)
+    rows, row_stream, hw, algo = layout.rows, [], [], []
     streams, rate_keys, groups = ["hardware", "algorithms"], ["rate", "rate"], []
     for i, a in enumerate(s.actors):
         streams.append(a.path)
         rate_keys.append("growth")
-        ranks = a.ranks if a.is_group else (1,)
         if a.is_group:
             groups.append((a.path, a.count, a.ranks))
-        for k in ranks:
-            rows.append(Row(a.name, k, a.is_group))
+        for _ in a.ranks if a.is_group else (1,):
             row_stream.append(2 + i)
             hw.append(round(a.hw_lag * spy, 9))
             algo.append(round(a.algo_lag * spy, 9))
@@ -91,7 +84,7 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
         row_stream=tuple(row_stream), hw_lag_steps=tuple(hw), algo_lag_steps=tuple(algo),
         physical=tuple(t.kind == "physical" for t in s.thresholds),
         buffer=int(math.floor(max(hw + algo))) + 2, decaying=decaying, jumps=tuple(jumps),
-        frontier=rows.index(Row("frontier", 1, False)),
+        frontier=layout.frontier,
         catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
         groups=tuple((row_stream.index(2 + i), len(a.ranks)) for i, a in enumerate(s.actors) if a.is_group),
         capped=tuple(f"{streams[i]}.cap" in draws for i in row_stream),
@@ -99,7 +92,7 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
     paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
     inputs = tuple([p for p, d in draws.items() if d.is_random or p in per_regime]
                    + [f"{path}.budget#{k}" for path, _, ranks in groups for k in ranks])
-    model = Model(config, tuple(rows), tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
+    model = Model(config, layout, tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
                   tuple(paths), s.horizon - s.start, len(s.access_budgets), inputs)
     spec = {
         "draws": draws,
@@ -241,26 +234,4 @@ def trajectories(keys, spec, model: Model) -> Trajectories:
     params, regime, release_lag, inputs = jax.vmap(lambda k: _params(k, spec, model), out_axes=-1)(keys)
     out = simulate(jax.vmap(random.shock_key)(keys), params, model.config)
     earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
-    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, out.fan, inputs)
-
-
-def via_rows(model: Model) -> list[int]:
-    """Rows that can get capabilities through open release."""
-    return [i for i, v in enumerate(model.via) if v]
-
-
-def event_values(out: Trajectories, model: Model) -> tuple[jax.Array, jax.Array]:
-    """([dates, N], [leads, N]) from trajectories-last ``out``: dates are t_first by row,
-    diffusion dates by access budget, then for each row with access_via the date by the
-    channel that came first (trained, then released; NaN if the other came first); leads
-    are the lead times of every non-frontier row. All by threshold within each block;
-    years."""
-    n = out.t_first.shape[-1]
-    f = model.config.frontier
-    parts = [out.t_first.reshape(-1, n), out.diffusion.reshape(-1, n)]
-    for r in via_rows(model):
-        trained, released = out.trained[r], out.released[r]
-        first_is_trained = jnp.isnan(released) | (trained <= released)
-        parts += [jnp.where(first_is_trained, trained, jnp.nan), jnp.where(first_is_trained, jnp.nan, released)]
-    lead = jnp.delete(out.t_first - out.t_first[f : f + 1], f, axis=0)
-    return jnp.concatenate(parts, axis=0), lead.reshape(-1, n)
+    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, model.layout.stack_fan(out.fan), inputs)
