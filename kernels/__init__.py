@@ -5,6 +5,8 @@ trajectories on the last axis of every array; the engine (``mcengine.engine``) j
 chunks, shards and seeds them.
 """
 
+from .population import Members as Members
+from .population import Population as Population
 from .trajectory import MAX_BLOCK_STEPS as MAX_BLOCK_STEPS
 from .trajectory import Config as Config
 from .trajectory import Fan as Fan

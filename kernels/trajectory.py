@@ -24,7 +24,9 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
+from . import counting, population
 from .normals import DEFAULT_GENERATOR, block_draws, block_normals
+from .population import Members, Population
 
 LN10 = math.log(10.0)
 MAX_BLOCK_STEPS = 16  # steps simulated together (a year if it has no more)
@@ -51,6 +53,11 @@ class Config(NamedTuple):
       groups: per group, (first row, number of rows): a group's ranks, consecutive rows
         that share everything but their initial budget.
       capped: per row, whether its budget has a cap (in some regime; else none is applied).
+      populations: per group (in the order of ``groups``), its description as a
+        population (:class:`population.Population`): members counted, entrants.
+      threshold_ids: per threshold, a stable id (its count draws do not move when
+        thresholds are added).
+      delayed: per row, whether it has a publication delay.
     """
 
     n_steps: int
@@ -68,6 +75,9 @@ class Config(NamedTuple):
     generator: str = DEFAULT_GENERATOR
     groups: tuple[tuple[int, int], ...] = ()
     capped: tuple[bool, ...] = ()
+    populations: tuple[Population, ...] = ()
+    threshold_ids: tuple[int, ...] = ()
+    delayed: tuple[bool, ...] = ()
 
 
 class Params(NamedTuple):
@@ -78,7 +88,8 @@ class Params(NamedTuple):
     none), vol (OOM/sqrt(yr)). Per jump process [J, N]: jump_rate (per year) and the size
     distribution's parameters jump_a, jump_b (OOM). Per row [R, N]: b0 and cap (log10 $;
     cap = +inf: none), penalty (OOM). thresholds [T, N] (log10 FLOP), access [K, N] (log10
-    $), catch_up [N] (OOM/yr).
+    $), catch_up [N] (OOM/yr); delay [R, N] (years from affording a run to a public model;
+    0 where none); members: per group, its :class:`population.Members`.
     """
 
     level0: jax.Array
@@ -95,6 +106,8 @@ class Params(NamedTuple):
     thresholds: jax.Array
     access: jax.Array
     catch_up: jax.Array
+    delay: jax.Array = None
+    members: tuple = ()
 
 
 class Outputs(NamedTuple):
@@ -105,11 +118,18 @@ class Outputs(NamedTuple):
     diffusion: [access budgets, thresholds, N] the same for a buyer of each access budget at
       frontier hardware and algorithms (the access effect).
     fan: the fan-chart values at each whole year from the start (:class:`Fan`).
+    counts: [whole years + 1, thresholds, N] the number of organisations (actors and every
+      group member) whose own compute has reached each threshold by each whole year from
+      the start (float32, whole numbers).
+    public_counts: the same by each actor's and group's publication date (t_first +
+      delay), or [0, thresholds, N] if no row has a delay.
     """
 
     t_first: jax.Array
     diffusion: jax.Array
     fan: "Fan"
+    counts: jax.Array = None
+    public_counts: jax.Array = None
 
 
 class Fan(NamedTuple):
@@ -273,6 +293,8 @@ class _FamilySpec(NamedTuple):
     penalised: bool
     capped: bool
     boosted: bool
+    group: int | None = None  # the group's number (None: the access budgets)
+    row_points: tuple[int, ...] | None = None  # per reported row, its member (-1: none); None: the same
 
 
 class _Family(NamedTuple):
@@ -353,8 +375,15 @@ def plan(config: Config, params: Params) -> Plan:
     n_access = p.access.shape[0]
     n_thresholds = len(c.physical)
     capped_rows = c.capped or (True,) * n_rows
-    families = [_FamilySpec(first, m, c.row_stream[first], c.hw_lag_steps[first], c.algo_lag_steps[first], True,
-                            capped_rows[first], c.catch_up) for first, m in c.groups]
+    families = []
+    for g, (first, m) in enumerate(c.groups):
+        pop = c.populations[g] if c.populations else None
+        size, row_points = m, None
+        if pop is not None and pop.points != pop.ranks:  # members sampled are not the reported ranks
+            size = len(pop.points)
+            row_points = tuple(pop.points.index(k) if k in pop.points else -1 for k in pop.ranks)
+        families.append(_FamilySpec(first, size, c.row_stream[first], c.hw_lag_steps[first], c.algo_lag_steps[first],
+                                    True, capped_rows[first], c.catch_up, g, row_points))
     if n_access:
         families.append(_FamilySpec(None, n_access, None, 0.0, 0.0, False, False, False))
     in_family = {r for first, m in c.groups for r in range(first, first + m)}
@@ -379,9 +408,18 @@ def _families(pl: Plan, p: Params) -> list[_Family]:
         if f.first is None:
             out.append(_Family(f, p.access, None, None))
         else:
-            out.append(_Family(f, p.b0[f.first : f.first + f.size], p.penalty[f.first],
-                               p.cap[f.first] if f.capped else None))
+            offset = p.members[f.group].offsets if p.members else p.b0[f.first : f.first + f.size]
+            out.append(_Family(f, offset, p.penalty[f.first], p.cap[f.first] if f.capped else None))
     return out
+
+
+def _rows_of(f: _Family, x):
+    """A group family's values [members, ...] for its reported rows [rows, ...] (NaN where a
+    row has no sampled member)."""
+    if f.spec.row_points is None:
+        return x
+    nan = jnp.full(x.shape[1:], jnp.nan, x.dtype)
+    return jnp.stack([x[i] if i >= 0 else nan for i in f.spec.row_points])
 
 
 def _of_own(pl: Plan, x):
@@ -485,7 +523,7 @@ def _fan_record(fams: list[_Family], h, a, capped, eff, series):
     """What the fan chart needs from one step: (H, A [N], the own rows' capped budgets
     and effective compute [own rows, N], per group family its rows' capped budgets [m, N]
     and its effective shift [N])."""
-    groups = [(f.offset + budget if f.cap is None else soft_cap(f.offset + budget, f.cap), eff_shift)
+    groups = [(_rows_of(f, f.offset + budget if f.cap is None else soft_cap(f.offset + budget, f.cap)), eff_shift)
               for f, (budget, _, eff_shift) in zip(fams, series) if f.spec.stream is not None]
     return h, a, capped, eff, groups
 
@@ -611,10 +649,11 @@ def _family_dates(pl: Plan, p: Params, f: _Family, paths, per_kind, t_f):
     return t_first
 
 
-def finalize(pl: Plan, p: Params, state: State, start: Record, records: Record) -> Outputs:
+def finalize(pl: Plan, p: Params, keys, state: State, start: Record, records: Record) -> Outputs:
     """The outputs from the final loop state, the start's record and the blocks' records
-    (stacked over blocks): fan values at every whole year, and the families' crossings,
-    dated from their series at every step."""
+    (stacked over blocks): fan values at every whole year, the families' crossings, dated
+    from their series at every step, and the groups' members counted (``keys``: the
+    trajectories' keys, for the count draws)."""
     c = pl.config
     N = p.level0.shape[1]
     fams = _families(pl, p)
@@ -626,10 +665,74 @@ def finalize(pl: Plan, p: Params, state: State, start: Record, records: Record) 
     # each family's series at every step from the start: [steps + 1, N]
     paths = jax.tree.map(lambda first, ys: jnp.concatenate([first, ys.reshape(-1, N)]), start.series, records.series)
     dates = [_family_dates(pl, p, f, path, per_kind, t_f) for f, path, per_kind in zip(fams, paths, state.counts)]
-    groups = [d for f, d in zip(fams, dates) if f.spec.first is not None]
     access = [d for f, d in zip(fams, dates) if f.spec.first is None]
     diffusion = access[0] if access else jnp.zeros((0, pl.n_thresholds, N), jnp.float32)
-    return Outputs(t_first=_in_row_order(pl, [state.t_first] + groups), diffusion=diffusion, fan=fan_values)
+    if not c.populations:
+        groups = [d for f, d in zip(fams, dates) if f.spec.first is not None]
+        return Outputs(t_first=_in_row_order(pl, [state.t_first] + groups), diffusion=diffusion, fan=fan_values)
+    groups, counts = _populations(pl, p, keys, fams, paths, dates, state)
+    return Outputs(t_first=_in_row_order(pl, [state.t_first] + groups), diffusion=diffusion, fan=fan_values,
+                   counts=counts[0], public_counts=counts[1])
+
+
+def _need(pl: Plan, p: Params, f: _Family, path, t_f):
+    """The offset a member of group family ``f`` needs to reach each threshold at every step
+    [steps + 1, T, N] (log10 $; +inf: out of reach under the cap), from its stored series."""
+    budget, phys_shift, eff_shift = path
+    steps = jnp.arange(budget.shape[0], dtype=jnp.int32)[:, None, None]
+    need = jnp.zeros((budget.shape[0], pl.n_thresholds, budget.shape[1]), jnp.float32)
+    for idx, is_phys in pl.kinds:
+        x = p.thresholds[idx][None] - (phys_shift if is_phys else eff_shift)[:, None]
+        if f.spec.boosted and not is_phys:
+            x = x - _catch_up(pl, p, steps, t_f[idx])
+        need = need.at[:, idx].set((x if f.cap is None else inverse_soft_cap(x, f.cap)) - budget[:, None])
+    return need
+
+
+def _populations(pl: Plan, p: Params, keys, fams, paths, dates, state: State):
+    """Each group's rows' dates [rows, T, N] (the k-th member, initial or entrant, to reach
+    a threshold) and the counts of organisations (actors and every group member) that have
+    reached each threshold by each whole year, by reaching and by publishing (see
+    :mod:`population`)."""
+    c = pl.config
+    n = c.n_steps
+    N = p.level0.shape[1]
+    years = jnp.asarray(np.arange(math.floor(n / c.steps_per_year + 1e-9) + 1) * c.steps_per_year, jnp.float32)
+    grid = years * pl.dt  # whole years from the start (years)
+    delayed = any(c.delayed)
+    key_data = population.count_key_data(keys)
+    t_f = state.t_first[pl.frontier]
+    own_delay = _of_own(pl, p.delay)
+    own_dates = state.t_first[:, None]  # [own, 1, T, N]
+    counts = [jnp.sum((own_dates <= grid[None, :, None, None]).astype(jnp.float32), axis=0)]
+    if delayed:
+        counts.append(jnp.sum((own_dates + own_delay[:, None, None] <= grid[None, :, None, None]).astype(jnp.float32),
+                              axis=0))
+    rows = []
+    for f, path, member_dates in zip(fams, paths, dates):
+        if f.spec.first is None:
+            continue
+        pop, m = c.populations[f.spec.group], p.members[f.spec.group]
+        path = jax.tree.map(lambda x: x[: n + 1], path)  # crossings after the horizon do not count
+        need = _need(pl, p, f, path, t_f)
+        share_level = population.upper_tail(pop.budget, m.budget_a, m.budget_b, jax.lax.cummin(need, axis=0))
+        arrival_dates = reached = None
+        if pop.entrants:
+            tau = jnp.arange(n + 1, dtype=jnp.float32)[:, None, None] * pl.dt
+            reached = population.reached_entrants(m, need - m.entry_shift * tau, pl.dt, pop.entry_budget)
+            targets = jnp.broadcast_to(m.arrivals[:, None], (pop.entrants, pl.n_thresholds, N))
+            arrival_dates = population.invert(reached, targets, _crossing_fraction)[0] * pl.dt
+            rows.append(population.kth_smallest(jnp.concatenate([member_dates, arrival_dates]), pop.ranks))
+        else:
+            rows.append(_rows_of(f, member_dates))
+        times = [jnp.broadcast_to(grid[:, None], (grid.shape[0], N))]
+        if delayed:
+            times.append(times[0] - m.delay[None])
+        g = population.count_members(pop, m, jnp.concatenate(times), member_dates, share_level, arrival_dates,
+                                     reached, key_data, c.threshold_ids, counting.poisson, counting.binomial, pl.dt)
+        counts = [total + part for total, part in zip(counts, jnp.split(g, len(times)))]
+    public = counts[1] if delayed else jnp.zeros((0, pl.n_thresholds, N), jnp.float32)
+    return rows, (counts[0], public)
 
 
 def simulate(keys, params: Params, config: Config) -> Outputs:
@@ -658,7 +761,7 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     pl = plan(config, params)
     state, start = init(pl, params, keys)
     state, records = jax.lax.scan(step(pl, params, keys), state, jnp.arange(pl.n_blocks, dtype=jnp.int32))
-    return finalize(pl, params, state, start, records)
+    return finalize(pl, params, keys, state, start, records)
 
 
 def combine_releases(t_first, release_lag, access_via: tuple[tuple[int, ...], ...], span: float):

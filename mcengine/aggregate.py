@@ -20,6 +20,8 @@ QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
 FAN_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
 MAX_HISTOGRAM_BYTES = 64 * 2**20  # per histogram family, on the device
 FAN_BINS = 2048  # bins per fan-chart variable
+COUNT_BINS = 4096  # bins per count variable (one per whole number up to 4095 if it fits)
+COUNT_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,3 +101,29 @@ def fan_bins(pilot: np.ndarray, nbins: int = FAN_BINS) -> Bins:
     lo, hi = pilot.min(axis=0).astype(np.float64), pilot.max(axis=0).astype(np.float64)
     pad = 0.5 * (hi - lo) + 1e-3
     return Bins(lo - pad, (hi - lo + 2 * pad) / nbins, nbins)
+
+
+def count_bins(pilot: np.ndarray, nbins: int = COUNT_BINS) -> Bins:
+    """Bins for count variables (whole numbers >= 0) from a pilot sample [trajectories,
+    vars]: ``nbins`` bins of a whole-number width, centred on whole numbers, reaching
+    twice each variable's pilot maximum (width 1, exact, while that is below ``nbins``).
+    Larger values fall into the last bin."""
+    hi = pilot.max(axis=0).astype(np.float64) if pilot.size else np.zeros(pilot.shape[1])
+    width = np.maximum(1.0, np.ceil((2.0 * hi + 2.0) / nbins))
+    return Bins(-0.5 * width, width, nbins)
+
+
+def summarise_counts(counts: np.ndarray, n: int, bins: Bins, quantiles=COUNT_QUANTILES) -> dict[str, np.ndarray]:
+    """Per count variable: ``mean`` and the quantiles (the smallest count whose cumulative
+    share reaches q: numpy's ``inverted_cdf``), exact for whole numbers when the bin width
+    is 1 (else the bin's centre). ``counts`` is int64 [vars, nbins]."""
+    counts = np.asarray(counts, np.int64)
+    centres = bins.lo[:, None] + bins.width[:, None] * (np.arange(bins.nbins) + 0.5)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = {"mean": (counts * centres).sum(axis=1) / n if n else np.full(len(counts), np.nan)}
+    cum = np.cumsum(counts, axis=1)
+    for q in quantiles:
+        at = np.array([np.searchsorted(c, q * n - 1e-9 * n, side="left") for c in cum]) if n else None
+        out[f"p{round(q * 100)}"] = (np.take_along_axis(centres, np.minimum(at, bins.nbins - 1)[:, None], 1)[:, 0]
+                                     if n else np.full(len(counts), np.nan))
+    return out

@@ -33,19 +33,22 @@ class Results:
     paths: pa.Table
     metadata: dict
     trajectories_file: Path | None = None  # per-trajectory rows, if kept (moved in by write)
+    counts: pa.Table | None = None  # organisations able to reach each threshold by each year
 
     def write(self, folder: str | Path, overwrite: bool = False) -> Path:
-        """Write events/access/paths.parquet (and trajectories.parquet if kept) into
+        """Write events/access/paths/counts.parquet (and trajectories.parquet if kept) into
         ``folder`` atomically."""
         files = {"trajectories.parquet": self.trajectories_file} if self.trajectories_file else None
-        return io.write_folder(Path(folder), {"events": self.events, "access": self.access, "paths": self.paths},
-                               overwrite=overwrite, files=files)
+        tables = {"events": self.events, "access": self.access, "paths": self.paths}
+        if self.counts is not None:
+            tables["counts"] = self.counts
+        return io.write_folder(Path(folder), tables, overwrite=overwrite, files=files)
 
 
 def read_results(folder: str | Path) -> Results:
     """Read a results folder written by :meth:`Results.write`."""
     t = io.read_folder(Path(folder))
-    return Results(t["events"], t["access"], t["paths"], io.read_metadata(t["events"]))
+    return Results(t["events"], t["access"], t["paths"], io.read_metadata(t["events"]), counts=t.get("counts"))
 
 
 def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int = 0,
@@ -121,7 +124,9 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
     lay = agg.model.layout
     frontier = lay.frontier
     t_first, leads = lay.block("t_first"), lay.block("lead_time")
-    diffusion = lay.block("diffusion_date")
+    diffusion, public = lay.block("diffusion_date"), lay.block("t_public")
+    counts_schema = io.counts_schema(lay.at_least)
+    counts = {k: [] for k in counts_schema.names}
     blocks = [(None, agg.trajectories)] + [(r.name, int(n)) for r, n in zip(s.regimes, agg.regime_counts)]
     events = {k: [] for k in io.SCHEMAS["events"].names}
     access = {k: [] for k in io.SCHEMAS["access"].names}
@@ -147,6 +152,8 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
                 for block in channels:
                     add(events, {**labels, "metric": "t_first", "channel": block.channel}, ev, block.index(row, t),
                         s.start)
+                if row in public.keys:
+                    add(events, {**labels, "metric": "t_public", "channel": None}, ev, public.index(row, t), s.start)
                 if r != frontier:
                     add(events, {**labels, "metric": "lead_time", "channel": None}, ev, leads.index(row, t), 0.0)
                     if row.is_group:
@@ -156,6 +163,18 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
             for t, thr in enumerate(s.thresholds):
                 add(access, {**head, "budget_usd": budget, "threshold": thr.name, "threshold_flop": thr.flop,
                              "threshold_kind": thr.kind}, ev, diffusion.index(budget, t), s.start)
+        cnt = aggregate.summarise_counts(agg.count_counts[b], n, agg.count_bins)
+        flags = agg.flag_counts[b][:, 1] / n if n else np.full(agg.flag_counts.shape[1], np.nan)
+        for basis in lay.count_bases:
+            for t, thr in enumerate(s.thresholds):
+                for year in range(lay.n_years + 1):
+                    var = lay.count_index(basis, year, t)
+                    row = {**head, "threshold": thr.name, "threshold_flop": thr.flop, "threshold_kind": thr.kind,
+                           "basis": basis, "year": s.start + year, "n": n,
+                           **{k: v[var] for k, v in cnt.items()},
+                           **{f"p_at_least_{k}": flags[var * len(lay.at_least) + i] for i, k in enumerate(lay.at_least)}}
+                    for k in counts_schema.names:
+                        counts[k].append(row[k])
         fan = aggregate.summarise(agg.fan_counts[b], n, agg.fan_bins, aggregate.FAN_QUANTILES)
         for series in lay.fan:
             for year in range(lay.n_years + 1):
@@ -168,4 +187,4 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
                     paths[f"p{q}"].append(series.shift + series.sign * fan[f"p{q if series.sign > 0 else 100 - q}"][var])
 
     return Results(io.table("events", events, meta), io.table("access", access, meta),
-                   io.table("paths", paths, meta), meta)
+                   io.table("paths", paths, meta), meta, counts=io.table(counts_schema, counts, meta))

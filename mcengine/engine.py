@@ -87,20 +87,18 @@ def sample_chunk(seed_data, first_hi, first_lo, spec, *, count, model) -> Trajec
 
 def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, count, model):
     """Sample ``count`` trajectories from ``first`` and add the first ``n_valid`` of them to
-    the histogram counts (event, fan, regime), pooled (block 0) and per regime (block 1 +
-    regime). Runs on one device; returns the new counts and the trajectories (last axis)."""
-    event_counts, fan_counts, regime_counts = counts
+    the histogram counts (of the event, fan, count and flag variables, then the
+    trajectories per regime), pooled (block 0) and per regime (block 1 + regime). Runs on
+    one device; returns the new counts and the trajectories (last axis)."""
+    *histograms, regime_counts = counts
     out = _sample(seed_data, first_hi, first_lo, spec, count, model)
     mask = jnp.arange(count) < n_valid
-    (ev_lo, ev_w), (fan_lo, fan_w) = bins
-    values = model.layout.event_values(out)
-    fan = out.fan.reshape(-1, count)
+    values = (model.layout.event_values(out), out.fan.reshape(-1, count)) + model.layout.count_values(out)
     blocks = [jnp.zeros((count,), jnp.int32)] + ([1 + out.regime] if model.regimes else [])
     for block in blocks:
-        event_counts = aggregate.fill(event_counts, values, mask, ev_lo, ev_w, block)
-        fan_counts = aggregate.fill(fan_counts, fan, mask, fan_lo, fan_w, block)
+        histograms = [aggregate.fill(h, v, mask, lo, width, block) for h, v, (lo, width) in zip(histograms, values, bins)]
     regime_counts = regime_counts.at[out.regime].add(mask.astype(jnp.int32))
-    return (event_counts, fan_counts, regime_counts), out
+    return (*histograms, regime_counts), out
 
 
 _COMPILED: dict = {}  # compiled chunk steps, reused across runs of the same shape (sweeps)
@@ -123,7 +121,9 @@ def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, 
                                  per_device, model)
         first = out.trajectories_first()  # unused fields cost nothing: the compiler drops them
         kept = (first.regime, first.t_first, first.diffusion, first.inputs) if keep else ()
-        return tuple(c[None] for c in new), kept, first.fan[None, :head].reshape(1, head, -1)
+        pilot = (first.fan[None, :head].reshape(1, head, -1),
+                 model.layout.count_values(out)[0][:, :head].T[None])
+        return tuple(c[None] for c in new), kept, pilot
 
     sharded = jax.shard_map(local, mesh=mesh, in_specs=(P("d"), P(), P("d"), P("d"), P("d"), P(), P()),
                             out_specs=(P("d"), P("d"), P("d")), check_vma=False)
@@ -151,6 +151,9 @@ class Aggregates:
     event_bins: aggregate.Bins
     fan_counts: np.ndarray
     fan_bins: aggregate.Bins
+    count_counts: np.ndarray
+    count_bins: aggregate.Bins
+    flag_counts: np.ndarray  # [blocks, flags, 2]: trajectories with the flag off, on
     regime_counts: np.ndarray
     chunk_size: int
     devices: int
@@ -246,30 +249,38 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
 
     t0 = time.perf_counter()
     n_fan = (model.config.n_years + 1) * len(layout.stored_fan)
+    n_flags = layout.n_count_vars * len(layout.at_least)
+    flag_bins = aggregate.Bins(np.full(n_flags, -0.5), np.ones(n_flags), 2)
     as_bins = lambda b: (jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32))
-    unset = aggregate.Bins(np.zeros(n_fan), np.ones(n_fan), aggregate.FAN_BINS)  # for the pilot: counts discarded
-    shapes = ((blocks * ev_bins.lo.size, ev_bins.nbins), (blocks * n_fan, aggregate.FAN_BINS), (max(1, model.regimes),))
-    step, mesh = _compile_step(model, spec, (as_bins(ev_bins), as_bins(unset)), seed_data, shapes, per_device, devices,
-                               on_chunk is not None)
+    unset = lambda n, nbins: aggregate.Bins(np.zeros(n), np.ones(n), nbins)  # for the pilot: counts discarded
+    pilot_bins = tuple(as_bins(b) for b in (ev_bins, unset(n_fan, aggregate.FAN_BINS),
+                                            unset(layout.n_count_vars, aggregate.COUNT_BINS), flag_bins))
+    shapes = tuple((blocks * b.lo.size, b.nbins) for b in (ev_bins, unset(n_fan, aggregate.FAN_BINS),
+                                                            unset(layout.n_count_vars, aggregate.COUNT_BINS), flag_bins))
+    shapes += ((max(1, model.regimes),),)
+    step, mesh = _compile_step(model, spec, pilot_bins, seed_data, shapes, per_device, devices, on_chunk is not None)
     compile_seconds = time.perf_counter() - t0
 
     def call(counts, c, bins):
-        """Run chunk ``c`` through the compiled step: (counts, kept arrays, valid rows, fan head)."""
+        """Run chunk ``c`` through the compiled step: (counts, kept arrays, valid rows, pilot)."""
         first = c * chunk
         n_valid = min(chunk, trajectories - first)
         starts = [random.split_index(first + k * per_device) for k in range(d)]
         valid = np.clip(n_valid - per_device * np.arange(d), 0, per_device).astype(np.int32)
-        counts, kept, fan_head = step(counts, seed_data, np.array([s[0] for s in starts]),
-                                      np.array([s[1] for s in starts]), valid, spec, bins)
-        return counts, kept, valid, fan_head
+        counts, kept, pilot = step(counts, seed_data, np.array([s[0] for s in starts]),
+                                   np.array([s[1] for s in starts]), valid, spec, bins)
+        return counts, kept, valid, pilot
 
-    # The fan bins come from a pilot of the first trajectories, sampled by the same program.
-    pilot_n, heads = min(trajectories, PILOT_TRAJECTORIES), []
+    # The fan and count bins come from a pilot of the first trajectories, sampled by the
+    # same program (each device returns the values of its first trajectories).
+    pilot_n, heads = min(trajectories, PILOT_TRAJECTORIES), ([], [])
     for c in range(math.ceil(pilot_n / chunk)):
-        _, _, valid, fan_head = call(_zeros(shapes, d, mesh), c, (as_bins(ev_bins), as_bins(unset)))
-        heads += [h[:v] for h, v in zip(np.asarray(fan_head), np.minimum(valid, fan_head.shape[1]))]
-    fan_bins = aggregate.fan_bins(np.concatenate(heads)[:pilot_n])
-    bins = (as_bins(ev_bins), as_bins(fan_bins))
+        _, _, valid, pilot = call(_zeros(shapes, d, mesh), c, pilot_bins)
+        for parts, values in zip(heads, pilot):
+            parts += [h[:v] for h, v in zip(np.asarray(values), np.minimum(valid, values.shape[1]))]
+    fan_bins = aggregate.fan_bins(np.concatenate(heads[0])[:pilot_n])
+    count_bins = aggregate.count_bins(np.concatenate(heads[1])[:pilot_n])
+    bins = tuple(as_bins(b) for b in (ev_bins, fan_bins, count_bins, flag_bins))
 
     n_chunks = math.ceil(trajectories / chunk)
     mine = list(range(me, n_chunks, processes))
@@ -278,7 +289,7 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     state = None
     if checkpoint is not None:
         state = _Checkpointer(checkpoint, me, _fingerprint(scenario, trajectories, seed, chunk, processes, generator),
-                              fan_bins)
+                              (fan_bins, count_bins))
         if checkpoint.resume:
             done, host = state.load(host)
             if progress is not None:
@@ -308,9 +319,10 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
         host = [_sum_over_processes(h) for h in host]
     if state is not None:
         state.remove()
-    ev, fan, regimes = host
+    ev, fan, cnt, flags, regimes = host
     return Aggregates(trajectories, model, ev.reshape(blocks, -1, ev_bins.nbins), ev_bins,
-                      fan.reshape(blocks, -1, fan_bins.nbins), fan_bins, regimes, chunk, d, processes,
+                      fan.reshape(blocks, -1, fan_bins.nbins), fan_bins, cnt.reshape(blocks, -1, count_bins.nbins),
+                      count_bins, flags.reshape(blocks, -1, 2), regimes, chunk, d, processes,
                       compile_seconds, sample_seconds)
 
 
@@ -352,16 +364,16 @@ def _fingerprint(scenario: Scenario, trajectories: int, seed: int, chunk: int, p
 class _Checkpointer:
     """Writes and reads a process's aggregation state (atomically: temp file, rename)."""
 
-    def __init__(self, cfg: Checkpoint, process: int, fingerprint: str, fan_bins: aggregate.Bins):
+    def __init__(self, cfg: Checkpoint, process: int, fingerprint: str, pilot_bins: tuple[aggregate.Bins, ...]):
         self.path = Path(cfg.path) if process == 0 else Path(f"{cfg.path}.{process}")
-        self.fingerprint, self.fan_bins = fingerprint, fan_bins
+        self.fingerprint, self.pilot_bins = fingerprint, pilot_bins
 
     def save(self, chunks_done: int, host: list[np.ndarray]) -> None:
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:
             with open(tmp, "wb") as f:
-                np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done),
-                         fan_lo=self.fan_bins.lo, fan_width=self.fan_bins.width,
+                bins = {f"{k}{i}": getattr(b, k) for i, b in enumerate(self.pilot_bins) for k in ("lo", "width")}
+                np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done), **bins,
                          **{f"counts{i}": h for i, h in enumerate(host)})
             os.replace(tmp, self.path)
         except BaseException:  # interrupted mid-write: the previous checkpoint stays whole
@@ -376,9 +388,10 @@ class _Checkpointer:
                 if str(z["fingerprint"]) != self.fingerprint:
                     raise ResourceError(f"{self.path}: the checkpoint is from a different run (scenario, "
                                         "trajectories, seed, chunk size or versions differ); run without --resume")
-                if not (np.array_equal(z["fan_lo"], self.fan_bins.lo)
-                        and np.array_equal(z["fan_width"], self.fan_bins.width)):
-                    raise ResourceError(f"{self.path}: the checkpoint's fan-chart bins differ; run without --resume")
+                if not all(np.array_equal(z[f"{k}{i}"], getattr(b, k))
+                           for i, b in enumerate(self.pilot_bins) for k in ("lo", "width")):
+                    raise ResourceError(f"{self.path}: the checkpoint's fan-chart or count bins differ; "
+                                        "run without --resume")
                 return int(z["chunks_done"]), [z[f"counts{i}"].astype(np.int64) for i in range(len(host))]
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, ResourceError):

@@ -34,7 +34,16 @@ SCHEMAS = {
     "access": pa.schema(_HEAD + [pa.field("budget_usd", pa.float64())] + _THRESHOLD + _STATS),
     "paths": pa.schema(_HEAD + [pa.field("series", pa.string()), pa.field("year", pa.float64())]
                        + [pa.field(c, pa.float64()) for c in ("mean", "p5", "p25", "p50", "p75", "p95")]),
+    "counts": pa.schema(_HEAD + _THRESHOLD + [pa.field("basis", pa.string()), pa.field("year", pa.float64()),
+                                              pa.field("n", pa.int64())]
+                        + [pa.field(c, pa.float64()) for c in ("mean", "p5", "p25", "p50", "p75", "p95")]),
 }
+OPTIONAL_FILES = ("counts",)  # absent from results written before counts existed
+
+
+def counts_schema(at_least) -> pa.Schema:
+    """The schema of counts.parquet: SCHEMAS["counts"] and a ``p_at_least_<k>`` column per k."""
+    return pa.schema(list(SCHEMAS["counts"]) + [pa.field(f"p_at_least_{k}", pa.float64()) for k in at_least])
 
 
 def usd_name(x: float) -> str:
@@ -66,10 +75,10 @@ def provenance(**fields) -> dict:
     }
 
 
-def table(name: str, rows: dict[str, list], metadata: dict) -> pa.Table:
-    """A table with the schema of output ``name`` and the provenance metadata attached.
-    NaN in a float column becomes null (censored or undefined)."""
-    schema = SCHEMAS[name]
+def table(name: str | pa.Schema, rows: dict[str, list], metadata: dict) -> pa.Table:
+    """A table with the schema of output ``name`` (or the schema itself) and the provenance
+    metadata attached. NaN in a float column becomes null (censored or undefined)."""
+    schema = SCHEMAS[name] if isinstance(name, str) else name
     arrays = []
     for f in schema:
         values = rows[f.name]
@@ -138,7 +147,8 @@ def read_folder(folder: Path) -> dict[str, pa.Table]:
     missing = [n for n in FILES if not (folder / f"{n}.parquet").is_file()]
     if missing:
         raise OutputError(f"{folder}: not a results folder (missing {', '.join(m + '.parquet' for m in missing)})")
-    return {n: pq.read_table(folder / f"{n}.parquet") for n in FILES}
+    names = FILES + tuple(n for n in OPTIONAL_FILES if (folder / f"{n}.parquet").is_file())
+    return {n: pq.read_table(folder / f"{n}.parquet") for n in names}
 
 
 class TrajectoryWriter:

@@ -98,7 +98,9 @@ class OutputLayout:
     blocks: tuple[Block, ...]
     stored_fan: tuple[str, ...]  # the kernel's fan series, in its order
     fan: tuple[FanSeries, ...]  # every series of paths.parquet, in its order
-    n_years: int  # whole years from start to horizon: fan points 0..n_years
+    n_years: int  # whole years from start to horizon: fan and count points 0..n_years
+    count_bases: tuple[str, ...] = ("reached",)  # "reached", and "public" if a row has a delay
+    at_least: tuple[int, ...] = ()  # k of the P(count >= k) columns
 
     @classmethod
     def of(cls, s: Scenario) -> "OutputLayout":
@@ -123,6 +125,8 @@ class OutputLayout:
         for r in via:
             add("t_first", "trained", [rows[r]], DATE)
             add("t_first", "released", [rows[r]], DATE)
+        delayed = {a.name for a in s.actors if a.publication_delay is not None}
+        add("t_public", None, [r for r in rows if r.actor in delayed], DATE)
         add("lead_time", None, [r for i, r in enumerate(rows) if i != frontier], LEAD)
         stored = (["hardware", "algorithms"] + [f"budget:{r.label}" for r in rows]
                   + [f"effective:{r.label}" for r in rows] + ["hardware+algorithms"])
@@ -133,7 +137,8 @@ class OutputLayout:
                + [FanSeries(f"cost_to_reach:{t.name}", at["hardware"] if t.kind == "physical" else per_usd, -1, t.level)
                   for t in s.thresholds])
         return cls(tuple(rows), tuple(t.name for t in s.thresholds), tuple(s.access_budgets), via, tuple(blocks),
-                   tuple(stored), tuple(fan), int(math.floor(s.horizon - s.start + 1e-9)))
+                   tuple(stored), tuple(fan), int(math.floor(s.horizon - s.start + 1e-9)),
+                   ("reached", "public") if delayed else ("reached",), tuple(s.count_at_least))
 
     @property
     def frontier(self) -> int:
@@ -166,6 +171,26 @@ class OutputLayout:
         """The position of a stored fan series (e.g. ``budget:labs#1``) in the kernel's fan."""
         return self.stored_fan.index(name)
 
+    @property
+    def n_count_vars(self) -> int:
+        """Count variables: per basis, whole year and threshold (in that order)."""
+        return len(self.count_bases) * (self.n_years + 1) * len(self.thresholds)
+
+    def count_index(self, basis: str, year: int, t: int) -> int:
+        return (self.count_bases.index(basis) * (self.n_years + 1) + year) * len(self.thresholds) + t
+
+    def count_values(self, out):
+        """The count variables [count vars, N] of trajectories-last outputs ``out`` and the
+        P(count >= k) flags [count vars * len(at_least), N] (1.0 or 0.0; k fastest)."""
+        import jax.numpy as jnp
+
+        n = out.counts.shape[-1]
+        years = self.n_years + 1
+        parts = [out.counts[:years]] + ([out.public_counts[:years]] if "public" in self.count_bases else [])
+        counts = jnp.concatenate(parts, axis=0).reshape(-1, n)
+        ks = jnp.asarray(self.at_least, jnp.float32)[None, :, None]
+        return counts, (counts[:, None] >= ks).astype(jnp.float32).reshape(-1, n)
+
     def stack_fan(self, fan):
         """The kernel's fan values (:class:`mcengine.kernels.Fan`, trajectories last) as one
         array [years + 1, stored series, N] in the order of ``stored_fan``."""
@@ -188,6 +213,9 @@ class OutputLayout:
                 parts.append(out.t_first.reshape(-1, n))
             elif b.metric == "diffusion_date":
                 parts.append(out.diffusion.reshape(-1, n))
+            elif b.metric == "t_public":
+                rows = [self.rows.index(r) for r in b.keys]
+                parts.append(out.t_public[jnp.asarray(rows, jnp.int32)].reshape(-1, n) if rows else out.t_public[:0])
             elif b.metric == "t_first":
                 r = self.rows.index(b.keys[0])
                 trained, released = out.trained[r], out.released[r]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import zlib
 from typing import NamedTuple
 
 import jax
@@ -18,7 +19,7 @@ import numpy as np
 
 from . import random
 from .distributions import Dist, sample, sample_upper
-from .kernels import Config, Params, combine_releases, simulate
+from .kernels import Config, Members, Params, Population, combine_releases, simulate
 from .layout import OutputLayout, Row
 from .scenario import Scenario, correlation_matrix
 
@@ -76,6 +77,17 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
                 r.overrides.get(f"{prefix}.jumps.per_year", j.per_year) for r in s.regimes))
             jumps.append((i, j.size.family, _poisson_bound(most * dt)))
             jump_specs.append(j.size)
+    populations = []
+    for a in s.actors:
+        if not a.is_group:
+            continue
+        entrants = a.ranks[-1] if a.entry is not None else 0
+        points = tuple(range(1, min(a.ranks[-1], a.count) + 1)) if entrants else a.ranks
+        entry = a.entry.budget if a.entry is not None else Dist("fixed", 0.0)
+        populations.append(Population(rows.index(Row(a.name, a.ranks[0], "group")), a.ranks, a.count, points,
+                                      (a.budget.family, a.budget.transform), entrants,
+                                      (entry.family, entry.transform), zlib.crc32(a.path.encode()),
+                                      a.publication_delay is not None))
     names = [row.actor for row in rows]  # releasers are single actors: one row each
     via = tuple(tuple(names.index(v) for v in next(a for a in s.actors if a.name == row.actor).access_via)
                 for row in rows)
@@ -88,16 +100,21 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
         catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
         groups=tuple((row_stream.index(2 + i), len(a.ranks)) for i, a in enumerate(s.actors) if a.is_group),
         capped=tuple(f"{streams[i]}.cap" in draws for i in row_stream),
+        populations=tuple(populations),
+        threshold_ids=tuple(zlib.crc32(t.name.encode()) for t in s.thresholds),
+        delayed=tuple(f"{streams[i]}.publication_delay" in draws for i in row_stream),
     )
     paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
     inputs = tuple([p for p, d in draws.items() if d.is_random or p in per_regime]
-                   + [f"{path}.budget#{k}" for path, _, ranks in groups for k in ranks])
+                   + [f"{path}.budget#{k}" for (path, _, ranks), pop in zip(groups, populations)
+                      for k in ranks if k in pop.points])
     model = Model(config, layout, tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
                   tuple(paths), s.horizon - s.start, len(s.access_budgets), inputs)
     spec = {
         "draws": draws,
         "regime_draws": per_regime,
         "group_budgets": {path: next(a for a in s.actors if a.path == path).budget for path, _, _ in groups},
+        "entry_budgets": {a.path: a.entry.budget for a in s.actors if a.entry is not None},
         "jump_sizes": tuple(jump_specs),
         "regime_cdf": np.cumsum([r.weight for r in s.regimes])[:-1].astype(np.float32),
         "chol": chol.astype(np.float32),
@@ -175,17 +192,32 @@ def _params(key, spec: dict, model: Model):
     per_stream = lambda key_, default: jnp.stack([value(f"{p}.{key_}", default) for p, _ in streams])
     level0 = jnp.stack([value("hardware.initial"), value("algorithms.initial")] + [jnp.float32(0)] * (len(streams) - 2))
 
-    for path, count, ranks in model.groups:
+    members = []
+    for (path, count, ranks), pop in zip(model.groups, model.config.populations):
         dist = spec["group_budgets"][path]
         # Joint order statistics, from the largest down: rank k's upper-tail share steps
         # from rank k_prev's by a Beta(k - k_prev, count - k + 1) fraction of the rest.
-        s_prev, k_prev = jnp.float32(0.0), 0
-        for k in ranks:
+        s_prev, k_prev, shares, offsets = jnp.float32(0.0), 0, [], []
+        for k in pop.points:
             w = _beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1)
             s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
-            recorded[f"{path}.budget#{k}"] = sample_upper(dist, jnp.clip(s_prev, 1e-37, 1.0 - 1e-7))
+            shares.append(jnp.clip(s_prev, 1e-37, 1.0 - 1e-7))
+            offsets.append(sample_upper(dist, shares[-1]))
+            if k in ranks:
+                recorded[f"{path}.budget#{k}"] = offsets[-1]
+        entry = spec["entry_budgets"].get(path, Dist("fixed", 0.0))
+        arrivals = (jnp.cumsum(jax.random.exponential(random.draw_key(key, f"{path}.entry.arrivals"),
+                                                      (pop.entrants,), jnp.float32))
+                    if pop.entrants else jnp.zeros((0,), jnp.float32))
+        stack = lambda xs: jnp.stack(xs) if xs else jnp.zeros((0,), jnp.float32)
+        members.append(Members(
+            offsets=stack(offsets), shares=stack(shares), budget_a=jnp.float32(dist.a), budget_b=jnp.float32(dist.b),
+            entry_rate=value(f"{path}.entry.per_year", 0.0), entry_growth=value(f"{path}.entry.per_year_growth", 0.0),
+            entry_shift=value(f"{path}.entry.relative_growth", 0.0), entry_a=jnp.float32(entry.a),
+            entry_b=jnp.float32(entry.b), arrivals=arrivals, delay=value(f"{path}.publication_delay", 0.0)))
     row_path = [f"{'groups' if row.is_group else 'actors'}.{row.actor}" for row in model.rows]
-    b0 = [recorded[f"{p}.budget#{row.rank}"] if row.is_group else value(f"{p}.budget")
+    # a group's rows: the offsets of its sampled members at the reported ranks (entrants aside)
+    b0 = [recorded.get(f"{p}.budget#{row.rank}", jnp.float32(jnp.nan)) if row.is_group else value(f"{p}.budget")
           for p, row in zip(row_path, model.rows)]
     jump_rate = [value(f"{model.streams[i]}.jumps.per_year") for i, _, _ in model.config.jumps]
     params = Params(
@@ -198,6 +230,7 @@ def _params(key, spec: dict, model: Model):
         penalty=jnp.stack([value(f"{p}.hw_penalty", 0.0) for p in row_path]),
         thresholds=jnp.asarray(spec["thresholds"]), access=jnp.asarray(spec["access"]),
         catch_up=value("algorithms.catch_up_rate", 0.0),
+        delay=jnp.stack([value(f"{p}.publication_delay", 0.0) for p in row_path]), members=tuple(members),
     )
     release_lag = jnp.stack([value(f"{p}.release_lag", 0.0) for p in row_path])
     inputs = jnp.stack([recorded[p] for p in model.inputs]) if model.inputs else jnp.zeros((0,), jnp.float32)
@@ -211,8 +244,13 @@ class Trajectories(NamedTuple):
     regime [N] (index, 0 without regimes); t_first [N, rows, thresholds] by the earliest
     channel; trained and released [N, rows, thresholds] by each channel alone (released:
     NaN for rows without access_via); diffusion [N, access budgets, thresholds]; fan
-    [N, years + 1, series] (see kernels.Outputs); inputs [N, len(model.inputs)]: the
-    uncertain per-trajectory numbers in engine units (log10 for levels, OOM/yr for rates)."""
+    [N, years + 1, series] (in the order of the layout's ``stored_fan``); inputs [N,
+    len(model.inputs)]: the uncertain per-trajectory numbers in engine units (log10 for
+    levels, OOM/yr for rates); t_public [N, rows, thresholds]: the trained date plus the
+    row's publication delay (NaN for rows without one, and after the horizon); counts and
+    public_counts [N, whole years + 1, thresholds]: organisations that have reached each
+    threshold by each whole year from the start, by reaching and by publishing (the
+    latter [N, 0, thresholds] if no row has a delay)."""
 
     regime: jax.Array
     t_first: jax.Array
@@ -221,6 +259,9 @@ class Trajectories(NamedTuple):
     diffusion: jax.Array
     fan: jax.Array
     inputs: jax.Array
+    t_public: jax.Array
+    counts: jax.Array
+    public_counts: jax.Array
 
     def trajectories_first(self) -> Trajectories:
         """The same outputs with the trajectories moved from the last axis to the first."""
@@ -234,4 +275,8 @@ def trajectories(keys, spec, model: Model) -> Trajectories:
     params, regime, release_lag, inputs = jax.vmap(lambda k: _params(k, spec, model), out_axes=-1)(keys)
     out = simulate(jax.vmap(random.shock_key)(keys), params, model.config)
     earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
-    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, model.layout.stack_fan(out.fan), inputs)
+    delayed = jnp.asarray(model.config.delayed)[:, None, None]
+    public = out.t_first + params.delay[:, None]
+    t_public = jnp.where(delayed & (public <= model.span), public, jnp.nan)
+    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, model.layout.stack_fan(out.fan), inputs,
+                        t_public, out.counts, out.public_counts)

@@ -1,0 +1,282 @@
+"""Groups as populations: how many members can reach each threshold, and when the k-th does,
+for groups of any size and with members who join over time (MODEL.md §4 "Populations
+that grow"), without materialising the members.
+
+All members of a group share its path; member j differs only by its offset u_j (log10 $:
+its budget had it been a member from the start). ``need(t)`` [steps + 1, T, N] is the
+offset a member needs to reach each threshold at step t (the threshold less the shared
+path, through the inverse soft cap where capped), and a member that joined at step s has
+reached X by step t iff ``u_j >= min(need[s..t])``.
+
+* **Initial members** (``count`` of them, offsets i.i.d. from the group's budget
+  distribution): the sampled ones are order statistics (the family's rows, dated by the
+  kernel like actors); the others are counted by binomial draws in the gaps between
+  them, so counts and dates come from one sample of the members and agree.
+* **Entrants** arrive as a Poisson process of rate ``rate * 10**(growth * tau)`` per year;
+  those arriving during step s join at its end with offsets from the entry budget
+  distribution, and follow the shared path plus ``shift * tau`` (OOM). The expected
+  number that have reached X by step t, ``reached[t] = sum_s mass_s P(u >= min(need[s..t]))``,
+  follows from one recursion over the steps: with ``j`` the last step before t whose need
+  is at or below need[t], every cohort after j sees need[t] as its minimum and every
+  cohort up to j is as it was at step j, so ``reached[t] = reached[j] + mass(j, t] *
+  P(u >= need[t])``. The entrants who have reached X form a Poisson process with mean
+  ``reached(t)``: the first ones are dated by inverting it at the arrival times of a
+  unit-rate Poisson process (sampled once per trajectory, shared by the thresholds), the
+  rest are counted by Poisson draws.
+* **Rank k** of a group is the k-th member (initial or entrant) to reach X: the k-th
+  smallest of the sampled initial members' and entrants' dates.
+* **Counts**: at each requested time, the members reached (sampled ones by their dates,
+  the others by the draws above, taken in time order so that counts never fall).
+
+Everything is vectorised over trajectories (the last axis) and pure.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import jax.scipy.special as jsp
+import numpy as np
+
+LN10 = math.log(10.0)
+_COUNT_KEY = 0x636F756E  # folded into a trajectory's key for its count draws
+
+
+class Population(NamedTuple):
+    """Static description of a group as a population.
+
+    first_row: its first row; ranks: the reported ranks (rows first_row, ...); count:
+    initial members; points: the ranks of the sampled initial members (the family's rows:
+    the reported ranks, or 1..min(max rank, count) with entrants); budget: (family,
+    transform) of the initial budget distribution; entrants: unit-rate Poisson arrival
+    times sampled for the entrants (0: the group has no entrants); entry_budget: (family,
+    transform) of the entrants' offset distribution; stream: a stable id of the group for
+    its count draws; delayed: whether it has a publication delay."""
+
+    first_row: int
+    ranks: tuple[int, ...]
+    count: int
+    points: tuple[int, ...]
+    budget: tuple[str, str]
+    entrants: int
+    entry_budget: tuple[str, str]
+    stream: int
+    delayed: bool
+
+
+class Members(NamedTuple):
+    """A group's numbers, trajectories on the last axis: the sampled initial members'
+    offsets and upper-tail shares [points, N]; the parameters (a, b) [N] of the initial
+    and entry budget distributions; the entry rate (members per year at the start), its
+    growth (OOM/yr) and the entrants' extra growth (OOM/yr) [N]; the entrants' unit-rate
+    Poisson arrival times [entrants, N]; the publication delay (years) [N]."""
+
+    offsets: jax.Array
+    shares: jax.Array
+    budget_a: jax.Array
+    budget_b: jax.Array
+    entry_rate: jax.Array
+    entry_growth: jax.Array
+    entry_shift: jax.Array
+    entry_a: jax.Array
+    entry_b: jax.Array
+    arrivals: jax.Array
+    delay: jax.Array
+
+
+def upper_tail(dist: tuple[str, str], a, b, x):
+    """P(X >= x) for a budget distribution (family, transform) with parameters (a, b) (as
+    in ``mcengine.distributions``), x in log10 $ (inf: 0; -inf: 1)."""
+    family, transform = dist
+    if family == "fixed":
+        return (a >= x).astype(jnp.float32)
+    if transform == "log10":
+        x = 10.0 ** jnp.minimum(x, 38.0)
+    if family == "normal":
+        return jnp.where(b > 0, jsp.ndtr((a - x) / jnp.where(b > 0, b, 1.0)), (a >= x).astype(jnp.float32))
+    if family == "uniform":
+        return jnp.clip((b - x) / (b - a), 0.0, 1.0)
+    raise ValueError(f"no upper tail for a {family} budget")  # pragma: no cover - guarded by the parser
+
+
+def _exprel(x):
+    """(exp(x) - 1) / x, 1 at 0."""
+    small = jnp.abs(x) < 1e-4
+    return jnp.where(small, 1.0 + 0.5 * x, jnp.expm1(x) / jnp.where(small, 1.0, x))
+
+
+def arrivals_between(m: Members, dt: float, j, k):
+    """Expected entrants arriving in steps (j, k] (j <= k, whole numbers), [..., N]."""
+    g = m.entry_growth * LN10
+    steps = (k - j).astype(jnp.float32)
+    return m.entry_rate * dt * steps * jnp.exp(g * j.astype(jnp.float32) * dt) * _exprel(g * steps * dt)
+
+
+def previous_at_or_below(x, block: int = 16):
+    """For each step k >= 1 of ``x`` [steps + 1, ...], the last step j in [1, k - 1] with
+    x[j] <= x[k] (0 if none); int32, the shape of ``x``. Searched a block of steps at a
+    time: within k's block, then the last earlier block whose minimum is low enough, then
+    within that block (so its cost is (2 block + blocks) compares per step)."""
+    n = x.shape[0]
+    rest = x.shape[1:]
+    x = x.at[0].set(jnp.inf)  # step 0 is the start, not a cohort
+    pad = (-n) % block
+    xb = jnp.concatenate([x, jnp.full((pad,) + rest, jnp.inf, x.dtype)]).reshape((-1, block) + rest)
+    nb = xb.shape[0]
+    expand = (slice(None),) * 2 + (None,) * len(rest)
+    pos = jnp.arange(block, dtype=jnp.int32)[None, :]
+    blk = jnp.arange(nb, dtype=jnp.int32)[:, None]
+    found = jnp.zeros(xb.shape, jnp.int32)
+    for i in range(block):  # within the block
+        ok = (i < pos)[expand] & (xb[:, i : i + 1] <= xb)
+        found = jnp.where(ok, (blk * block + i)[expand], found)
+    lows = jnp.min(xb, axis=1)
+    earlier = jnp.full(xb.shape, -1, jnp.int32)
+    for b in range(nb):  # the last earlier block that has a low enough step
+        ok = (b < blk)[expand] & (lows[b][None, None] <= xb)
+        earlier = jnp.where(ok, b, earlier)
+    at = jnp.maximum(earlier, 0).reshape((-1,) + rest)
+    inner = jnp.zeros(at.shape, jnp.int32)
+    flat = xb.reshape((-1,) + rest)
+    for i in range(block):  # within that block
+        ok = jnp.take_along_axis(xb[:, i], at, axis=0) <= flat
+        inner = jnp.where(ok, at * block + i, inner)
+    inner = jnp.where(earlier.reshape((-1,) + rest) >= 0, inner, 0)
+    return jnp.where(found > 0, found, inner.reshape(xb.shape)).reshape((-1,) + rest)[:n]
+
+
+def reached_entrants(m: Members, need, dt: float, entry_budget: tuple[str, str]):
+    """Expected entrants [steps + 1, T, N] that have reached each threshold by each step,
+    from their need ``need`` [steps + 1, T, N] (log10 $ of offset; step 0 is the start, when
+    no entrant has joined yet). Non-decreasing along the steps."""
+    tail = upper_tail(entry_budget, m.entry_a, m.entry_b, need)  # P(u >= need[t])
+    last = previous_at_or_below(need)
+
+    def body(reached, k):
+        j = last[k]
+        now = jnp.take_along_axis(reached, j[None], axis=0)[0] + arrivals_between(m, dt, j, k) * tail[k]
+        return jax.lax.dynamic_update_index_in_dim(reached, now, k, 0), None
+
+    reached = jnp.zeros(need.shape, jnp.float32)
+    reached, _ = jax.lax.scan(body, reached, jnp.arange(1, need.shape[0], dtype=jnp.int32))
+    return jax.lax.cummax(reached, axis=0)  # rounding never makes it fall
+
+
+def invert(series, targets, fraction):
+    """Where the non-decreasing ``series`` [steps + 1, T, N] first reaches each of
+    ``targets`` [n, T, N] (> series[0]): (date in steps, float32, interpolated within the
+    step by ``fraction(shortfall, rise)``; the step itself, int32, steps + 1 if never)."""
+    n_steps = series.shape[0] - 1
+    lo = jnp.zeros(targets.shape, jnp.int32)
+    hi = jnp.full(targets.shape, n_steps + 1, jnp.int32)
+    for _ in range(max(1, math.ceil(math.log2(n_steps + 2)))):
+        mid = (lo + hi) // 2
+        below = jnp.take_along_axis(series, jnp.minimum(mid, n_steps), axis=0) < targets
+        lo, hi = jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+    at = jnp.minimum(hi, n_steps)
+    v1 = jnp.take_along_axis(series, at, axis=0)
+    v0 = jnp.take_along_axis(series, jnp.maximum(at - 1, 0), axis=0)
+    date = (at - 1).astype(jnp.float32) + fraction(targets - v0, v1 - v0)
+    return jnp.where(hi <= n_steps, date, jnp.nan), hi
+
+
+def kth_smallest(dates, ranks: tuple[int, ...]):
+    """The ranks-th smallest (1-based) of ``dates`` [n, ...] (NaN: never) along axis 0."""
+    ordered = jnp.sort(jnp.where(jnp.isnan(dates), jnp.inf, dates), axis=0)
+    picked = ordered[np.asarray(ranks) - 1]
+    return jnp.where(jnp.isinf(picked), jnp.nan, picked)
+
+
+def at_time(series, steps):
+    """``series`` [steps + 1, T, N] at fractional ``steps`` [..., N] (linear within a step)."""
+    n = series.shape[0] - 1
+    k = jnp.clip(jnp.floor(steps), 0, n - 1).astype(jnp.int32)
+    w = jnp.clip(steps - k.astype(jnp.float32), 0.0, 1.0)
+    take = lambda i: jnp.take_along_axis(series, jnp.broadcast_to(i[:, None], (i.shape[0],) + series.shape[1:]),
+                                         axis=0)
+    return (1.0 - w[:, None]) * take(k) + w[:, None] * take(k + 1)
+
+
+def count_members(pop: Population, m: Members, times, point_dates, share_level, arrival_dates, reached, key_data,
+                  thresholds: tuple[int, ...], poisson, binomial, dt: float):
+    """Members of a group that have reached each threshold by each of ``times`` [n, N]
+    (years since the start, any order; negative: none), [n, T, N] float32.
+
+    point_dates [points, T, N]: the sampled initial members' dates (years; NaN: never);
+    share_level [steps + 1, T, N]: the upper-tail share of the initial budget distribution
+    at the lowest need so far (members with a smaller share have reached X), at each step
+    of ``dt`` years; arrival_dates [entrants, T, N] (years) and reached [steps + 1, T, N]:
+    the first entrants' dates and the expected entrants reached (see
+    :func:`reached_entrants`). The members in the
+    gaps between sampled initial members and the entrants after the sampled ones are drawn
+    (``binomial``, ``poisson`` as in ``kernels.counting``) in time order, so that each
+    trajectory's counts never fall; ``thresholds`` are stable ids of the thresholds (their
+    draws do not move when thresholds are added)."""
+    n = times.shape[0]
+    order = jnp.argsort(times, axis=0)
+    t_sorted = jnp.take_along_axis(times, order, axis=0)
+    T, N = share_level.shape[1], share_level.shape[2]
+    points = np.asarray(pop.points, np.float32)
+    n_points = len(pop.points)
+    ranks_lo = jnp.asarray(np.concatenate([[0.0], points]))  # rank of the last sampled member reached
+    ranks_hi = jnp.asarray(np.concatenate([points, [pop.count + 1.0]]))
+    shares = m.shares  # [points, N]
+    shares_lo = jnp.concatenate([jnp.zeros((1, N)), shares])
+    shares_hi = jnp.concatenate([shares, jnp.ones((1, N))])
+
+    def step(carry, i):
+        gap_prev, in_gap, level_prev, tail, drawn_to = carry
+        t = t_sorted[i]  # [N]
+        when = jnp.broadcast_to(t[None], (1, N)) / dt  # in steps
+        totals, carried = [], []
+        for x, tid in enumerate(thresholds):
+            total = jnp.zeros((N,), jnp.float32)
+            new = [gap_prev[x], in_gap[x], level_prev[x], tail[x], drawn_to[x]]
+            if pop.count:  # initial members: the sampled ones by their dates, the others drawn in the gaps
+                done = (jnp.sum((point_dates[:, x] <= t[None]).astype(jnp.int32), axis=0) if n_points
+                        else jnp.zeros((N,), jnp.int32))
+                level = jnp.where(t >= 0, at_time(share_level[:, x : x + 1], when)[0, 0], 0.0)
+                lo_r, hi_r = ranks_lo[done], ranks_hi[done]
+                lo_s = jnp.take_along_axis(shares_lo, done[None], axis=0)[0]
+                hi_s = jnp.take_along_axis(shares_hi, done[None], axis=0)[0]
+                same = done == gap_prev[x]  # still in the gap of the previous time
+                base = jnp.where(same, jnp.maximum(lo_s, level_prev[x]), lo_s)
+                left = hi_r - lo_r - 1.0 - jnp.where(same, in_gap[x], 0.0)
+                q = jnp.clip((level - base) / jnp.maximum(hi_s - base, 1e-30), 0.0, 1.0)
+                got = jnp.where(same, in_gap[x], 0.0) + binomial(key_data, _stream(pop.stream, tid, 1, i),
+                                                                  jnp.maximum(left, 0.0), q)
+                total = total + lo_r + got
+                new[:3] = [done, got, jnp.maximum(level, base)]
+            if pop.entrants:  # entrants: the first ones by their dates, the rest drawn
+                seen = jnp.sum((arrival_dates[:, x] <= t[None]).astype(jnp.float32), axis=0)
+                level = jnp.where(t >= 0, at_time(reached[:, x : x + 1], when)[0, 0], 0.0)
+                after = seen >= pop.entrants
+                more = poisson(key_data, _stream(pop.stream, tid, 2, i), jnp.maximum(level - drawn_to[x], 0.0))
+                more = jnp.where(after, more, 0.0)
+                total = total + seen + tail[x] + more
+                new[3:] = [tail[x] + more, jnp.where(after, jnp.maximum(level, drawn_to[x]), drawn_to[x])]
+            totals.append(total)
+            carried.append(new)
+        carry = tuple(jnp.stack(parts) for parts in zip(*carried))
+        return carry, jnp.stack(totals)
+
+    zeros = jnp.zeros((T, N), jnp.float32)
+    last = jnp.broadcast_to(m.arrivals[-1], (T, N)) if pop.entrants else zeros
+    carry = (jnp.full((T, N), -1, jnp.int32), zeros, zeros, zeros, last)
+    _, counts = jax.lax.scan(step, carry, jnp.arange(n))
+    inverse = jnp.argsort(order, axis=0)
+    return jnp.take_along_axis(counts, jnp.broadcast_to(inverse[:, None], counts.shape), axis=0)
+
+
+def _stream(group: int, threshold: int, kind: int, i):
+    """The counter stream of one draw: a group, a threshold, the kind of draw, the time."""
+    base = np.uint32((group * 0x9E3779B1 + threshold * 0x85EBCA77 + kind * 0xC2B2AE3D) % 2**32)
+    return jnp.uint32(base) + jnp.asarray(i, jnp.uint32) * jnp.uint32(0x27D4EB2F)
+
+
+def count_key_data(keys):
+    """The key words [2, N] of the trajectories' count draws, from their shock keys [N]."""
+    return jax.random.key_data(jax.vmap(lambda k: jax.random.fold_in(k, _COUNT_KEY))(keys)).T
