@@ -115,37 +115,20 @@ def arrivals_between(m: Members, dt: float, j, k):
     return m.entry_rate * dt * steps * jnp.exp(g * j.astype(jnp.float32) * dt) * _exprel(g * steps * dt)
 
 
-def previous_at_or_below(x, block: int = 16):
+def previous_at_or_below(x):
     """For each step k >= 1 of ``x`` [steps + 1, ...], the last step j in [1, k - 1] with
-    x[j] <= x[k] (0 if none); int32, the shape of ``x``. Searched a block of steps at a
-    time: within k's block, then the last earlier block whose minimum is low enough, then
-    within that block (so its cost is (2 block + blocks) compares per step)."""
+    x[j] <= x[k] (0 if none); int32, the shape of ``x``. A compare of every step with every
+    later one (steps**2 compares, no gathers: faster than a search on the CPU at the
+    lengths scenarios have)."""
     n = x.shape[0]
-    rest = x.shape[1:]
     x = x.at[0].set(jnp.inf)  # step 0 is the start, not a cohort
-    pad = (-n) % block
-    xb = jnp.concatenate([x, jnp.full((pad,) + rest, jnp.inf, x.dtype)]).reshape((-1, block) + rest)
-    nb = xb.shape[0]
-    expand = (slice(None),) * 2 + (None,) * len(rest)
-    pos = jnp.arange(block, dtype=jnp.int32)[None, :]
-    blk = jnp.arange(nb, dtype=jnp.int32)[:, None]
-    found = jnp.zeros(xb.shape, jnp.int32)
-    for i in range(block):  # within the block
-        ok = (i < pos)[expand] & (xb[:, i : i + 1] <= xb)
-        found = jnp.where(ok, (blk * block + i)[expand], found)
-    lows = jnp.min(xb, axis=1)
-    earlier = jnp.full(xb.shape, -1, jnp.int32)
-    for b in range(nb):  # the last earlier block that has a low enough step
-        ok = (b < blk)[expand] & (lows[b][None, None] <= xb)
-        earlier = jnp.where(ok, b, earlier)
-    at = jnp.maximum(earlier, 0).reshape((-1,) + rest)
-    inner = jnp.zeros(at.shape, jnp.int32)
-    flat = xb.reshape((-1,) + rest)
-    for i in range(block):  # within that block
-        ok = jnp.take_along_axis(xb[:, i], at, axis=0) <= flat
-        inner = jnp.where(ok, at * block + i, inner)
-    inner = jnp.where(earlier.reshape((-1,) + rest) >= 0, inner, 0)
-    return jnp.where(found > 0, found, inner.reshape(xb.shape)).reshape((-1,) + rest)[:n]
+    later = jnp.arange(n, dtype=jnp.int32).reshape((n,) + (1,) * (x.ndim - 1))
+
+    def body(j, found):
+        ok = (jax.lax.dynamic_index_in_dim(x, j, 0) <= x) & (later > j)
+        return jnp.where(ok, j, found)
+
+    return jax.lax.fori_loop(1, n, body, jnp.zeros(x.shape, jnp.int32))
 
 
 def reached_entrants(m: Members, need, dt: float, entry_budget: tuple[str, str]):
@@ -170,24 +153,40 @@ def invert(series, targets, fraction):
     ``targets`` [n, T, N] (> series[0]): (date in steps, float32, interpolated within the
     step by ``fraction(shortfall, rise)``; the step itself, int32, steps + 1 if never)."""
     n_steps = series.shape[0] - 1
-    lo = jnp.zeros(targets.shape, jnp.int32)
-    hi = jnp.full(targets.shape, n_steps + 1, jnp.int32)
-    for _ in range(max(1, math.ceil(math.log2(n_steps + 2)))):
-        mid = (lo + hi) // 2
-        below = jnp.take_along_axis(series, jnp.minimum(mid, n_steps), axis=0) < targets
-        lo, hi = jnp.where(below, mid, lo), jnp.where(below, hi, mid)
-    at = jnp.minimum(hi, n_steps)
+
+    def body(k, hi):  # hi: steps whose value is below the target (the first reaching step)
+        return hi + (jax.lax.dynamic_index_in_dim(series, k, 0) < targets).astype(jnp.int32)
+
+    hi = jax.lax.fori_loop(0, n_steps + 1, body, jnp.zeros(targets.shape, jnp.int32))
+    at = jnp.clip(hi, 1, n_steps)
     v1 = jnp.take_along_axis(series, at, axis=0)
-    v0 = jnp.take_along_axis(series, jnp.maximum(at - 1, 0), axis=0)
+    v0 = jnp.take_along_axis(series, at - 1, axis=0)
     date = (at - 1).astype(jnp.float32) + fraction(targets - v0, v1 - v0)
     return jnp.where(hi <= n_steps, date, jnp.nan), hi
 
 
-def kth_smallest(dates, ranks: tuple[int, ...]):
-    """The ranks-th smallest (1-based) of ``dates`` [n, ...] (NaN: never) along axis 0."""
-    ordered = jnp.sort(jnp.where(jnp.isnan(dates), jnp.inf, dates), axis=0)
-    picked = ordered[np.asarray(ranks) - 1]
-    return jnp.where(jnp.isinf(picked), jnp.nan, picked)
+def kth_smallest(a, b, ranks: tuple[int, ...]):
+    """The r-th smallest (1-based), for each r in ``ranks``, of the union of ``a`` [m, ...]
+    and ``b`` [n, ...], each sorted along axis 0 (NaN: never, after every date), by a
+    binary search on how many come from ``a``; [len(ranks), ...]."""
+    a = jnp.where(jnp.isnan(a), jnp.inf, a)
+    b = jnp.where(jnp.isnan(b), jnp.inf, b)
+    m, n = a.shape[0], b.shape[0]
+    pad = lambda x: jnp.concatenate([jnp.full((1,) + x.shape[1:], -jnp.inf), x, jnp.full((1,) + x.shape[1:], jnp.inf)])
+    a, b = pad(a), pad(b)  # a[i] is the i-th smallest (1-based); a[0] = -inf, a[m + 1] = inf
+    take = lambda x, i: jnp.take_along_axis(x, i[None], axis=0)[0]
+    out = []
+    shape = a.shape[1:]
+    for r in ranks:
+        lo = jnp.full(shape, max(0, r - n), jnp.int32)  # i: how many of the r smallest come from a
+        hi = jnp.full(shape, min(r, m), jnp.int32)
+        for _ in range(max(1, math.ceil(math.log2(min(r, m) - max(0, r - n) + 2)))):
+            i = (lo + hi + 1) // 2
+            too_many = take(a, i) > take(b, r - i + 1)  # a's i-th is after b's (r - i + 1)-th
+            lo, hi = jnp.where(too_many, lo, i), jnp.where(too_many, i - 1, hi)
+        picked = jnp.maximum(take(a, lo), take(b, r - lo))
+        out.append(jnp.where(jnp.isinf(picked), jnp.nan, picked))
+    return jnp.stack(out)
 
 
 def at_time(series, steps):

@@ -667,9 +667,6 @@ def finalize(pl: Plan, p: Params, keys, state: State, start: Record, records: Re
     dates = [_family_dates(pl, p, f, path, per_kind, t_f) for f, path, per_kind in zip(fams, paths, state.counts)]
     access = [d for f, d in zip(fams, dates) if f.spec.first is None]
     diffusion = access[0] if access else jnp.zeros((0, pl.n_thresholds, N), jnp.float32)
-    if not c.populations:
-        groups = [d for f, d in zip(fams, dates) if f.spec.first is not None]
-        return Outputs(t_first=_in_row_order(pl, [state.t_first] + groups), diffusion=diffusion, fan=fan_values)
     groups, counts = _populations(pl, p, keys, fams, paths, dates, state)
     return Outputs(t_first=_in_row_order(pl, [state.t_first] + groups), diffusion=diffusion, fan=fan_values,
                    counts=counts[0], public_counts=counts[1])
@@ -702,7 +699,7 @@ def _populations(pl: Plan, p: Params, keys, fams, paths, dates, state: State):
     delayed = any(c.delayed)
     key_data = population.count_key_data(keys)
     t_f = state.t_first[pl.frontier]
-    own_delay = _of_own(pl, p.delay)
+    own_delay = _of_own(pl, p.delay) if p.delay is not None else None
     own_dates = state.t_first[:, None]  # [own, 1, T, N]
     counts = [jnp.sum((own_dates <= grid[None, :, None, None]).astype(jnp.float32), axis=0)]
     if delayed:
@@ -722,7 +719,7 @@ def _populations(pl: Plan, p: Params, keys, fams, paths, dates, state: State):
             reached = population.reached_entrants(m, need - m.entry_shift * tau, pl.dt, pop.entry_budget)
             targets = jnp.broadcast_to(m.arrivals[:, None], (pop.entrants, pl.n_thresholds, N))
             arrival_dates = population.invert(reached, targets, _crossing_fraction)[0] * pl.dt
-            rows.append(population.kth_smallest(jnp.concatenate([member_dates, arrival_dates]), pop.ranks))
+            rows.append(population.kth_smallest(member_dates, arrival_dates, pop.ranks))
         else:
             rows.append(_rows_of(f, member_dates))
         times = [jnp.broadcast_to(grid[:, None], (grid.shape[0], N))]

@@ -215,7 +215,8 @@ class OutputLayout:
                 parts.append(out.diffusion.reshape(-1, n))
             elif b.metric == "t_public":
                 rows = [self.rows.index(r) for r in b.keys]
-                parts.append(out.t_public[jnp.asarray(rows, jnp.int32)].reshape(-1, n) if rows else out.t_public[:0])
+                parts.append(out.t_public[jnp.asarray(rows, jnp.int32)].reshape(-1, n) if rows
+                             else jnp.zeros((0, n), jnp.float32))
             elif b.metric == "t_first":
                 r = self.rows.index(b.keys[0])
                 trained, released = out.trained[r], out.released[r]

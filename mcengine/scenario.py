@@ -22,7 +22,7 @@ SCHEMA_VERSION = 1
 FRONTIER = "frontier"
 THRESHOLD_KINDS = ("effective", "physical")
 DEFAULT_AT_LEAST = (1, 10, 100)
-MAX_ENTRY_RANK = 1_000_000  # largest rank a group with entrants may report
+MAX_ENTRY_RANK = 1000  # largest rank a group with entrants may report (its cost grows with it)
 
 
 class ScenarioError(ValueError):
