@@ -108,7 +108,7 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpo
         return
     results.write(out, overwrite=force)
     m = results.metadata
-    files = "events,access,paths" + (",trajectories" if keep_trajectories else "")
+    files = "events,access,paths,counts" + (",trajectories" if keep_trajectories else "")
     status(f"compiled in {m['compile_seconds']:.1f} s, sampled in {m['sample_seconds']:.1f} s "
            f"on {m['devices']} {m['platform']} device(s); wrote {out}/{{{files}}}.parquet")
     click.echo(summary_text(results))
@@ -193,7 +193,7 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
     io.check_output_folder(out, overwrite=force)
     status = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     path = sweeps.sweep(scenario, list(axes), tuple(fixed), trajectories, seed, out, force, progress=status)
-    status(f"wrote {path}/{{events,access,paths}}/ and sweep.json")
+    status(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
 
 
 @cli.command()

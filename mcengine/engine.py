@@ -194,7 +194,10 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
     c = model.config
     series = len(model.layout.stored_fan)
     n_fan = (c.n_years + 1) * series
-    histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS)
+    lay = model.layout
+    n_flags = lay.n_count_vars * len(lay.at_least)
+    histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS
+                                   + lay.n_count_vars * aggregate.COUNT_BINS + 2 * n_flags)
     pairs = (len(model.rows) + model.n_access) * len(c.physical)
     state = 2 * c.buffer + 4 * pairs
     draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
@@ -202,8 +205,26 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
     steps = math.ceil(c.n_years * c.steps_per_year / width) * width
     records = steps // width * series + (steps + 1) * (3 * len(model.groups) + 2 * (model.n_access > 0))
     block = width * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
-    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan) + 4 * state + records + block + 64)
+    # groups counted after the loop: per group its need, share level (and for entrants the
+    # previous-low steps and reached entrants) at every step per threshold, its sampled
+    # members' and entrants' dates, and the counts at every count time
+    T = len(c.physical)
+    population = sum((c.n_steps + 1) * T * (3 + 4 * bool(p.entrants)) + 2 * (len(p.points) + p.entrants) * T
+                     + 4 * len(lay.count_bases) * (c.n_years + 1) * T for p in c.populations)
+    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan + lay.n_count_vars * (1 + len(lay.at_least)))
+                          + 4 * state + records + block + population + 64)
     return histograms + per_device * per_trajectory
+
+
+def compiled_bytes(compiled) -> int | None:
+    """Bytes a compiled program needs on one device by XLA's own memory analysis
+    (arguments, outputs and temporaries, less what outputs reuse of arguments); None
+    where the backend does not say."""
+    try:
+        m = compiled.memory_analysis()
+        return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes - m.alias_size_in_bytes)
+    except (AttributeError, NotImplementedError, jax.errors.JaxRuntimeError):
+        return None
 
 
 def available_memory(device) -> int:
@@ -258,7 +279,20 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     shapes = tuple((blocks * b.lo.size, b.nbins) for b in (ev_bins, unset(n_fan, aggregate.FAN_BINS),
                                                             unset(layout.n_count_vars, aggregate.COUNT_BINS), flag_bins))
     shapes += ((max(1, model.regimes),),)
-    step, mesh = _compile_step(model, spec, pilot_bins, seed_data, shapes, per_device, devices, on_chunk is not None)
+    while True:
+        step, mesh = _compile_step(model, spec, pilot_bins, seed_data, shapes, per_device, devices,
+                                   on_chunk is not None)
+        need, free = compiled_bytes(step), available_memory(devices[0]) // (d if devices[0].platform == "cpu" else 1)
+        if need is None or need <= 0.7 * free:
+            break
+        if chunk_size is not None or per_device <= MIN_PER_DEVICE:
+            raise ResourceError(f"this run needs {need / 2**30:.1f} GiB per device (XLA's memory analysis of the "
+                                f"compiled step) but {free / 2**30:.1f} GiB is free; "
+                                + ("use a smaller --chunk-size" if chunk_size is not None else
+                                   "use fewer thresholds, actors, group ranks, access budgets or regimes, "
+                                   "or fewer steps per year"))
+        per_device = max(MIN_PER_DEVICE, per_device // 2)
+        chunk = per_device * d
     compile_seconds = time.perf_counter() - t0
 
     def call(counts, c, bins):

@@ -30,8 +30,21 @@ def summary_data(results: Results) -> dict:
             leads = {label(x): stats(x) for x in ev if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]}
             thresholds.append({"threshold": r["threshold"], "flop": r["threshold_flop"], "kind": r["threshold_kind"],
                                "frontier_date": stats(r), "lead_time": leads})
+    counts = []
+    if results.counts is not None:
+        rows = [r for r in results.counts.to_pylist() if r["regime"] is None and r["basis"] == "reached"]
+        start = m.get("start", min((r["year"] for r in rows), default=0.0))
+        shown = [start + k for k in COUNT_YEARS if any(r["year"] == start + k for r in rows)]
+        for name in dict.fromkeys(r["threshold"] for r in rows):
+            by_year = {r["year"]: r for r in rows if r["threshold"] == name}
+            counts.append({"threshold": name, "by_year": {f"{y:g}": {k: by_year[y][k] for k in ("p5", "p50", "p95")}
+                                                           for y in shown}})
     return {"scenario": m["scenario"], "trajectories": m["trajectories"], "seed": m["seed"],
-            "horizon": m.get("horizon"), "device": f"{m['platform']} ({m['device_kind']})", "thresholds": thresholds}
+            "horizon": m.get("horizon"), "device": f"{m['platform']} ({m['device_kind']})", "thresholds": thresholds,
+            "counts": counts}
+
+
+COUNT_YEARS = (2, 4, 6, 8, 10)  # years after the start shown in the summary's counts
 
 
 def summary_text(results: Results, width: int = 110) -> str:
@@ -71,6 +84,18 @@ def summary_text(results: Results, width: int = 110) -> str:
                 cells.append("" if x is None else _fmt(x["p50"], "+.2f") + reached)
             lead.add_row(a, *cells)
         out.append(lead)
+    if d["counts"] and d["counts"][0]["by_year"]:
+        years = list(d["counts"][0]["by_year"])
+        titles.append("Organisations able to reach each threshold by 1 January of the year (actors and every "
+                      "group member; median and 90% interval)")
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("threshold")
+        for y in years:
+            table.add_column(y, justify="right")
+        for c in d["counts"]:
+            table.add_row(c["threshold"], *(f"{_fmt(v['p50'], '.0f')} ({_fmt(v['p5'], '.0f')}–{_fmt(v['p95'], '.0f')})"
+                                            for v in c["by_year"].values()))
+        out.append(table)
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(f"{d['scenario']}: {d['trajectories']:,} trajectories, seed {d['seed']}, {d['device']}",
                   markup=False)

@@ -67,7 +67,8 @@ def sweep(scenario: str | Path, axes: list[str], fixed: tuple[str, ...] = (), tr
           seed: int = 0, out: Path = Path("sweep"), overwrite: bool = False,
           progress: Callable[[str], None] | None = None) -> Path:
     """Run every point of the grid ``axes`` (``path=v1,v2`` items) over ``scenario`` with
-    the ``fixed`` overrides, and write the datasets into ``out`` atomically."""
+    the ``fixed`` overrides, and write the datasets (events, access, paths, counts) into
+    ``out`` atomically."""
     source = str(scenario)
     grid = [parse_axis(a, source) for a in axes]
     if not grid:
@@ -88,8 +89,10 @@ def sweep(scenario: str | Path, axes: list[str], fixed: tuple[str, ...] = (), tr
                 progress(f"point {i + 1}/{len(points)}: " + ", ".join(f"{p}={v}" for p, v in point))
             results = api.run(s, trajectories=trajectories, seed=seed)
             labels = {c: _label(v) for c, (_, v) in zip(columns, point)}
-            for name in io.FILES:
+            for name in io.FILES + io.OPTIONAL_FILES:
                 table = getattr(results, name)
+                if table is None:
+                    continue
                 for c, label in labels.items():
                     table = table.append_column(c, pa.array([label] * table.num_rows, pa.string()))
                 ds.write_dataset(table, tmp / name, format="parquet", partitioning=columns,
