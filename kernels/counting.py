@@ -15,11 +15,11 @@ F32 = jnp.float32
 
 SMALL_MEAN = 10.0  # below: inversion; at or above: transformed rejection (PTRS / BTRS)
 TERMS = 37  # pmf terms of the inversion: P(Poisson(10) >= 37) = 4.5e-11 < 2**-33
-UNROLLED = 2  # rejection rounds drawn for every element before the loop over pending ones
+UNROLLED = 2  # rejection rounds of every element before the pending ones are gathered
 MAX_ROUNDS = 512  # an element still rejected after this many rounds is NaN (never seen)
 PENDING = -1.0  # marks an element whose rejection rounds are not finished (counts are >= 0)
-TAIL_SHARE, TAIL_MIN = 16, 64  # buffer of the pending elements: 1/16 of them, at least 64
-CPU_BLOCK = 4096  # elements sampled together on CPU, so that the intermediates stay in cache
+TAIL_SHARE, TAIL_MIN = 16, 64  # buffer for the pending elements: 1/16 of all, at least 64
+CPU_BLOCK = 16384  # elements sampled together on CPU, so that the intermediates stay in cache
 BLOCK: int | None = None  # None: CPU_BLOCK on CPU, everything at once elsewhere
 _SUBKEY_COUNTER = 0xFFFFFFFF
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -99,9 +99,10 @@ def _two_prod(a, b):
     return s, (e1 + e2) + al * bl
 
 
-def _stirlerr(x):
-    """log(x!) - (x + 1/2) log x + x - log(2 pi)/2 for whole x >= 1."""
-    y = 1.0 / x
+def _stirlerr(x, y):
+    """log(x!) - (x + 1/2) log x + x - log(2 pi)/2 for whole x >= 1, given y = 1/x: Stirling's
+    series to the x**-7 term for x >= 4 (error below 1/(1188 x**9) <= 3.2e-9), exact values
+    below."""
     y2 = y * y
     s = y * (1.0 / 12 - y2 * (1.0 / 360 - y2 * (1.0 / 1260 - y2 * (1.0 / 1680))))
     for k, v in _STIRLERR_SMALL.items():
@@ -109,14 +110,17 @@ def _stirlerr(x):
     return s
 
 
-def _bd0(x, mu, d):
-    """x log(x / mu) + mu - x for x > 0, given d = x - mu (Loader's deviance term), with
-    float32 relative precision: a series in v = d / (x + mu) for |v| < 1/4."""
-    v = d / (x + mu)
+def _bd0(x, mu, d, inv_sum, inv_mu):
+    """x log(x / mu) + mu - x for x > 0 (Loader's deviance term), given d = x - mu,
+    inv_sum = 1 / (x + mu) and inv_mu = 1 / mu, with float32 relative precision: for
+    |v| < 1/4, v = d / (x + mu), the series d v + 2 x (v**3/3 + v**5/5 + ... + v**13/13)
+    (truncation below 1/4**12 of the sum); else x log(x / mu) - d, where the two terms
+    cancel at most about fivefold."""
+    v = d * inv_sum
     v2 = v * v
     poly = 1.0 / 3 + v2 * (1.0 / 5 + v2 * (1.0 / 7 + v2 * (1.0 / 9 + v2 * (1.0 / 11 + v2 * (1.0 / 13)))))
     series = d * v + 2.0 * x * v * v2 * poly
-    direct = x * jnp.log1p(d / mu) - d
+    direct = x * jnp.log(x * inv_mu) - d
     return jnp.where(jnp.abs(v) < 0.25, series, direct)
 
 
@@ -167,24 +171,28 @@ def _bits(c):
     return lax.bitcast_convert_type(jnp.real(c), jnp.uint32), lax.bitcast_convert_type(jnp.imag(c), jnp.uint32)
 
 
-def _rounds(propose, d, k0, k1, e, active):
-    """The first UNROLLED rejection rounds of every element (1-D arrays): (j, w0) with j the
-    offset from the first accepted round (NaN: still pending; 0 where not active) and w0 the
-    first word of round 0. The loop stops early once no element is pending; the draws of
-    the next round are hashed a round ahead and kept in the loop state, so that the hash is
-    computed once, not once per consumer of its words."""
-    first = _words(k0, k1, e, jnp.uint32(0))
+def _rounds(setup, propose, finish, raw, first, k0, k1, e, active):
+    """The counts of the ``active`` elements of a tile after at most UNROLLED rejection rounds
+    (PENDING where none was accepted yet; 0 elsewhere). The draws of round r + 1 are hashed
+    during round r and kept in the loop state, so that the hash is computed once, not once
+    per consumer of its words; the loop stops early once no element is pending. It runs in
+    a branch taken only if some element is active, so a tile without one computes none of
+    the constants."""
 
-    def body(c):
-        r, first, cur, j = c
-        w0, w1 = _bits(cur)
-        v, ok = propose(d, w0, w1)
-        j = jnp.where(jnp.isnan(j) & ok, v, j)
-        return r + 1, first, _words(k0, k1, e, (r + 1).astype(jnp.uint32)), j
+    def run(raw, first):
+        d = setup(*raw)
 
-    init = (jnp.int32(0), first, first, jnp.where(active, jnp.nan, F32(0.0)))
-    _, first, _, j = lax.while_loop(lambda c: (c[0] < UNROLLED) & jnp.any(jnp.isnan(c[3])), body, init)
-    return j, _bits(first)[0]
+        def body(r, c):
+            cur, j = c
+            w0, w1 = _bits(cur)
+            v, ok = propose(d, w0, w1)
+            j = jnp.where(jnp.isnan(j) & ok, v, j)
+            return _words(k0, k1, e, lax.convert_element_type(r + 1, jnp.uint32)), j
+
+        _, j = lax.fori_loop(0, UNROLLED, body, (first, jnp.where(active, jnp.nan, F32(0.0))))
+        return jnp.where(active, jnp.where(jnp.isnan(j), PENDING, finish(d, j)), 0.0)
+
+    return lax.cond(jnp.any(active), run, lambda raw, first: jnp.zeros(active.shape, F32), raw, first)
 
 
 def _compact(mask, buf: int):
@@ -248,29 +256,31 @@ def _tile(m: int, lanes: int) -> tuple[int, int]:
 
 def _sample(key_data, stream, raw, block, setup, propose, finish):
     """Counts [M, N] from the parameter arrays ``raw`` (each [M, N]): ``block`` computes the
-    counts of a tile [R, C] of elements (PENDING where rounds remain), ``_tail`` the rest.
-    Tiles are R whole rows or C lanes of one row, so that their keys are a slice, not a
-    gather; padding elements (parameters 0) are dropped."""
+    counts of a tile (PENDING where rounds remain), ``_tail`` the rest. A tile is R whole
+    rows, or C lanes of one row, so that its keys are the lanes' keys or a slice of them;
+    padding elements (parameters 0) are dropped."""
     s0, s1 = _subkey(key_data, stream)
     m, lanes = raw[0].shape
     r, c = _tile(m, lanes)
-    mp, lp = -(-m // r) * r, -(-lanes // c) * c
+    e = jnp.arange(m, dtype=jnp.uint32)
     if (r, c) == (m, lanes):
-        out = block(*raw, s0, s1, jnp.arange(m, dtype=jnp.uint32)[:, None])
-    else:
-        nl = lp // c
-        pad = lambda x: jnp.pad(x, ((0, mp - m), (0, lp - lanes)))
-        tiles = tuple(pad(x).reshape(mp // r, r, nl, c).transpose(0, 2, 1, 3).reshape(-1, r, c) for x in raw)
-        keys = jnp.broadcast_to(jnp.pad(jnp.stack([s0, s1]), ((0, 0), (0, lp - lanes))).reshape(2, 1, nl, c),
-                                (2, mp // r, nl, c)).reshape(2, -1, c)
-        rows = jnp.broadcast_to(jnp.arange(mp, dtype=jnp.uint32).reshape(mp // r, 1, r, 1), (mp // r, nl, r, 1))
+        out = block(*raw, s0, s1, e[:, None])
+    elif c == lanes:  # tiles of r rows
+        mp = -(-m // r) * r
+        tiles = tuple(jnp.pad(x, ((0, mp - m), (0, 0))).reshape(mp // r, r, lanes) for x in raw)
+        rows = jnp.arange(mp, dtype=jnp.uint32).reshape(mp // r, r, 1)
+        out = lax.map(lambda a: block(*a[:-1], s0, s1, a[-1]), (*tiles, rows)).reshape(mp, lanes)[:m]
+    else:  # tiles of c lanes of one row
+        nl = -(-lanes // c)
+        tiles = tuple(jnp.pad(x, ((0, 0), (0, nl * c - lanes))).reshape(m * nl, 1, c) for x in raw)
+        keys = jnp.pad(jnp.stack([s0, s1]), ((0, 0), (0, nl * c - lanes))).reshape(2, nl, c)
 
-        def one(args):
-            *xs, k, e = args
-            return block(*xs, k[0], k[1], e)
+        def one(a):
+            *xs, t = a
+            k = keys[:, t % nl]
+            return block(*xs, k[0], k[1], (t // nl).astype(jnp.uint32).reshape(1, 1))
 
-        out = lax.map(one, (*tiles, keys.transpose(1, 0, 2), rows.reshape(-1, r, 1)))
-        out = out.reshape(mp // r, nl, r, c).transpose(0, 2, 1, 3).reshape(mp, lp)[:m, :lanes]
+        out = lax.map(one, (*tiles, jnp.arange(m * nl, dtype=jnp.int32))).reshape(m, nl * c)[:, :lanes]
     size = m * lanes
     flat = tuple(x.reshape(size) for x in raw)
     return _tail(out.reshape(size), flat, s0, s1, lanes, setup, propose, finish).reshape(m, lanes)
@@ -281,6 +291,7 @@ def _sample(key_data, stream, raw, block, setup, propose, finish):
 
 class _Ptrs(NamedTuple):
     lam: jax.Array
+    inv_lam: jax.Array
     b: jax.Array
     a: jax.Array
     invalpha: jax.Array
@@ -294,7 +305,7 @@ def _ptrs_setup(lam):
     b = 0.931 + 2.53 * jnp.sqrt(lam)
     a = -0.059 + 0.02483 * b
     m = jnp.floor(lam)
-    return _Ptrs(lam, b, a, 1.1239 + 1.1328 / (b - 3.4), 0.9277 - 3.6224 / (b - 2.0), m, lam - m)
+    return _Ptrs(lam, 1.0 / lam, b, a, 1.1239 + 1.1328 / (b - 3.4), 0.9277 - 3.6224 / (b - 2.0), m, lam - m)
 
 
 def _ptrs_propose(d: _Ptrs, w0, w1):
@@ -303,15 +314,17 @@ def _ptrs_propose(d: _Ptrs, w0, w1):
     stay small for any lam (no cancellation of k log lam against lam)."""
     u, us = _signed(w0)
     v = _unit23(w1)
-    j = jnp.floor((2.0 * d.a / us + d.b) * u + (d.frac + 0.43))
+    hat = d.a + d.b * us * us
+    t = 1.0 / (us * hat)  # 1 / us = hat t and us**2 / hat = us**3 t, from one division
+    j = jnp.floor((2.0 * d.a * hat * t + d.b) * u + (d.frac + 0.43))
     quick = (us >= 0.07) & (v <= d.vr)
     reject = (j < -d.m) | ((us < 0.013) & (v > us))
     zero = j == -d.m
     x = jnp.maximum(d.m + j, 1.0)
-    log_fk = jnp.where(zero, -d.lam, -(_stirlerr(x) + _bd0(x, d.lam, j - d.frac)))
-    us2 = us * us
-    lhs = jnp.log(v * d.invalpha * us2 / (d.a + d.b * us2) * jnp.where(zero, 1.0, jnp.sqrt(2.0 * math.pi * x)))
-    return j, quick | (~reject & (lhs <= log_fk))
+    t2 = 1.0 / (x * (x + d.lam))  # 1 / x and 1 / (x + lam)
+    log_fk = -(_stirlerr(x, (x + d.lam) * t2) + _bd0(x, d.lam, j - d.frac, x * t2, d.inv_lam))
+    lhs = jnp.log(v * d.invalpha * (us * us * us) * t * jnp.where(zero, 1.0, jnp.sqrt(2.0 * math.pi * x)))
+    return j, quick | (~reject & (lhs <= jnp.where(zero, -d.lam, log_fk)))
 
 
 def _ptrs_finish(d: _Ptrs, j):
@@ -327,15 +340,13 @@ def _poisson_tail_setup(lam):
 
 
 def _poisson_block(lam, k0, k1, e):
+    first = _words(k0, k1, e, jnp.uint32(0))
     big = _poisson_big(lam)
-    d = _poisson_tail_setup(lam)
-    j, w0 = _rounds(_ptrs_propose, d, k0, k1, e, big)
+    rejected = _rounds(_poisson_tail_setup, _ptrs_propose, _ptrs_finish, (lam,), first, k0, k1, e, big)
     small = lam < SMALL_MEAN
-    lam_s = jnp.where(small, lam, 0.0)
     inv = lax.cond(jnp.any(small), lambda w, l: _invert(w, jnp.exp(-l), lambda k: l * F32(1.0 / k)),
-                   lambda w, l: jnp.zeros(l.shape, F32), w0, lam_s)
-    out = jnp.where(small, inv, jnp.where(jnp.isnan(j), PENDING, _ptrs_finish(d, j)))
-    return jnp.where((lam >= 0) & jnp.isfinite(lam), out, jnp.nan)
+                   lambda w, l: jnp.zeros(l.shape, F32), _bits(first)[0], jnp.where(small, lam, 0.0))
+    return jnp.where((lam >= 0) & jnp.isfinite(lam), jnp.where(small, inv, rejected), jnp.nan)
 
 
 def poisson(key_data, stream, lam) -> jax.Array:
@@ -351,14 +362,16 @@ def poisson(key_data, stream, lam) -> jax.Array:
 
 class _Btrs(NamedTuple):
     n: jax.Array
-    p: jax.Array
     flip: jax.Array
     mean: jax.Array
     mean_q: jax.Array
+    inv_mean: jax.Array
+    inv_mean_q: jax.Array
     mh: jax.Array
     mi: jax.Array
     mf: jax.Array
     rest: jax.Array
+    inv_m_rest: jax.Array
     dm: jax.Array
     t_m: jax.Array
     edge0: jax.Array
@@ -390,11 +403,14 @@ def _btrs_setup(n, pp, hi, lo, flip):
     dm = (mi - (hi - mh)) - lo
     rest = n - mf  # n - m
     mean_q = (n - hi) - lo  # n q
+    inv_mean, inv_mean_q = 1.0 / hi, 1.0 / mean_q
+    t_m = (_stirlerr(mf, 1.0 / mf) + _stirlerr(rest, 1.0 / rest) + _bd0(mf, hi, dm, 1.0 / (mf + hi), inv_mean)
+           + _bd0(rest, mean_q, -dm, 1.0 / (rest + mean_q), inv_mean_q))
     spq = jnp.sqrt(hi * q)
     b = 1.15 + 2.53 * spq
-    t_m = _stirlerr(mf) + _stirlerr(rest) + _bd0(mf, hi, dm) + _bd0(rest, mean_q, -dm)
-    return _Btrs(n, pp, flip, hi, mean_q, mh, mi, mf, rest, dm, t_m, jnp.log(q / hi), jnp.log(pp / mean_q), b,
-                 -0.0873 + 0.0248 * b + 0.01 * pp, (2.83 + 5.1 / b) * spq, 0.92 - 4.2 / b)
+    return _Btrs(n, flip, hi, mean_q, inv_mean, inv_mean_q, mh, mi, mf, rest, 1.0 / (mf * rest), dm, t_m,
+                 jnp.log(q * inv_mean), jnp.log(pp * inv_mean_q), b, -0.0873 + 0.0248 * b + 0.01 * pp,
+                 (2.83 + 5.1 / b) * spq, 0.92 - 4.2 / b)
 
 
 def _btrs_propose(d: _Btrs, w0, w1):
@@ -403,17 +419,21 @@ def _btrs_propose(d: _Btrs, w0, w1):
     k from n p and of n - k from n q, and a log of ratios near 1, all relative to the mean."""
     u, us = _signed(w0)
     v = _unit23(w1)
-    j = jnp.floor((2.0 * d.a / us + d.b) * u + (0.5 - d.dm))
+    hat = d.a + d.b * us * us
+    t = 1.0 / (us * hat)  # 1 / us = hat t and us**2 / hat = us**3 t, from one division
+    j = jnp.floor((2.0 * d.a * hat * t + d.b) * u + (0.5 - d.dm))
     quick = (us >= 0.07) & (v <= d.vr)
     reject = (j < -d.mf) | (j > d.rest)
     jc = jnp.clip(j, 1.0 - d.mf, d.rest - 1.0)  # k = 0 and k = n from their neighbours
     kc = d.mf + jc
     nk = d.rest - jc
     dk = jc + d.dm  # k - n p
-    t_k = _stirlerr(kc) + _stirlerr(nk) + _bd0(kc, d.mean, dk) + _bd0(nk, d.mean_q, -dk)
+    tk = 1.0 / (kc * (kc + d.mean))  # 1 / k and 1 / (k + n p)
+    tn = 1.0 / (nk * (nk + d.mean_q))  # 1 / (n - k) and 1 / (n - k + n q)
+    t_k = (_stirlerr(kc, (kc + d.mean) * tk) + _stirlerr(nk, (nk + d.mean_q) * tn)
+           + _bd0(kc, d.mean, dk, kc * tk, d.inv_mean) + _bd0(nk, d.mean_q, -dk, nk * tn, d.inv_mean_q))
     edge = jnp.where(j < jc, d.edge0, jnp.where(j > jc, d.edge_n, 0.0))
-    us2 = us * us
-    lhs = jnp.log(v * d.alpha * us2 / (d.a + d.b * us2) * jnp.sqrt((kc / d.mf) * (nk / d.rest)))
+    lhs = jnp.log(v * d.alpha * (us * us * us) * t * jnp.sqrt(kc * nk * d.inv_m_rest))
     return j, quick | (~reject & (lhs <= d.t_m - t_k + edge))
 
 
@@ -432,21 +452,20 @@ def _binomial_tail_setup(n, p):
 
 
 def _binomial_block(n, p, k0, k1, e):
-    valid, flip, n, pp, hi, lo = _binomial_prepare(n, p)
+    first = _words(k0, k1, e, jnp.uint32(0))
+    valid, flip, nv, pp, hi, lo = _binomial_prepare(n, p)
     small = hi < SMALL_MEAN
-    big = valid & ~small
-    d = _btrs_setup(jnp.where(big, n, 20.0), jnp.where(big, pp, 0.5), jnp.where(big, hi, 10.0),
-                    jnp.where(big, lo, 0.0), flip)
-    j, w0 = _rounds(_btrs_propose, d, k0, k1, e, big)
+    rejected = _rounds(_binomial_tail_setup, _btrs_propose, _btrs_finish, (n, p), first, k0, k1, e,
+                       valid & ~small)
 
     def invert(w, n, pp):
         r = pp / (1.0 - pp)
         return _invert(w, jnp.exp(n * jnp.log1p(-pp)), lambda k: (n - F32(k - 1)) * (r * F32(1.0 / k)))
 
-    n_s, p_s = jnp.where(small, n, 0.0), jnp.where(small, pp, 0.0)
-    inv = lax.cond(jnp.any(small & valid), invert, lambda w, n, pp: jnp.zeros(n.shape, F32), w0, n_s, p_s)
-    out = jnp.where(small, jnp.where(flip, n - inv, inv), jnp.where(jnp.isnan(j), PENDING, _btrs_finish(d, j)))
-    return jnp.where(valid, out, jnp.nan)
+    n_s, p_s = jnp.where(small, nv, 0.0), jnp.where(small, pp, 0.0)
+    inv = lax.cond(jnp.any(small & valid), invert, lambda w, n, pp: jnp.zeros(n.shape, F32), _bits(first)[0], n_s,
+                   p_s)
+    return jnp.where(valid, jnp.where(small, jnp.where(flip, nv - inv, inv), rejected), jnp.nan)
 
 
 def binomial(key_data, stream, n, p) -> jax.Array:
