@@ -1,4 +1,92 @@
-"""Poisson and binomial counts from the counter-based hash (draft)."""
+"""Poisson and binomial counts, exact and vectorised, from the counter-based Threefry hash.
+
+The engine counts group members (up to 1e12 of them) who can reach a capability: per
+trajectory it draws, a few hundred times, Binomial(n, p) with n up to 1e12 and any p, and
+Poisson(lam) with lam up to about 1e9. Counts are float32: exact integers below 2**24,
+rounded to float32 above (once, from the exact integer). Arrays have the trajectories
+(lanes) on the LAST axis, [..., N]; the functions are pure, with no jit inside.
+
+Bits
+----
+``uniforms(key_data, stream, shape)``: element i of a lane is word i % 2 of the hash of the
+counters (stream, i // 2) under the lane's key, as (top 23 bits + 1/2) / 2**23 (every step
+exact in float32). These are the counters ``normals.block_draws`` hashes for block
+``stream``: pass a key the normals do not use (e.g. a fold_in of the trajectory key).
+
+The samplers hash under a per-stream subkey, the hash of (stream, 2**32 - 1) under the
+lane's key, the counters (e, r) for element e (flat index over the leading axes) and
+rejection round r. So an element's count depends only on its lane's key, the stream, e and
+its own parameters: never on N, on the other lanes, on the tiling or on how many rounds
+other elements needed (tests check all of this bit for bit, jitted or not).
+
+Poisson(lam)
+------------
+* lam < 10: inversion over the first 37 pmf terms p_k = p_(k-1) lam / k, unrolled.
+  P(Poisson(10) >= 37) = 4.5e-11 < 2**-33, the finest uniform used, so the truncation
+  loses nothing the uniform can resolve. The uniform's top bit chooses a side: v = x is
+  compared with the upper tail sums S(k) = sum_(i>k) p_i, v = 1 - x with the lower ones
+  C(k), x = (31 bits + 1/2) / 2**32 in (0, 1/2] (resolution 2**-33 near 0). Both tails are
+  summed from small terms, so every probability, including P(X >= 1) = 1 - exp(-lam) for
+  tiny lam, is resolved to float32 relative precision down to 2**-33 (a pmf tail below
+  1.2e-10 is lost: lam < 1e-10 gives 0).
+* lam >= 10: Hormann's PTRS (transformed rejection with squeeze, 1993). Float32 as written
+  (k log lam - lam - lgamma(k + 1)) would cancel terms of size 2e10 at lam = 1e9, so the
+  test is in Loader's saddle-point form around the mean: log f(k) = -stirlerr(k) -
+  bd0(k, lam) - log(2 pi k) / 2 with bd0(x, mu) = x log(x / mu) + mu - x computed from
+  d = k - lam (exact: k = floor(lam) + j with j a small whole number) by the series
+  d v + 2 x (v**3/3 + ... + v**13/13), v = d / (x + mu), for |v| < 1/4 (relative error
+  < 1e-6, checked against extended precision), and directly beyond, where its terms cancel
+  at most fivefold; stirlerr by Stirling's series (error < 3.2e-9) with exact values for
+  k <= 3. Every term is O(1) to O(100), so the test has float32 precision at any lam.
+  The proposal's uniform U and 1/2 - |U| come from the same 31 bits, each with float32
+  relative precision (so the far tails, us -> 0, are as finely resolved as the mode).
+
+Binomial(n, p)
+--------------
+* p > 1/2 draws n - Binomial(n, 1 - p) (1 - p is exact); the subtraction is done once,
+  exactly, with a two-sum, so the count is rounded to float32 once.
+* n p = hi + lo exactly to 2**-45 relative (a two-product from 12-bit halves: every partial
+  product is exact, so compiler multiply-add contraction cannot change it); at n = 1e12
+  the float32 product alone would move the mean by up to 0.03 standard deviations.
+* n p < 10: inversion as for the Poisson, p_k = p_(k-1) (n - k + 1) / k p / q,
+  p_0 = exp(n log1p(-p)). The 37 terms suffice as for the Poisson: for k >= n p + 1 the
+  binomial tail is below the Poisson tail of the same mean (Anderson and Samuels 1967).
+* n p >= 10: Hormann's BTRS (1993). The mode m = floor((n + 1) p) is kept as a float32
+  whole number plus a small integer, the proposal as an offset j from it, and the test
+  compares log f(k) / f(m) in Loader's form: Stirling errors of k, n - k, m, n - m, the
+  deviances of k from n p and of n - k from n q (d = k - n p and -d, never a difference of
+  two huge numbers), and the log of two ratios near 1; k = 0 and k = n from their
+  neighbours. Tiny p with huge n (q = 1 in float32) is still the exact binomial.
+
+Rejection rounds
+----------------
+Elements are sampled in tiles (2**14 elements on CPU, so that the intermediates stay in
+cache; 2**22 elsewhere). A tile runs UNROLLED = 2 rounds for all its elements, the words of
+round r + 1 hashed during round r and kept in the loop state (packed in a complex64, so the
+hash is computed once, not once per fusion that reads it). Elements still rejected (1.2 to
+8.5 % of them, depending on the mean) are gathered into a buffer of 1/16 of all elements
+and run further rounds, each from its own counters, until accepted (a lax.while_loop; again
+if the buffer overflowed). So the cost is about 2.4 rounds an element, and the result is
+exact: an element still rejected after MAX_ROUNDS = 512 rounds (probability below 1e-270)
+would be NaN. Measured, 2 rounds and this tail beat 3 rounds (and a tail 1/32 the size).
+
+Accuracy: "exact" means the algorithms are exact and the arithmetic float32: the pmf or
+acceptance ratios carry relative errors of order 1e-6 (inversion: 37 products and sums;
+rejection: the bd0 bound above). Tests draw 102,400 counts for each of 20 cases and compare
+them with scipy (chi-square on float32-rounded bins); a separate check with 1e7 draws per
+case (lam up to 3e10, n up to 1e12 with p from 3e-12 to 0.5) found no deviation.
+
+Speed (ns per draw per lane, N = 2048 lanes x 256 draws, jitted, best of several runs, on
+the development VM: 2 cores of an Intel Xeon with AVX-512, shared with other jobs, so
++-30 % run to run; ``python -m pytest tests/test_counting.py -s -k speed`` prints them):
+SPEED_TABLE
+
+Limitations: compiling one sampler takes a few seconds on CPU (an XLA program with loops
+and a 37-term inversion); n must be a whole number (not checked); counts above 2**24 are
+rounded to float32; under jit XLA may contract a multiply and an add into one FMA, which
+an op-by-op run would not, but all the floating-point work here runs inside compiled loop
+and branch bodies in both modes (the tests find the counts bit-identical).
+"""
 
 from __future__ import annotations
 
@@ -19,8 +107,9 @@ UNROLLED = 2  # rejection rounds of every element before the pending ones are ga
 MAX_ROUNDS = 512  # an element still rejected after this many rounds is NaN (never seen)
 PENDING = -1.0  # marks an element whose rejection rounds are not finished (counts are >= 0)
 TAIL_SHARE, TAIL_MIN = 16, 64  # buffer for the pending elements: 1/16 of all, at least 64
-CPU_BLOCK = 16384  # elements sampled together on CPU, so that the intermediates stay in cache
-BLOCK: int | None = None  # None: CPU_BLOCK on CPU, everything at once elsewhere
+CPU_BLOCK = 2**14  # elements sampled together on CPU, so that a tile's intermediates stay in cache
+GPU_BLOCK = 2**22  # elsewhere: enough to fill the device, and a bound on the intermediates' memory
+BLOCK: int | None = None  # None: CPU_BLOCK on CPU, GPU_BLOCK elsewhere (tests set it)
 _SUBKEY_COUNTER = 0xFFFFFFFF
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 _STIRLERR_SMALL = {k: math.lgamma(k + 1) - (k + 0.5) * math.log(k) + k - _HALF_LOG_2PI for k in (1, 2, 3)}
@@ -128,9 +217,11 @@ def _bd0(x, mu, d, inv_sum, inv_mu):
 
 
 def _invert(w, p0, factor):
-    """Inversion by a search over the first TERMS pmf values p_0, p_k = p_{k-1} factor(k).
-    The uniform v is split by its top bit: v = x (compare with the upper tail sums) or
-    v = 1 - x (compare with the lower ones), x in (0, 1/2] with resolution down to 2**-33."""
+    """The count #{k < TERMS - 1 : P(X > k) >= v} for a uniform v, from the pmf values p_0,
+    p_k = p_(k-1) factor(k). The word's top bit picks v = x, compared with the upper tail
+    sums S(k) = p_(k+1) + p_(k+2) + ..., or v = 1 - x, compared (as C(k) <= x) with the
+    lower sums C(k) = p_0 + ... + p_k; x in (0, 1/2] resolves 2**-33, and each side's sums
+    are accumulated from their small end, so both tails keep float32 relative precision."""
     lower = _top_bit(w)
     x, _ = _half31(w)
     ps = [p0]
@@ -172,12 +263,12 @@ def _bits(c):
 
 
 def _rounds(setup, propose, finish, raw, first, k0, k1, e, active):
-    """The counts of the ``active`` elements of a tile after at most UNROLLED rejection rounds
+    """The counts of the ``active`` elements of a tile after UNROLLED rejection rounds
     (PENDING where none was accepted yet; 0 elsewhere). The draws of round r + 1 are hashed
     during round r and kept in the loop state, so that the hash is computed once, not once
-    per consumer of its words; the loop stops early once no element is pending. It runs in
-    a branch taken only if some element is active, so a tile without one computes none of
-    the constants."""
+    per fusion that reads its words. It runs in a branch taken only if some element is
+    active, so that a tile without one computes none of the constants (the compiler would
+    otherwise hoist them out of the loop and compute them anyway)."""
 
     def run(raw, first):
         d = setup(*raw)
@@ -246,9 +337,9 @@ def _tail(out, raw, s0, s1, lanes: int, setup, propose, finish):
 
 
 def _tile(m: int, lanes: int) -> tuple[int, int]:
-    """(rows, lanes) of the tiles sampled together: about BLOCK elements on CPU (so that a
-    tile's intermediates stay in cache), everything at once elsewhere."""
-    block = BLOCK if BLOCK is not None else (CPU_BLOCK if jax.default_backend() == "cpu" else m * lanes)
+    """(rows, lanes) of the tiles sampled together, about BLOCK elements: whole rows, or a
+    slice of the lanes of one row when a row alone has more."""
+    block = BLOCK if BLOCK is not None else (CPU_BLOCK if jax.default_backend() == "cpu" else GPU_BLOCK)
     if lanes >= block:
         return 1, block
     return max(1, min(m, block // lanes)), lanes
