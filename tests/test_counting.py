@@ -38,10 +38,12 @@ STREAM_P, STREAM_B = 11, 12
 LAMBDAS = (0.0, 1e-3, 0.5, 3.0, 9.99, 10.0, 30.0, 1e3, 1e6, 1e9)
 BINOMIALS = ((0, 0.3), (1, 0.5), (10, 1e-3), (20, 0.5), (100, 0.07), (1e4, 0.3), (1e6, 1e-5), (1e6, 0.999),
              (1e12, 1e-9), (1e12, 0.5))
-POISSON_EDGES = (0.0, -1.0, np.nan, np.inf, -np.inf, 1e-30, 1e-45, 9.999999, 10.0, 10.000001, 2.0**24, 1e12, 3e38)
+POISSON_EDGES = (0.0, -1.0, np.nan, np.inf, -np.inf, 1e-30, 1e-45, 9.999999, 10.0, 10.000001, 2.0**24, 1e12, 1e18, 1e19,
+                 3e38)
 BINOMIAL_EDGES = ((5, 0.0), (5, 1.0), (0, 0.7), (1e12, 0.0), (1e12, 1.0), (-1, 0.5), (5, -0.1), (5, 1.1),
                   (np.nan, 0.5), (5, np.nan), (np.inf, 0.5), (1e12, 1e-12), (1e6, 1.0001e-5), (1e6, 9.999e-6),
-                  (19, 0.5), (21, 0.5), (1e12, 1e-11), (3, 0.5000001), (2.0**24 + 2, 0.75), (1e12, 0.9999999))
+                  (19, 0.5), (21, 0.5), (1e12, 1e-11), (3, 0.5000001), (2.0**24 + 2, 0.75), (1e12, 0.9999999),
+                  (1e18, 0.5), (2e18, 0.5))
 MIXED_ROWS = 12  # rows of random parameters over every regime, for the invariance checks
 REF_ROUNDS = 40  # rounds of the reference; an element needs more with probability < 0.3**40
 
@@ -193,16 +195,19 @@ def test_poisson_edge_values(poisson_case):
     assert np.all(np.isnan(x[invalid])) and np.all(np.isfinite(x[~invalid]))
     assert np.all(x[lam == 0] == 0) and np.all(x[~invalid] >= 0)
     assert np.all(x[(lam > 0) & (lam < 1e-29)] == 0)  # P(X >= 1) = lam, below the uniforms' 2**-33
-    for big in (2.0**24, 1e12, 3e38):  # within 7 standard deviations (plus float32 rounding)
+    for big in (2.0**24, 1e12, 1e18):  # within 7 standard deviations (plus float32 rounding)
         sel = lam == np.float32(big)
         assert np.all(np.abs(x[sel].astype(np.float64) - f32(big)) <= 7 * math.sqrt(f32(big)) + f32(big) * 2**-23)
+    huge = np.isfinite(lam) & (lam >= C.HUGE_MEAN)  # rounded to float32, the count is lam itself
+    assert np.any(huge) and np.all(x[huge] == lam[huge])
 
 
 def test_binomial_edge_values(binomial_case):
     n = binomial_case[1][len(BINOMIALS) * ROWS]
     p = binomial_case[2][len(BINOMIALS) * ROWS]
     x = binomial_case[3][len(BINOMIALS) * ROWS]
-    invalid = ~(n >= 0) | ~np.isfinite(n) | ~(p >= 0) | ~(p <= 1)
+    invalid = ~(n >= 0) | ~(n <= C.MAX_N) | ~(p >= 0) | ~(p <= 1)
+    assert np.any(invalid & np.isfinite(n) & (n > C.MAX_N))
     assert np.all(np.isnan(x[invalid])) and np.all(np.isfinite(x[~invalid]))
     ok = ~invalid
     assert np.all(x[ok] >= 0) and np.all(x[ok] <= n[ok]) and np.all(x[ok] == np.round(x[ok]))
@@ -244,7 +249,7 @@ def reference_poisson(kd, stream, lam):
     small = lam < C.SMALL_MEAN
     ls = jnp.where(small, lam, 0.0)
     inv = C._invert(threefry2x32(s0, s1, e, jnp.uint32(0))[0], jnp.exp(-ls), lambda k: ls * np.float32(1.0 / k))
-    out = jnp.where(small, inv, C._ptrs_finish(d, j))
+    out = jnp.where(small, inv, jnp.where(lam < C.HUGE_MEAN, C._ptrs_finish(d, j), lam))
     return jnp.where((lam >= 0) & jnp.isfinite(lam), out, jnp.nan), jnp.where(C._poisson_big(lam), used, 0)
 
 
