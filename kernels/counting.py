@@ -95,11 +95,11 @@ other jobs: load average 8, so +-30 % run to run), printed by
   jax.random.poisson, lam = 10**U(-3, 9)          583            646
   jax.random.binomial, n = 10**U(0, 12), p = U**4 684            697
 
-(the engine's CPU options: mcengine.engine.CPU_COMPILER_OPTIONS, 512-bit vectors). So a
-Poisson count costs 4 to 9 normals and a binomial 4 to 15, against 50 to 120 for JAX's own
-samplers; the counts are 8 to 12 times faster than jax.random.poisson / binomial. On other
-runs under less load the same table read 2 to 4 ns for the normal and 13 to 36 ns for the
-Poisson (engine options), 23 to 80 ns for the binomial.
+(the engine's CPU options: mcengine.engine.CPU_COMPILER_OPTIONS, 512-bit vectors). The
+samplers are 7 to 15 times faster than jax.random.poisson and jax.random.binomial on the
+same parameters; a count costs 3 to 15 standard normals. Another run of the same cases,
+under slightly less load, read 4.4 / 3.0 ns for the normal, 13 to 51 ns for the Poisson
+and 23 to 90 ns for the binomial.
 
 Range: lam >= 2**62 returns lam (Poisson(lam) rounded to float32 is lam itself, the next
 rounding edge being at least 64 standard deviations away); n above 2**60 is NaN (the
