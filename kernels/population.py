@@ -209,58 +209,50 @@ def count_members(pop: Population, m: Members, times, point_dates, share_level, 
     at the lowest need so far (members with a smaller share have reached X), at each step
     of ``dt`` years; arrival_dates [entrants, T, N] (years) and reached [steps + 1, T, N]:
     the first entrants' dates and the expected entrants reached (see
-    :func:`reached_entrants`). The members in the
-    gaps between sampled initial members and the entrants after the sampled ones are drawn
-    (``binomial``, ``poisson`` as in ``kernels.counting``) in time order, so that each
-    trajectory's counts never fall; ``thresholds`` are stable ids of the thresholds (their
-    draws do not move when thresholds are added)."""
+    :func:`reached_entrants`). The members in the gaps between sampled initial members and
+    the entrants after the sampled ones are drawn (``binomial``, ``poisson`` as in
+    ``kernels.counting``) in time order, so that each trajectory's counts never fall; the
+    draws of a threshold are tied to its stable id in ``thresholds`` (they do not move when
+    thresholds are added)."""
     n = times.shape[0]
     order = jnp.argsort(times, axis=0)
     t_sorted = jnp.take_along_axis(times, order, axis=0)
     T, N = share_level.shape[1], share_level.shape[2]
+    ids = jnp.asarray(np.asarray(thresholds, np.uint32))
     points = np.asarray(pop.points, np.float32)
-    n_points = len(pop.points)
     ranks_lo = jnp.asarray(np.concatenate([[0.0], points]))  # rank of the last sampled member reached
     ranks_hi = jnp.asarray(np.concatenate([points, [pop.count + 1.0]]))
-    shares = m.shares  # [points, N]
-    shares_lo = jnp.concatenate([jnp.zeros((1, N)), shares])
-    shares_hi = jnp.concatenate([shares, jnp.ones((1, N))])
+    shares_lo = jnp.concatenate([jnp.zeros((1, N)), m.shares])[:, None]  # [points + 1, 1, N]
+    shares_hi = jnp.concatenate([m.shares, jnp.ones((1, N))])[:, None]
+    level_at = lambda series, t: jnp.where(t >= 0, at_time(series, jnp.broadcast_to(t / dt, (1, N)))[0], 0.0)
 
     def step(carry, i):
         gap_prev, in_gap, level_prev, tail, drawn_to = carry
         t = t_sorted[i]  # [N]
-        when = jnp.broadcast_to(t[None], (1, N)) / dt  # in steps
-        totals, carried = [], []
-        for x, tid in enumerate(thresholds):
-            total = jnp.zeros((N,), jnp.float32)
-            new = [gap_prev[x], in_gap[x], level_prev[x], tail[x], drawn_to[x]]
-            if pop.count:  # initial members: the sampled ones by their dates, the others drawn in the gaps
-                done = (jnp.sum((point_dates[:, x] <= t[None]).astype(jnp.int32), axis=0) if n_points
-                        else jnp.zeros((N,), jnp.int32))
-                level = jnp.where(t >= 0, at_time(share_level[:, x : x + 1], when)[0, 0], 0.0)
-                lo_r, hi_r = ranks_lo[done], ranks_hi[done]
-                lo_s = jnp.take_along_axis(shares_lo, done[None], axis=0)[0]
-                hi_s = jnp.take_along_axis(shares_hi, done[None], axis=0)[0]
-                same = done == gap_prev[x]  # still in the gap of the previous time
-                base = jnp.where(same, jnp.maximum(lo_s, level_prev[x]), lo_s)
-                left = hi_r - lo_r - 1.0 - jnp.where(same, in_gap[x], 0.0)
-                q = jnp.clip((level - base) / jnp.maximum(hi_s - base, 1e-30), 0.0, 1.0)
-                got = jnp.where(same, in_gap[x], 0.0) + binomial(key_data, _stream(pop.stream, tid, 1, i),
-                                                                  jnp.maximum(left, 0.0), q)
-                total = total + lo_r + got
-                new[:3] = [done, got, jnp.maximum(level, base)]
-            if pop.entrants:  # entrants: the first ones by their dates, the rest drawn
-                seen = jnp.sum((arrival_dates[:, x] <= t[None]).astype(jnp.float32), axis=0)
-                level = jnp.where(t >= 0, at_time(reached[:, x : x + 1], when)[0, 0], 0.0)
-                after = seen >= pop.entrants
-                more = poisson(key_data, _stream(pop.stream, tid, 2, i), jnp.maximum(level - drawn_to[x], 0.0))
-                more = jnp.where(after, more, 0.0)
-                total = total + seen + tail[x] + more
-                new[3:] = [tail[x] + more, jnp.where(after, jnp.maximum(level, drawn_to[x]), drawn_to[x])]
-            totals.append(total)
-            carried.append(new)
-        carry = tuple(jnp.stack(parts) for parts in zip(*carried))
-        return carry, jnp.stack(totals)
+        total = jnp.zeros((T, N), jnp.float32)
+        if pop.count:  # initial members: the sampled ones by their dates, the others drawn in the gaps
+            done = jnp.sum((point_dates <= t).astype(jnp.int32), axis=0)  # [T, N]
+            level = level_at(share_level, t)
+            lo_r, hi_r = ranks_lo[done], ranks_hi[done]
+            lo_s = jnp.take_along_axis(shares_lo, done[None], axis=0)[0]
+            hi_s = jnp.take_along_axis(shares_hi, done[None], axis=0)[0]
+            same = done == gap_prev  # still in the gap of the previous time
+            base = jnp.where(same, jnp.maximum(lo_s, level_prev), lo_s)
+            left = hi_r - lo_r - 1.0 - jnp.where(same, in_gap, 0.0)
+            q = jnp.clip((level - base) / jnp.maximum(hi_s - base, 1e-30), 0.0, 1.0)
+            in_gap = jnp.where(same, in_gap, 0.0) + binomial(key_data, _stream(pop.stream, 1, i),
+                                                             jnp.maximum(left, 0.0), q, ids)
+            total = total + lo_r + in_gap
+            gap_prev, level_prev = done, jnp.maximum(level, base)
+        if pop.entrants:  # entrants: the first ones by their dates, the rest drawn
+            seen = jnp.sum((arrival_dates <= t).astype(jnp.float32), axis=0)
+            level = level_at(reached, t)
+            after = seen >= pop.entrants
+            more = poisson(key_data, _stream(pop.stream, 2, i), jnp.maximum(level - drawn_to, 0.0), ids)
+            tail = tail + jnp.where(after, more, 0.0)
+            drawn_to = jnp.where(after, jnp.maximum(level, drawn_to), drawn_to)
+            total = total + seen + tail
+        return (gap_prev, in_gap, level_prev, tail, drawn_to), total
 
     zeros = jnp.zeros((T, N), jnp.float32)
     last = jnp.broadcast_to(m.arrivals[-1], (T, N)) if pop.entrants else zeros
@@ -270,9 +262,9 @@ def count_members(pop: Population, m: Members, times, point_dates, share_level, 
     return jnp.take_along_axis(counts, jnp.broadcast_to(inverse[:, None], counts.shape), axis=0)
 
 
-def _stream(group: int, threshold: int, kind: int, i):
-    """The counter stream of one draw: a group, a threshold, the kind of draw, the time."""
-    base = np.uint32((group * 0x9E3779B1 + threshold * 0x85EBCA77 + kind * 0xC2B2AE3D) % 2**32)
+def _stream(group: int, kind: int, i):
+    """The counter stream of a group's draws of one kind at the i-th count time."""
+    base = np.uint32((group * 0x9E3779B1 + kind * 0xC2B2AE3D) % 2**32)
     return jnp.uint32(base) + jnp.asarray(i, jnp.uint32) * jnp.uint32(0x27D4EB2F)
 
 
