@@ -130,8 +130,8 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, max_day
         if not resume:
             path.parent.mkdir(parents=True, exist_ok=True)
         checkpoint = engine.Checkpoint(path, checkpoint_every or 10, resume)
-    status = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    status(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")
+    status = _status(quiet)
+    _status(quiet, terminal=True)(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")
     with progress_bar(trajectories, enabled=not quiet) as advance:
         try:
             results = api.run(s, trajectories=trajectories, seed=seed, chunk_size=chunk_size, progress=advance,
@@ -230,9 +230,9 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
 
     out = out if out is not None else Path("mcengine-results") / f"{load_scenario(scenario, fixed).name}-sweep"
     io.check_output_folder(out, overwrite=force)
-    status = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    path = sweeps.sweep(scenario, list(axes), tuple(fixed), trajectories, seed, out, force, progress=status)
-    status(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
+    path = sweeps.sweep(scenario, list(axes), tuple(fixed), trajectories, seed, out, force,
+                        progress=_status(quiet, terminal=True))
+    _status(quiet)(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
 
 
 @cli.command()
@@ -253,9 +253,9 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
     out = out if out is not None else Path("mcengine-results") / f"{s.name}-sensitivity"
     io.check_output_folder(out, overwrite=force)
     table = sens.sensitivity(s, trajectories, seed)
-    lines = [f"{label:<28} {threshold:<16} " + "; ".join(
+    lines = [f"{label:<28} {threshold:<16} " + ("; ".join(
         f"{name} {share:.0%}" + (f" (rho {rho:+.2f})" if rho is not None else "") for name, share, rho in items)
-        for label, threshold, items in sens.top_drivers(table)]
+        or "none (the output does not vary in this sample)") for label, threshold, items in sens.top_drivers(table)]
     try:
         from . import plot as plots
 
@@ -319,6 +319,15 @@ def main(argv=None) -> None:
               "run again with MCENGINE_DEBUG=1 for the traceback", code=1)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _status(quiet: bool, terminal: bool = False):
+    """A function printing a status line on stderr: never if ``quiet``; with ``terminal``,
+    only when stderr is a terminal (progress, not results: in a pipe or a log file a
+    refusal is then its one line)."""
+    if quiet or (terminal and not sys.stderr.isatty()):
+        return lambda msg: None
+    return lambda msg: click.echo(msg, err=True)
 
 
 def _join_processes() -> bool:
