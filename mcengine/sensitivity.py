@@ -20,7 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import engine, io
-from .errors import ArgumentError
+from .errors import ArgumentError, ScenarioError
 from .model import build
 from .scenario import Scenario
 
@@ -80,6 +80,9 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
     if not 100 <= trajectories <= 2_000_000:
         raise ArgumentError(f"sensitivity needs between 100 and 2,000,000 trajectories, got {trajectories:,}")
     model, _ = build(scenario)
+    if not model.inputs and not model.regimes:
+        raise ScenarioError(scenario.source, "", "no uncertain inputs (every number is fixed and there are no "
+                            "regimes), so nothing drives the outputs; give some numbers a distribution")
     out = engine.sample_trajectories(scenario, trajectories, seed)
     inputs = {name: out.inputs[:, i] for i, name in enumerate(model.inputs)}
     if model.regimes:
