@@ -533,6 +533,16 @@ def check_output(folder: str | Path) -> None:
     into ``folder``: it may exist (e.g. a results folder) or not yet; a ``backtest.parquet``
     already there is replaced only if mcengine wrote it."""
     folder = Path(folder)
+    problem = io.path_problem(folder)
+    if problem:
+        raise OutputError(f"{folder}: {problem}; choose another --out")
+    try:
+        _check_output(folder)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot use it ({e.strerror or e}); choose another --out") from None
+
+
+def _check_output(folder: Path) -> None:
     if folder.is_symlink():
         raise OutputError(f"{folder}: is a symbolic link; mcengine does not write through links; choose another --out")
     if folder.exists() and not folder.is_dir():

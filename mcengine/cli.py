@@ -71,6 +71,18 @@ def cli():
     (diffusion dates)."""
 
 
+class PathArg(click.Path):
+    """A path argument or option (as a Path); one with a NUL character is a usage error."""
+
+    def __init__(self):
+        super().__init__(path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if "\0" in str(value):
+            self.fail(f"{str(value)!r} contains a NUL character", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 _set_option = click.option(
     "--set", "overrides", multiple=True, metavar="PATH=VALUE",
     help="Override a scenario value (repeatable), e.g. --set hardware.rate=0.2 or "
@@ -82,7 +94,7 @@ _set_option = click.option(
 @click.option("-n", "--trajectories", type=Count(), default=100_000, show_default=True,
               help="Number of joint trajectories to sample (e.g. 200000, 1e6; at most 1e12).")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True, help="Random seed.")
-@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out", type=PathArg(), default=None,
               help="Results folder [default: ./mcengine-results/<scenario name>].")
 @click.option("--chunk-size", type=Count(), default=None,
               help="Trajectories per call, split over the devices (at least 64 per device) "
@@ -164,7 +176,7 @@ def validate(scenarios, overrides):
             click.echo(f"ok: {name} ({s.name}: {len(s.actors)} actors, {len(s.thresholds)} thresholds, "
                        f"{s.start:g}-{s.horizon:g})")
         except ScenarioError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
             failed = True
     sys.exit(2 if failed else 0)
 
@@ -178,7 +190,7 @@ def scenarios():
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=PathArg())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, for machines.")
 def summary(folder, as_json):
     """Print the summary of a results FOLDER written by `mcengine run`."""
@@ -187,8 +199,8 @@ def summary(folder, as_json):
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.argument("folder", type=PathArg())
+@click.option("--out", type=PathArg(), default=None,
               help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead and -access beside it "
                    "[default: FOLDER/plots.png].")
 @click.option("--threshold", default=None, help="Threshold for the date and lead-time plots [default: the first "
@@ -213,7 +225,7 @@ def plot(folder, out, threshold, force):
 @click.option("--fix", "fixed", multiple=True, metavar="PATH=VALUE", help="A fixed override for every point.")
 @click.option("-n", "--trajectories", type=Count(), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=PathArg(), default=None,
               help="Output folder [default: ./mcengine-results/<scenario name>-sweep].")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
 @click.option("-q", "--quiet", is_flag=True)
@@ -240,7 +252,7 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
 @click.option("-n", "--trajectories", type=Count(100, 2_000_000), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
 @_set_option
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=PathArg(), default=None,
               help="Folder for sensitivity.parquet [default: ./mcengine-results/<scenario name>-sensitivity].")
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
 def sensitivity(scenario, trajectories, seed, overrides, out, force):
@@ -272,7 +284,7 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
 
 @cli.command()
 @click.argument("scenario")
-@click.option("--observed", type=click.Path(path_type=Path), required=True,
+@click.option("--observed", type=PathArg(), required=True,
               help="CSV of observed models in the layout of Epoch's database (organization, publication_date, "
                    "training_compute_flop, base_model, ...).")
 @click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
@@ -281,7 +293,7 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
 @click.option("-n", "--trajectories", type=Count(100, 2_000_000), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
 @_set_option
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for backtest.parquet.")
+@click.option("--out", type=PathArg(), default=None, help="Folder for backtest.parquet.")
 def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, out):
     """Score SCENARIO's predicted dates against observed ones: for each physical threshold
     and rank k, when the k-th distinct organisation first published a model at or above it,

@@ -166,6 +166,21 @@ def existing_ancestor(path: Path) -> Path:
     return p
 
 
+def path_problem(path: Path) -> str | None:
+    """Why no file system call (or Parquet writer) can take ``path``, or None: a NUL
+    character, a name that is not UTF-8 text, or a component longer than 255 bytes."""
+    text = str(path)
+    if "\0" in text:
+        return "the path contains a NUL character"
+    try:
+        os.path.abspath(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return "the path is not UTF-8 text"
+    if any(len(os.fsencode(part)) > 255 for part in Path(text).parts):
+        return "a name in the path is longer than 255 bytes"
+    return None
+
+
 def check_output_folder(folder: Path, overwrite: bool) -> None:
     """Fail early (before sampling) if ``folder`` could not or must not be written as an
     output folder. An existing folder is replaced only with ``overwrite`` and only if mcengine
@@ -173,6 +188,16 @@ def check_output_folder(folder: Path, overwrite: bool) -> None:
     it is empty; never the root, the home folder, the current folder or one above it, and
     never through a symbolic link. Creates nothing."""
     folder = Path(folder)
+    problem = path_problem(folder)
+    if problem:
+        raise OutputError(f"{folder}: {problem}; choose another --out")
+    try:
+        _check_output_folder(folder, overwrite)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot use it ({e.strerror or e}); choose another --out") from None
+
+
+def _check_output_folder(folder: Path, overwrite: bool) -> None:
     if folder.is_symlink():
         raise OutputError(f"{folder}: is a symbolic link; mcengine does not replace links; choose another --out")
     if folder.exists() and not folder.is_dir():
@@ -200,7 +225,7 @@ def check_output_folder(folder: Path, overwrite: bool) -> None:
     if not parent.is_dir():
         raise OutputError(f"{folder}: cannot write there ({parent} is not a folder); choose another --out")
     try:
-        probe = parent / f".{folder.name[:100]}.probe-{uuid.uuid4().hex[:8]}"
+        probe = parent / f".mcengine-probe-{uuid.uuid4().hex[:8]}"
         probe.mkdir()
         probe.rmdir()
     except OSError as e:
@@ -248,13 +273,13 @@ def atomic_folder(folder: Path, overwrite: bool = False, kind: str = "results", 
     created, tmp, old = [], None, None
     try:
         created = make_parents(parent)
-        tmp = parent / f".{folder.name[:100]}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp = parent / f".mcengine-tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         yield tmp
         write_marker(tmp, kind, scenario)
         check_output_folder(folder, overwrite)  # again: it may have appeared meanwhile
         if folder.exists():
-            old = parent / f".{folder.name[:100]}.old-{uuid.uuid4().hex[:8]}"
+            old = parent / f".mcengine-old-{uuid.uuid4().hex[:8]}"
             os.replace(folder, old)
         os.replace(tmp, folder)
     except BaseException as e:
@@ -288,8 +313,12 @@ def read_folder(folder: Path) -> dict[str, pa.Table]:
     """Read a results folder written by :func:`write_folder`; a :class:`DataError` if it is
     not one (missing or unreadable files, no provenance, columns of another layout)."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: {'not a folder' if folder.exists() else 'no such folder'}; "
+    try:
+        kind = "folder" if folder.is_dir() else "other" if folder.exists() else None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{folder}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    if kind != "folder":
+        raise DataError(f"{folder}: {'not a folder' if kind else 'no such folder'}; "
                         "give a results folder written by mcengine run")
     missing = [n for n in FILES if not (folder / f"{n}.parquet").is_file()]
     if missing:

@@ -471,6 +471,9 @@ def check_figures(out, overwrite: bool = False) -> None:
     folder) or with ``overwrite``, and never if it is not a plain file."""
     out = Path(out)
     _check_extension(out)
+    problem = io.path_problem(out)
+    if problem:
+        raise OutputError(f"{out}: {problem}; choose another --out")
     parent = io.existing_ancestor(out.parent)
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: cannot write there ({parent} is not a writable folder); choose another --out")

@@ -217,6 +217,15 @@ MAX_FILE_BYTES = 10_000_000  # a scenario file is text of a few kB
 
 def _read(path_or_name: str | Path) -> tuple[str, str]:
     p = Path(path_or_name)
+    if "\0" in str(p):
+        raise ScenarioError(str(p).replace("\0", "\\0"), "", "the path contains a NUL character")
+    try:
+        return _read_path(p, path_or_name)
+    except OSError as e:
+        raise ScenarioError(str(p), "", f"cannot read the file ({e.strerror or e.__class__.__name__})") from None
+
+
+def _read_path(p: Path, path_or_name: str | Path) -> tuple[str, str]:
     if p.suffix == ".toml" or p.exists() or "/" in str(path_or_name) or "\\" in str(path_or_name):
         if p.is_dir():
             raise ScenarioError(str(p), "", "is a folder, not a scenario file; give a .toml file or a built-in name")
