@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import DataError, OutputError
+from .errors import DataError, OutputError, ResourceError
 
 METADATA_KEY = b"mcengine"
 FILES = ("events", "access", "paths")
@@ -347,7 +347,9 @@ class TrajectoryWriter:
     of rows never sit in memory. Columns: ``trajectory`` (int64 index), ``regime`` (null
     without regimes), each uncertain input (engine units: log10 for levels, OOM/yr for
     rates), ``t_first:<row>:<threshold>`` and ``diffusion_date:<$>:<threshold>`` (calendar
-    years; null where censored)."""
+    years; null where censored). Refuses (ResourceError, removing ``path``) when the rows of
+    ``metadata["trajectories"]`` trajectories, 8 bytes a value, would not fit on the disk;
+    an ``OSError`` while writing becomes an :class:`OutputError`."""
 
     def __init__(self, path: Path, start: float, regimes: list[str], inputs: list[str], dates: list[str],
                  diffusion: list[str], metadata: dict):
@@ -355,7 +357,17 @@ class TrajectoryWriter:
         fields = [pa.field("trajectory", pa.int64()), pa.field("regime", pa.string())]
         fields += [pa.field(n, pa.float64()) for n in inputs + dates + diffusion]
         self.schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata)})
-        self.writer = pq.ParquetWriter(self.path, self.schema)
+        try:
+            need = 8 * len(fields) * int(metadata.get("trajectories", 0))
+            free = shutil.disk_usage(self.path.parent).free
+            if need > free:
+                raise ResourceError(f"trajectories.parquet would take about {need / 2**30:,.1f} GiB but "
+                                    f"{free / 2**30:,.1f} GiB is free beside the results folder; use fewer "
+                                    "trajectories or run without --keep-trajectories")
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            raise
 
     def write(self, first: int, arrays: tuple) -> None:
         import numpy as np
@@ -368,7 +380,11 @@ class TrajectoryWriter:
         for block in (t_first, diffusion):
             flat = block.reshape(n, -1).astype(np.float64) + self.start
             cols += [pa.array(flat[:, i], pa.float64(), from_pandas=True) for i in range(flat.shape[1])]
-        self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
+        try:
+            self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write per-trajectory rows ({e.strerror or e}); free some disk "
+                              "space or run without --keep-trajectories") from None
 
     def close(self) -> None:
         self.writer.close()

@@ -409,3 +409,15 @@ def test_backtest_replaces_only_its_own_file(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "new" / "bt").iterdir()) == [".mcengine", "backtest.parquet"]
     assert io.written_by_mcengine(tmp_path / "new" / "bt")
     bt.write(table, tmp_path / "new" / "bt")  # its own file: replaced
+
+
+def test_per_trajectory_rows_that_cannot_fit_on_the_disk_are_refused(tmp_path, tiny, capsys, monkeypatch):
+    import collections
+    import shutil
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**12, 10**12 - 10**6, 10**6))
+    monkeypatch.chdir(tmp_path)
+    one_line_refusal(["run", str(tiny), "-n", "1e5", "-q", "--keep-trajectories"], capsys,
+                     "trajectories.parquet would take about")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no scratch file, no folder
