@@ -78,8 +78,8 @@ def folder(tmp_path_factory):
 @pytest.mark.parametrize("name", BUILTINS)
 def test_run_writes_a_marked_results_folder(name, folder):
     out = folder(name)
-    assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access.parquet", "events.parquet",
-                                                     "paths.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access.parquet", "counts.parquet",
+                                                     "events.parquet", "paths.parquet"]
     marker = json.loads((out / ".mcengine").read_text())
     assert marker["kind"] == "results" and marker["scenario"] == name and marker["mcengine"] == mcengine.__version__
 
@@ -154,7 +154,7 @@ def test_sweep(name, tmp_path):
     ok(cli("sweep", name, "--set", SWEPT[name], "-n", N, "-q", "--out", out))
     manifest = json.loads((out / "sweep.json").read_text())
     assert len(manifest["points"]) == 2
-    assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access", "events", "paths", "sweep.json"]
+    assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access", "counts", "events", "paths", "sweep.json"]
     assert json.loads((out / ".mcengine").read_text())["kind"] == "sweep"
 
 

@@ -111,8 +111,8 @@ def test_hostile_input_runs_or_fails_with_one_line(case, tmp_path_factory, capsy
     hypothesis.event(f"exit {code}")
     assert "Traceback" not in err
     if code == 0:
-        assert sorted(p.name for p in (folder / "out").iterdir()) == [".mcengine", "access.parquet", "events.parquet",
-                                                                       "paths.parquet"]
+        assert sorted(p.name for p in (folder / "out").iterdir()) == [".mcengine", "access.parquet", "counts.parquet",
+                                                                       "events.parquet", "paths.parquet"]
     else:
         assert code != 1, f"an internal error (a bug), not a user error: {err}"
         assert code == 2, err

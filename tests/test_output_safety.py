@@ -213,7 +213,8 @@ def test_force_replaces_results_folders_old_and_new(tmp_path, tiny):
     for name in ("old-results", "marked", "empty"):
         assert exit_code(["run", str(tiny), "-n", "100", "-q", "--out", str(tmp_path / name), "--force"]) == 0
         assert sorted(p.name for p in (tmp_path / name).iterdir()) == [".mcengine", "access.parquet",
-                                                                      "events.parquet", "paths.parquet"]
+                                                                      "counts.parquet", "events.parquet",
+                                                                      "paths.parquet"]
     assert (tmp_path / "user" / "thesis.tex").is_file()
 
 
@@ -374,7 +375,8 @@ def test_every_file_gets_the_same_mode(tmp_path, tiny):
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "r").iterdir()}
-    assert set(modes) == {".mcengine", "events.parquet", "access.parquet", "paths.parquet", "trajectories.parquet"}
+    assert set(modes) == {".mcengine", "events.parquet", "access.parquet", "counts.parquet", "paths.parquet",
+                          "trajectories.parquet"}
     assert set(modes.values()) == {0o644}, modes
 
 
