@@ -13,6 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import aggregate, engine, io, model
+from .errors import ArgumentError
 from .kernels import DEFAULT_GENERATOR
 from .random import PRNG_IMPL
 from .scenario import Scenario, load_scenario
@@ -54,7 +55,7 @@ def read_results(folder: str | Path) -> Results:
 def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int = 0,
         chunk_size: int | None = None, progress: Callable[[int], None] | None = None,
         checkpoint: engine.Checkpoint | None = None, keep_trajectories: bool | str | Path = False,
-        generator: str = DEFAULT_GENERATOR) -> Results:
+        generator: str = DEFAULT_GENERATOR, max_days: float | None = engine.MAX_DAYS) -> Results:
     """Sample ``trajectories`` joint trajectories of ``scenario`` and aggregate them.
 
     ``keep_trajectories`` (True, or a folder for the scratch file) also streams one row per
@@ -64,20 +65,25 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     device call; default: chosen for the device). ``progress`` is called with the number
     of trajectories finished after each chunk. ``generator`` picks the generator of the
     per-step shocks (``mcengine.kernels.GENERATORS``; recorded in the outputs).
+
+    Raises ResourceError, before sampling, for more than ``engine.MAX_TRAJECTORIES``
+    trajectories or a run that cannot fit in memory, and after timing its second chunk, for
+    a run estimated to take more than ``max_days`` days (None: no limit).
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
-    if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
-        raise ValueError(f"trajectories must be a whole number >= 1, got {trajectories!r}")
-    if chunk_size is not None and (not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
+    engine.check_trajectories(trajectories)
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
+                                   or chunk_size < 1):
+        raise ArgumentError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     started = _now()
     writer = None
     if keep_trajectories:
         writer = _trajectory_writer(scenario, seed, int(trajectories), keep_trajectories, generator)
     try:
         agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress, checkpoint,
-                         on_chunk=writer.write if writer else None, generator=generator)
+                         on_chunk=writer.write if writer else None, generator=generator,
+                         max_seconds=None if max_days is None else max_days * 86400.0)
     except BaseException:
         if writer:
             writer.close()
@@ -105,6 +111,9 @@ def _trajectory_writer(scenario: Scenario, seed: int, n: int, where, generator: 
     folder = None if where is True else str(where)
     fd, path = tempfile.mkstemp(prefix=".mcengine-trajectories-", suffix=".parquet", dir=folder)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)  # as the other files (mkstemp makes it 0600)
     dates = [f"t_first:{r.label}:{t}" for r in m.layout.rows for t in m.layout.thresholds]
     diffusion = [f"diffusion_date:{io.usd_name(b)}:{t}" for b in m.layout.access_budgets for t in m.layout.thresholds]
     return io.TrajectoryWriter(Path(path), scenario.start, [r.name for r in scenario.regimes], list(m.inputs),

@@ -100,11 +100,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import io
+from .errors import ArgumentError, DataError, OutputError, ResourceError
 from .scenario import FRONTIER, Scenario, load_scenario
 
 FILE_NAME = "backtest.parquet"
 REQUIRED_COLUMNS = ("model", "organization", "publication_date", "training_compute_flop", "base_model")
 DEFAULT_TRAJECTORIES = 20_000
+MAX_TRAJECTORIES = 2_000_000  # every trajectory is kept in memory
 INTERVALS = {"inside_50": (0.25, 0.75), "inside_90": (0.05, 0.95)}
 
 SCHEMA = pa.schema([
@@ -157,8 +159,8 @@ def _as_date(value, what: str = "as_of") -> datetime.date:
         try:
             return parse_date(value, partial=False)
         except ValueError as e:
-            raise ValueError(f"{what}: {e}") from None
-    raise ValueError(f"{what}: expected a date (YYYY-MM-DD), got {value!r}")
+            raise ArgumentError(f"{what}: {e}") from None
+    raise ArgumentError(f"{what}: expected a date (YYYY-MM-DD), got {value!r}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -209,29 +211,29 @@ def normalise_organization(name: str) -> str:
 def read_observed(path: str | Path) -> Observed:
     """Read and validate an observed-models CSV (columns as Epoch's: ``model``,
     ``organization``, ``publication_date``, ``training_compute_flop``, ``base_model``;
-    others are ignored). Raises ValueError naming the file, the line and the column."""
+    others are ignored). Raises DataError naming the file, the line and the column."""
     source = str(path)
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise ValueError(f"{source}: no such file") from None
+        raise DataError(f"{source}: no such file") from None
     except OSError as e:
-        raise ValueError(f"{source}: cannot read the file ({e.strerror or e.__class__.__name__})") from None
+        raise DataError(f"{source}: cannot read the file ({e.strerror or e.__class__.__name__})") from None
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise ValueError(f"{source}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+        raise DataError(f"{source}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
     reader = csv.reader(text.splitlines(keepends=True))
     try:
         header = next(reader, None)
     except csv.Error as e:
-        raise ValueError(f"{source}: line 1: not valid CSV ({e})") from None
+        raise DataError(f"{source}: line 1: not valid CSV ({e})") from None
     if not header or not any(h.strip() for h in header):
-        raise ValueError(f"{source}: empty file; expected a header line with the columns {', '.join(REQUIRED_COLUMNS)}")
+        raise DataError(f"{source}: empty file; expected a header line with the columns {', '.join(REQUIRED_COLUMNS)}")
     names = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise ValueError(f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+        raise DataError(f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
                          f"the header must name {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(names)})")
     col = {c: names.index(c) for c in REQUIRED_COLUMNS}
     runs, rows, fine_tunes, no_compute, no_org, latest = [], 0, 0, 0, 0, None
@@ -243,13 +245,13 @@ def read_observed(path: str | Path) -> Observed:
         except StopIteration:
             break
         except csv.Error as e:
-            raise ValueError(f"{source}: line {reader.line_num}: not valid CSV ({e})") from None
+            raise DataError(f"{source}: line {reader.line_num}: not valid CSV ({e})") from None
         line = reader.line_num
         if not any(cell.strip() for cell in record):
             continue  # blank line
         rows += 1
         if len(record) != len(names):
-            raise ValueError(f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
+            raise DataError(f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
                              "quote fields that contain commas")
         get = lambda c: record[col[c]].strip()
         model = get("model")
@@ -260,7 +262,7 @@ def read_observed(path: str | Path) -> Observed:
             try:
                 date = parse_date(raw_date)
             except ValueError as e:
-                raise ValueError(f"{where}: column publication_date: {e}") from None
+                raise DataError(f"{where}: column publication_date: {e}") from None
             latest = date if latest is None or date > latest else latest
         raw_flop = get("training_compute_flop")
         flop = None
@@ -268,10 +270,10 @@ def read_observed(path: str | Path) -> Observed:
             try:
                 flop = float(raw_flop)
             except ValueError:
-                raise ValueError(f"{where}: column training_compute_flop: {raw_flop!r} is not a number "
+                raise DataError(f"{where}: column training_compute_flop: {raw_flop!r} is not a number "
                                  "(physical FLOP, e.g. 3.1e23; leave it blank if unknown)") from None
             if not (math.isfinite(flop) and flop > 0):
-                raise ValueError(f"{where}: column training_compute_flop: must be a positive finite number of "
+                raise DataError(f"{where}: column training_compute_flop: must be a positive finite number of "
                                  f"FLOP, got {raw_flop!r}")
         if get("base_model"):
             fine_tunes += 1
@@ -280,7 +282,7 @@ def read_observed(path: str | Path) -> Observed:
             no_compute += 1
             continue
         if date is None:
-            raise ValueError(f"{where}: column publication_date: blank, but the row is a training run with "
+            raise DataError(f"{where}: column publication_date: blank, but the row is a training run with "
                              "known compute; give its date (YYYY-MM-DD, YYYY-MM or YYYY)")
         orgs, seen = [], set()
         for part in get("organization").split(","):
@@ -366,14 +368,14 @@ def _group(scenario: Scenario, group: str | None) -> str:
         if len(groups) == 1:
             return groups[0]
         if not groups:
-            raise ValueError(f"{scenario.source}: the scenario has no [[groups]]; a backtest scores the ranks of "
+            raise ArgumentError(f"{scenario.source}: the scenario has no [[groups]]; a backtest scores the ranks of "
                              "a group against the k-th organisation to reach each threshold: add a [[groups]] "
                              "entry with the ranks to score")
-        raise ValueError(f"{scenario.source}: the scenario has several groups ({listed}); name the one to score "
+        raise ArgumentError(f"{scenario.source}: the scenario has several groups ({listed}); name the one to score "
                          "(group=..., --group NAME)")
     if group not in groups:
         what = "a single actor, not a group" if group in [a.name for a in scenario.actors] else "not in the scenario"
-        raise ValueError(f"{scenario.source}: group {group!r} is {what} (groups: {listed})")
+        raise ArgumentError(f"{scenario.source}: group {group!r} is {what} (groups: {listed})")
     return group
 
 
@@ -389,13 +391,16 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
 
     Returns the table described in the module docstring; when nothing can be scored (no
     physical threshold, or ``as_of`` not after the start) it has no rows and its
-    :func:`notes` say why. Raises ValueError for an unreadable or malformed file, an
-    unknown group or a bad argument.
+    :func:`notes` say why. Raises DataError for an unreadable or malformed file,
+    ArgumentError for an unknown group or a bad argument.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
-        raise ValueError(f"trajectories must be a whole number >= 1, got {trajectories!r}")
+        raise ArgumentError(f"trajectories must be a whole number >= 1, got {trajectories!r}")
+    if trajectories > MAX_TRAJECTORIES:
+        raise ResourceError(f"a backtest keeps every trajectory in memory: at most {MAX_TRAJECTORIES:,}, "
+                            f"got {int(trajectories):,}")
     observed = read_observed(observed_csv)
     group = _group(scenario, group)
     s = scenario
@@ -405,7 +410,7 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
              + " skipped)"]
     if as_of is None:
         if observed.latest is None:
-            raise ValueError(f"{observed.source}: no publication dates; give the as-of date")
+            raise DataError(f"{observed.source}: no publication dates; give the as-of date")
         as_of = observed.latest
         notes.append(f"as-of defaults to the file's latest publication date, {as_of.isoformat()}")
     as_of = _as_date(as_of)
@@ -524,35 +529,62 @@ def format_table(table: pa.Table) -> str:
 
 
 def check_output(folder: str | Path) -> None:
-    """Fail early (before sampling) if ``backtest.parquet`` could not be written into
-    ``folder`` (which may exist, e.g. a results folder, or not yet)."""
+    """Fail early (before sampling) if ``backtest.parquet`` could not or must not be written
+    into ``folder``: it may exist (e.g. a results folder) or not yet; a ``backtest.parquet``
+    already there is replaced only if mcengine wrote it."""
     folder = Path(folder)
+    problem = io.path_problem(folder)
+    if problem:
+        raise OutputError(f"{folder}: {problem}; choose another --out")
+    try:
+        _check_output(folder)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot use it ({e.strerror or e}); choose another --out") from None
+
+
+def _check_output(folder: Path) -> None:
+    if folder.is_symlink():
+        raise OutputError(f"{folder}: is a symbolic link; mcengine does not write through links; choose another --out")
     if folder.exists() and not folder.is_dir():
-        raise io.OutputError(f"{folder}: exists and is not a folder; choose another --out")
-    probe = folder.absolute()
-    while not probe.exists():
-        probe = probe.parent
+        raise OutputError(f"{folder}: exists and is not a folder; choose another --out")
+    target = folder / FILE_NAME
+    if target.is_symlink() or (target.exists() and not target.is_file()):
+        raise OutputError(f"{target}: is not a plain file; mcengine does not replace it; choose another --out")
+    if target.exists():
+        try:
+            ours = io.METADATA_KEY in (pq.read_schema(target).metadata or {})
+        except (OSError, pa.ArrowException):
+            ours = False
+        if not ours:
+            raise OutputError(f"{target}: exists and was not written by mcengine; choose another --out")
+    probe = io.existing_ancestor(folder)
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise io.OutputError(f"{folder}: cannot write there ({probe} is not a writable folder); choose another --out")
+        raise OutputError(f"{folder}: cannot write there ({probe} is not a writable folder); choose another --out")
 
 
 def write(table: pa.Table, folder: str | Path) -> Path:
     """Write ``table`` as ``<folder>/backtest.parquet`` atomically (a temporary file in
-    the folder, then ``os.replace``), creating the folder if needed and replacing an
-    earlier backtest there. Returns the file's path."""
+    the folder, then ``os.replace``), replacing an earlier backtest there. A folder that does
+    not exist is created, with mcengine's ``.mcengine`` marker (kind ``backtest``); on a
+    failure nothing is left. Returns the file's path."""
     folder = Path(folder)
     check_output(folder)
     target = folder / FILE_NAME
     tmp = folder / f".{FILE_NAME}.tmp-{uuid.uuid4().hex[:8]}"
+    created = []
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        created = io.make_parents(folder)
+        if created:
+            io.write_marker(folder, "backtest", metadata(table).get("scenario"))
         pq.write_table(table, tmp)
         os.replace(tmp, target)
-    except OSError as e:
+    except BaseException as e:
         tmp.unlink(missing_ok=True)
-        raise io.OutputError(f"{folder}: cannot write {FILE_NAME} ({e.strerror or e}); choose another --out") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+        if created:
+            (folder / io.MARKER).unlink(missing_ok=True)
+            io.remove_empty(created)
+        if isinstance(e, OSError):
+            raise OutputError(f"{folder}: cannot write {FILE_NAME} ({e.strerror or e}); choose another --out") from None
         raise
     return target
 
@@ -568,8 +600,9 @@ def command(scenario: Scenario | str | Path, observed: str | Path, as_of: dateti
             out: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> str:
     """What ``mcengine backtest`` does: load the scenario (with ``--set`` overrides),
     check ``out`` before sampling, run :func:`backtest`, write ``out/backtest.parquet``
-    if ``out`` is given, and return the text to print. Raises ValueError (ScenarioError,
-    OutputError) with a one-line message for every user mistake."""
+    if ``out`` is given, and return the text to print. Raises a UserError (ScenarioError,
+    DataError, ArgumentError, OutputError, ResourceError) with a one-line message for every
+    user mistake."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
     if as_of is not None:

@@ -1,12 +1,15 @@
 """The ``mcengine`` command: a thin layer over the library.
 
-Every error a user can cause (a bad scenario, an unwritable output folder, a bad option)
-is one line on stderr and exit status 2; an interrupted run writes nothing.
+Every error a user can cause (a bad scenario, an unwritable output folder, a bad option:
+a :class:`mcengine.errors.UserError` or a usage error) is one line on stderr and exit
+status 2; any other exception is a bug in mcengine, said so in one line with exit status 1
+(``MCENGINE_DEBUG=1`` shows its traceback). An interrupted or failed command writes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import sys
@@ -21,9 +24,39 @@ import click  # noqa: E402
 from . import api, engine, io  # noqa: E402
 from .kernels import DEFAULT_GENERATOR, GENERATORS  # noqa: E402
 from .report import progress_bar, summary_data, summary_text  # noqa: E402
+from .errors import UserError  # noqa: E402
 from .scenario import ScenarioError, builtin_names, load_scenario  # noqa: E402
 
 DEFAULT_SCENARIO = "baseline"
+
+
+class Count(click.ParamType):
+    """A whole number, written as forecasters do: ``200000``, ``1e6``, ``2.5e5``."""
+
+    name = "N"
+
+    def __init__(self, low: int = 1, high: int | None = None):
+        self.low, self.high = low, high
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, int) and not isinstance(value, bool):
+            n = value
+        else:
+            text = str(value).strip().replace("_", "")
+            try:
+                n = int(text)
+            except ValueError:
+                try:
+                    x = float(text)
+                except ValueError:
+                    x = None
+                if x is None or not math.isfinite(x) or not x.is_integer():
+                    self.fail(f"{value!r} is not a whole number (write it as 200000, 1e6 or 2.5e5)", param, ctx)
+                n = int(x)
+        if n < self.low or (self.high is not None and n > self.high):
+            bounds = f"from {self.low:,} to {self.high:,}" if self.high is not None else f"at least {self.low:,}"
+            self.fail(f"{value} is not {bounds}", param, ctx)
+        return n
 
 
 class Interrupted(Exception):
@@ -38,6 +71,18 @@ def cli():
     (diffusion dates)."""
 
 
+class PathArg(click.Path):
+    """A path argument or option (as a Path); one with a NUL character is a usage error."""
+
+    def __init__(self):
+        super().__init__(path_type=Path)
+
+    def convert(self, value, param, ctx):
+        if "\0" in str(value):
+            self.fail(f"{str(value)!r} contains a NUL character", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 _set_option = click.option(
     "--set", "overrides", multiple=True, metavar="PATH=VALUE",
     help="Override a scenario value (repeatable), e.g. --set hardware.rate=0.2 or "
@@ -46,16 +91,18 @@ _set_option = click.option(
 
 @cli.command()
 @click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
-@click.option("-n", "--trajectories", type=click.IntRange(min=1), default=100_000, show_default=True,
-              help="Number of joint trajectories to sample.")
+@click.option("-n", "--trajectories", type=Count(), default=100_000, show_default=True,
+              help="Number of joint trajectories to sample (e.g. 200000, 1e6; at most 1e12).")
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True, help="Random seed.")
-@click.option("--out", "out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", "out", type=PathArg(), default=None,
               help="Results folder [default: ./mcengine-results/<scenario name>].")
-@click.option("--chunk-size", type=click.IntRange(min=1), default=None,
+@click.option("--chunk-size", type=Count(), default=None,
               help="Trajectories per call, split over the devices (at least 64 per device) "
                    "[default: chosen for the device]. Results do not depend on it.")
 @_set_option
-@click.option("--force", is_flag=True, help="Replace the results folder if it exists.")
+@click.option("--force", is_flag=True, help="Replace the results folder if it exists and mcengine wrote it.")
+@click.option("--max-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
+              help="Refuse a run whose sampling is estimated (from its second chunk) to take longer.")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="K",
               help="Save the aggregation state every K chunks, beside the results folder.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (same options).")
@@ -69,8 +116,8 @@ _set_option = click.option(
               help="Join a multi-process run (jax.distributed): under SLURM (srun) or Open MPI nothing else "
                    "is needed; otherwise set MCENGINE_COORDINATOR=host:port, MCENGINE_NUM_PROCESSES and "
                    "MCENGINE_PROCESS_ID. Process 0 writes the results.")
-def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpoint_every, resume, keep_trajectories,
-        generator, quiet, distributed):
+def run(scenario, trajectories, seed, out, chunk_size, overrides, force, max_days, checkpoint_every, resume,
+        keep_trajectories, generator, quiet, distributed):
     """Run SCENARIO (a .toml path or a built-in name; default: baseline) and write
     events.parquet, access.parquet and paths.parquet.
 
@@ -84,21 +131,24 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, checkpo
     s = load_scenario(scenario, overrides)
     out = out if out is not None else Path("mcengine-results") / s.name
     io.check_output_folder(out, overwrite=force)  # before any sampling
+    engine.check_trajectories(trajectories)
     if keep_trajectories and (resume or distributed):
         raise click.UsageError("--keep-trajectories cannot be combined with --resume or --distributed")
     writer = _join_processes() if distributed else True
     quiet = quiet or not writer
     checkpoint = None
-    if checkpoint_every or resume:
+    if checkpoint_every or resume:  # the checkpoint lives beside the results folder
         path = out.absolute().parent / f".{out.name}.checkpoint.npz"
+        if not resume:
+            path.parent.mkdir(parents=True, exist_ok=True)
         checkpoint = engine.Checkpoint(path, checkpoint_every or 10, resume)
-    status = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    status(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")
+    status = _status(quiet)
+    _status(quiet, terminal=True)(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")
     with progress_bar(trajectories, enabled=not quiet) as advance:
         try:
             results = api.run(s, trajectories=trajectories, seed=seed, chunk_size=chunk_size, progress=advance,
-                              checkpoint=checkpoint, generator=generator,
-                              keep_trajectories=out.absolute().parent if keep_trajectories else False)
+                              checkpoint=checkpoint, generator=generator, max_days=max_days,
+                              keep_trajectories=io.existing_ancestor(out.parent) if keep_trajectories else False)
         except KeyboardInterrupt:
             saved = checkpoint is not None and checkpoint.path.exists()
             raise Interrupted("interrupted; no results were written" +
@@ -126,7 +176,7 @@ def validate(scenarios, overrides):
             click.echo(f"ok: {name} ({s.name}: {len(s.actors)} actors, {len(s.thresholds)} thresholds, "
                        f"{s.start:g}-{s.horizon:g})")
         except ScenarioError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
             failed = True
     sys.exit(2 if failed else 0)
 
@@ -140,7 +190,7 @@ def scenarios():
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(path_type=Path))
+@click.argument("folder", type=PathArg())
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, for machines.")
 def summary(folder, as_json):
     """Print the summary of a results FOLDER written by `mcengine run`."""
@@ -149,13 +199,14 @@ def summary(folder, as_json):
 
 
 @cli.command()
-@click.argument("folder", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.argument("folder", type=PathArg())
+@click.option("--out", type=PathArg(), default=None,
               help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead and -access beside it "
                    "[default: FOLDER/plots.png].")
 @click.option("--threshold", default=None, help="Threshold for the date and lead-time plots [default: the first "
                                                 "the frontier reaches in the median].")
-def plot(folder, out, threshold):
+@click.option("--force", is_flag=True, help="Replace existing figure files outside a results folder.")
+def plot(folder, out, threshold, force):
     """Draw a results FOLDER: fan chart of effective compute with the thresholds, the
     distribution of each actor's date for one threshold, lead times, and the access and
     performance effects side by side."""
@@ -163,7 +214,7 @@ def plot(folder, out, threshold):
         from . import plot as plots
     except ImportError:
         raise click.UsageError("plotting needs matplotlib: pip install 'mcengine[plot]'") from None
-    for path in plots.plot_command(folder, out=out, threshold=threshold):
+    for path in plots.plot_command(folder, out=out, threshold=threshold, overwrite=force):
         click.echo(f"wrote {path}")
 
 
@@ -172,11 +223,11 @@ def plot(folder, out, threshold):
 @click.option("--set", "axes", multiple=True, required=True, metavar="PATH=V1,V2,...",
               help="A swept path and its values (repeatable: the grid is every combination).")
 @click.option("--fix", "fixed", multiple=True, metavar="PATH=VALUE", help="A fixed override for every point.")
-@click.option("-n", "--trajectories", type=click.IntRange(min=1), default=20_000, show_default=True)
+@click.option("-n", "--trajectories", type=Count(), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=PathArg(), default=None,
               help="Output folder [default: ./mcengine-results/<scenario name>-sweep].")
-@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
 @click.option("-q", "--quiet", is_flag=True)
 def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
     """Run SCENARIO over a grid of values and write events/, access/ and paths/ as
@@ -191,19 +242,19 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
 
     out = out if out is not None else Path("mcengine-results") / f"{load_scenario(scenario, fixed).name}-sweep"
     io.check_output_folder(out, overwrite=force)
-    status = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
-    path = sweeps.sweep(scenario, list(axes), tuple(fixed), trajectories, seed, out, force, progress=status)
-    status(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
+    path = sweeps.sweep(scenario, list(axes), tuple(fixed), trajectories, seed, out, force,
+                        progress=_status(quiet, terminal=True))
+    _status(quiet)(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
 
 
 @cli.command()
 @click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
-@click.option("-n", "--trajectories", type=click.IntRange(100, 2_000_000), default=20_000, show_default=True)
+@click.option("-n", "--trajectories", type=Count(100, 2_000_000), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
 @_set_option
-@click.option("--out", type=click.Path(path_type=Path), default=None,
+@click.option("--out", type=PathArg(), default=None,
               help="Folder for sensitivity.parquet [default: ./mcengine-results/<scenario name>-sensitivity].")
-@click.option("--force", is_flag=True, help="Replace the output folder if it exists.")
+@click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
 def sensitivity(scenario, trajectories, seed, overrides, out, force):
     """Which uncertain input drives which output: rank correlation and first-order
     variance share per input and output, censoring handled explicitly. Writes
@@ -214,34 +265,35 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
     out = out if out is not None else Path("mcengine-results") / f"{s.name}-sensitivity"
     io.check_output_folder(out, overwrite=force)
     table = sens.sensitivity(s, trajectories, seed)
-    io.write_folder(out, {"sensitivity": table}, overwrite=force)
+    lines = [f"{label:<28} {threshold:<16} " + ("; ".join(
+        f"{name} {share:.0%}" + (f" (rho {rho:+.2f})" if rho is not None else "") for name, share, rho in items)
+        or "none (the output does not vary in this sample)") for label, threshold, items in sens.top_drivers(table)]
     try:
         from . import plot as plots
 
         fig = plots.tornado(table)
-        fig.savefig(out / "tornado.png", dpi=150)
-        click.echo(f"wrote {out}/tornado.png", err=True)
     except ImportError:
-        pass
-    for label, threshold, items in sens.top_drivers(table):
-        drivers = "; ".join(f"{name} {share:.0%} (rho {rho:+.2f})" if rho == rho else f"{name} {share:.0%}"
-                            for name, share, rho in items)
-        click.echo(f"{label:<28} {threshold:<16} {drivers}")
-    click.echo(f"wrote {out}/sensitivity.parquet", err=True)
+        fig = None
+    with io.atomic_folder(out, overwrite=force, kind="sensitivity", scenario=s.name) as tmp:
+        io.pq.write_table(table, tmp / "sensitivity.parquet")
+        if fig is not None:
+            fig.savefig(tmp / "tornado.png", dpi=150)
+    click.echo("\n".join(lines))
+    click.echo(f"wrote {out}/sensitivity.parquet" + (" and tornado.png" if fig is not None else ""), err=True)
 
 
 @cli.command()
 @click.argument("scenario")
-@click.option("--observed", type=click.Path(path_type=Path), required=True,
+@click.option("--observed", type=PathArg(), required=True,
               help="CSV of observed models in the layout of Epoch's database (organization, publication_date, "
                    "training_compute_flop, base_model, ...).")
 @click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
               help="Score what was observed up to this date [default: the file's latest date].")
 @click.option("--group", default=None, help="The [[groups]] entry whose ranks are scored [default: the only one].")
-@click.option("-n", "--trajectories", type=click.IntRange(min=100), default=20_000, show_default=True)
+@click.option("-n", "--trajectories", type=Count(100, 2_000_000), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
 @_set_option
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for backtest.parquet.")
+@click.option("--out", type=PathArg(), default=None, help="Folder for backtest.parquet.")
 def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, out):
     """Score SCENARIO's predicted dates against observed ones: for each physical threshold
     and rank k, when the k-th distinct organisation first published a model at or above it,
@@ -264,7 +316,7 @@ def main(argv=None) -> None:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         cli.main(args=argv, prog_name="mcengine", standalone_mode=False)
-    except (ScenarioError, io.OutputError, engine.ResourceError) as e:
+    except UserError as e:
         _fail(str(e))
     except Interrupted as e:
         _fail(str(e), code=130)
@@ -272,10 +324,22 @@ def main(argv=None) -> None:
         _fail("interrupted; no results were written", code=130)
     except click.ClickException as e:
         _fail(e.format_message(), code=e.exit_code)
-    except ValueError as e:
-        _fail(str(e))
+    except Exception as e:
+        if os.environ.get("MCENGINE_DEBUG", "0") not in ("", "0"):
+            raise
+        _fail(f"internal error (a bug in mcengine): {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
+              "run again with MCENGINE_DEBUG=1 for the traceback", code=1)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _status(quiet: bool, terminal: bool = False):
+    """A function printing a status line on stderr: never if ``quiet``; with ``terminal``,
+    only when stderr is a terminal (progress, not results: in a pipe or a log file a
+    refusal is then its one line)."""
+    if quiet or (terminal and not sys.stderr.isatty()):
+        return lambda msg: None
+    return lambda msg: click.echo(msg, err=True)
 
 
 def _join_processes() -> bool:
@@ -296,7 +360,10 @@ def _join_processes() -> bool:
     try:
         jax.distributed.initialize(**kwargs)
     except (RuntimeError, ValueError) as e:
-        raise click.UsageError(f"--distributed: could not start jax.distributed ({' '.join(str(e).split())[:200]})")
+        hint = "" if kwargs else ("; outside SLURM and Open MPI, name the coordinator: set MCENGINE_COORDINATOR=host:port, "
+                                  "MCENGINE_NUM_PROCESSES and MCENGINE_PROCESS_ID (see mcengine run --help)")
+        raise click.UsageError(f"--distributed: could not start jax.distributed "
+                               f"({' '.join(str(e).split())[:200]}){hint}") from None
     return jax.process_index() == 0
 
 

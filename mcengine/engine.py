@@ -29,6 +29,7 @@ from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
 from . import aggregate, random
+from .errors import ArgumentError, ResourceError
 from .kernels import DEFAULT_GENERATOR, GENERATORS, MAX_BLOCK_STEPS, jump_draws
 from .model import Model, Trajectories, build, trajectories
 from .scenario import Scenario
@@ -39,10 +40,18 @@ PILOT_TRAJECTORIES = 4096  # fixed-size pilot that sets the fan-chart bins
 # chunks are padded to this (measured: 17 and more per device agree bit for bit).
 MIN_PER_DEVICE = 64
 _FLUSH_COUNT = 2**30  # move device counts (int32) to the host before they could overflow
+MAX_TRAJECTORIES = 10**12  # the most one run samples (indices, counts and bins stay exact far beyond)
+MAX_DAYS = 7.0  # default limit on a run's estimated sampling time (api.run's max_days, --max-days)
 
 
-class ResourceError(ValueError):
-    """A run that would not fit in memory: ``str(err)`` says what to change."""
+def check_trajectories(trajectories) -> None:
+    """ArgumentError unless ``trajectories`` is a whole number >= 1; ResourceError above
+    MAX_TRAJECTORIES."""
+    if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
+        raise ArgumentError(f"trajectories must be a whole number >= 1, got {trajectories!r}")
+    if trajectories > MAX_TRAJECTORIES:
+        raise ResourceError(f"{int(trajectories):,} trajectories is more than one run samples "
+                            f"({MAX_TRAJECTORIES:.0e})".replace("e+", "e") + "; quantiles settle long before that: use fewer")
 
 
 def _sample(seed_data, first_hi, first_lo, spec, count, model) -> Trajectories:
@@ -243,19 +252,22 @@ def available_memory(device) -> int:
 def build_for(scenario: Scenario, generator: str = DEFAULT_GENERATOR) -> tuple[Model, dict]:
     """The scenario's model and spec, with the per-step shocks from ``generator``."""
     if generator not in GENERATORS:
-        raise ValueError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
+        raise ArgumentError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
     model, spec = build(scenario)
     return dataclasses.replace(model, config=model.config._replace(generator=generator)), spec
 
 
 def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
         progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None,
-        on_chunk: Callable[[int, tuple], None] | None = None, generator: str = DEFAULT_GENERATOR) -> Aggregates:
+        on_chunk: Callable[[int, tuple], None] | None = None, generator: str = DEFAULT_GENERATOR,
+        max_seconds: float | None = None) -> Aggregates:
     """Sample ``trajectories`` trajectories in chunks over all devices and processes, and
     aggregate them. ``on_chunk(first, (regime, t_first, diffusion, inputs))``, if given,
     receives each chunk's per-trajectory arrays (numpy, valid rows only) in order.
     ``generator`` names the generator of the per-step shocks (kernels.GENERATORS).
-    Raises ResourceError if the run cannot fit in memory."""
+    Raises ResourceError if the run cannot fit in memory, and, with ``max_seconds``, if the
+    time of its second chunk says that sampling would take longer than that."""
+    check_trajectories(trajectories)
     model, spec = build_for(scenario, generator)
     devices = jax.local_devices()
     d, processes, me = len(devices), jax.process_count(), jax.process_index()
@@ -317,7 +329,7 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     bins = tuple(as_bins(b) for b in (ev_bins, fan_bins, count_bins, flag_bins))
 
     n_chunks = math.ceil(trajectories / chunk)
-    mine = list(range(me, n_chunks, processes))
+    mine = range(me, n_chunks, processes)
     host = [np.zeros(s, np.int64) for s in shapes]
     done = 0
     state = None
@@ -348,6 +360,12 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
             state.save(i + 1, host)
         if progress is not None:
             progress(n_valid)
+        if max_seconds is not None and i - done < 2 and len(mine) - done > 2:
+            jax.block_until_ready(dev)
+            if i == done:
+                timed = time.perf_counter()
+            else:  # the second chunk: the first may include one-time start-up costs
+                _check_time(time.perf_counter() - timed, len(mine) - i - 1, chunk, max_seconds, devices)
     sample_seconds = time.perf_counter() - t1
     if processes > 1:
         host = [_sum_over_processes(h) for h in host]
@@ -374,6 +392,26 @@ def _fit_chunk(model, n_event_vars, event_bins, chunk, d, device, may_shrink: bo
         raise ResourceError(f"this run needs about {gib:.1f} GiB per device but {free / 2**30:.1f} GiB is free "
                             f"({n_event_vars * (1 + model.regimes):,} output variables x {event_bins:,} bins); {hint}")
     return chunk
+
+
+def _check_time(chunk_seconds: float, chunks_left: int, chunk: int, max_seconds: float, devices) -> None:
+    """ResourceError if ``chunks_left`` more chunks, at ``chunk_seconds`` each, would take
+    longer than ``max_seconds``."""
+    left = chunk_seconds * chunks_left
+    if left <= max_seconds:
+        return
+    raise ResourceError(f"sampling would take about {_duration(left)} more ({chunk / chunk_seconds:,.0f} trajectories/s "
+                        f"on {len(devices)} {devices[0].platform} device(s) of this process), over the limit of "
+                        f"{_duration(max_seconds)}; use fewer trajectories or more devices, or raise the limit "
+                        "(--max-days, max_days=)")
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12 minutes``, ``5.5 hours``, ``74 days``."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:,.{1 if seconds < 20 * size else 0}f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _sum_over_processes(x: np.ndarray) -> np.ndarray:
@@ -441,6 +479,7 @@ def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_
                         generator: str = DEFAULT_GENERATOR) -> Trajectories:
     """Per-trajectory outputs as numpy arrays (years since start; NaN where censored).
     Memory grows with ``trajectories``: for analysis of modest samples and for tests."""
+    check_trajectories(trajectories)
     model, spec = build_for(scenario, generator)
     chunk = max(chunk_size or min(default_chunk_size(trajectories), 2**14), MIN_PER_DEVICE)
     seed_data = random.seed_key(seed)
@@ -449,4 +488,10 @@ def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_
         hi, lo = random.split_index(first)
         out = sample_chunk(seed_data, hi, lo, spec, count=chunk, model=model)
         parts.append(jax.tree.map(lambda x: np.asarray(x)[: trajectories - first], out))
+        if first == 0:  # all of them are kept (twice, while concatenated): refuse what cannot fit
+            need = 2 * sum(x.nbytes for x in parts[0]) / len(parts[0].regime) * trajectories
+            free = available_memory(jax.devices("cpu")[0])
+            if need > 0.7 * free:
+                raise ResourceError(f"{trajectories:,} trajectories' outputs need about {need / 2**30:.1f} GiB of "
+                                    f"memory but {free / 2**30:.1f} GiB is free; use fewer trajectories")
     return Trajectories(*(np.concatenate(xs) for xs in zip(*parts)))

@@ -7,15 +7,19 @@ platform and device, start and end time (see :func:`provenance`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from .errors import DataError, OutputError, ResourceError
 
 METADATA_KEY = b"mcengine"
 FILES = ("events", "access", "paths")
@@ -49,10 +53,6 @@ def counts_schema(at_least) -> pa.Schema:
 def usd_name(x: float) -> str:
     """A $ amount as written in series and column names: 1e6, 2.5e8, 300."""
     return f"{x:.6g}".replace("e+0", "e").replace("e+", "e")
-
-
-class OutputError(ValueError):
-    """An output folder that cannot be written: ``str(err)`` is the one-line message."""
 
 
 def provenance(**fields) -> dict:
@@ -94,61 +94,252 @@ def read_metadata(t: pa.Table) -> dict:
     return json.loads((t.schema.metadata or {})[METADATA_KEY])
 
 
-def check_output_folder(folder: Path, overwrite: bool) -> None:
-    """Fail early (before sampling) if ``folder`` could not be written as a results folder."""
+MARKER = ".mcengine"  # in every folder mcengine writes: {"kind", "scenario", "written", "mcengine"}
+# Entries mcengine itself puts into its folders (results, sweeps, sensitivity; figures and
+# backtests added later); --force replaces a marked folder only if it holds nothing else.
+_OWN_ENTRIES = re.compile(r"\.mcengine|(events|access|paths|counts|trajectories|sensitivity|backtest)\.parquet"
+                          r"|sweep\.json|tornado\.png|.*-(fan|cdf|lead|access)\.(png|svg|pdf)")
+_OWN_DATASETS = ("events", "access", "paths", "counts")  # a sweep's hive-partitioned folders
+
+
+def write_marker(folder: Path, kind: str, scenario: str | None = None) -> None:
+    """Mark ``folder`` as written by mcengine (``kind``: results, sweep, sensitivity, backtest)."""
+    import datetime
+
+    from . import __version__
+
+    record = {"kind": kind, "scenario": scenario, "mcengine": __version__,
+              "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    (Path(folder) / MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
+
+
+def written_by_mcengine(folder: Path) -> bool:
+    """Whether ``folder`` is a folder mcengine wrote: it holds the ``.mcengine`` marker, or
+    (written by a version before the marker) an ``events.parquet`` or ``sensitivity.parquet``
+    whose metadata has the ``mcengine`` key, or a sweep's ``sweep.json``."""
     folder = Path(folder)
+    try:
+        if json.loads((folder / MARKER).read_text(encoding="utf-8")).get("kind"):
+            return True
+    except (OSError, ValueError, AttributeError):
+        pass
+    for name in ("events.parquet", "sensitivity.parquet"):
+        try:
+            if METADATA_KEY in (pq.read_schema(folder / name).metadata or {}):
+                return True
+        except (OSError, pa.ArrowException):
+            pass
+    try:
+        return {"axes", "points"} <= set(json.loads((folder / "sweep.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _foreign_entries(folder: Path) -> list[str]:
+    """Entries of ``folder`` that mcengine does not write."""
+    return sorted(p.name for p in folder.iterdir()
+                  if not (p.is_dir() and not p.is_symlink() and p.name in _OWN_DATASETS)
+                  and not (p.is_file() and not p.is_symlink() and _OWN_ENTRIES.fullmatch(p.name)))
+
+
+def _protected(folder: Path) -> str | None:
+    """Why ``folder`` must never be replaced (the root, the home folder, the current folder
+    or one above it), or None."""
+    real = folder.resolve()
+    cwd = Path.cwd().resolve()
+    if real == Path(real.anchor):
+        return "the root folder"
+    if real == Path.home().resolve():
+        return "the home folder"
+    if real == cwd:
+        return "the current folder"
+    if real in cwd.parents:
+        return "a folder above the current one"
+    return None
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The nearest existing path at or above ``path`` (absolute)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and not p.is_symlink() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def path_problem(path: Path) -> str | None:
+    """Why no file system call (or Parquet writer) can take ``path``, or None: a NUL
+    character, a name that is not UTF-8 text, or a component longer than 255 bytes."""
+    text = str(path)
+    if "\0" in text:
+        return "the path contains a NUL character"
+    try:
+        os.path.abspath(text).encode("utf-8")
+    except UnicodeEncodeError:
+        return "the path is not UTF-8 text"
+    if any(len(os.fsencode(part)) > 255 for part in Path(text).parts):
+        return "a name in the path is longer than 255 bytes"
+    return None
+
+
+def check_output_folder(folder: Path, overwrite: bool) -> None:
+    """Fail early (before sampling) if ``folder`` could not or must not be written as an
+    output folder. An existing folder is replaced only with ``overwrite`` and only if mcengine
+    wrote it (see :func:`written_by_mcengine`) and it holds nothing mcengine did not write, or
+    it is empty; never the root, the home folder, the current folder or one above it, and
+    never through a symbolic link. Creates nothing."""
+    folder = Path(folder)
+    problem = path_problem(folder)
+    if problem:
+        raise OutputError(f"{folder}: {problem}; choose another --out")
+    try:
+        _check_output_folder(folder, overwrite)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot use it ({e.strerror or e}); choose another --out") from None
+
+
+def _check_output_folder(folder: Path, overwrite: bool) -> None:
+    if folder.is_symlink():
+        raise OutputError(f"{folder}: is a symbolic link; mcengine does not replace links; choose another --out")
     if folder.exists() and not folder.is_dir():
         raise OutputError(f"{folder}: exists and is not a folder; choose another --out")
-    if folder.exists() and not overwrite:
-        raise OutputError(f"{folder}: already exists; pass --force to replace it or choose another --out")
-    parent = folder.absolute().parent
+    if folder.exists():
+        if not overwrite:
+            raise OutputError(f"{folder}: already exists; pass --force to replace a results folder written by "
+                              "mcengine, or choose another --out")
+        reason = _protected(folder)
+        if reason:
+            raise OutputError(f"{folder}: is {reason}, which mcengine never replaces; choose another --out")
+        try:
+            empty = not any(folder.iterdir())
+            if not empty and not written_by_mcengine(folder):
+                raise OutputError(f"{folder}: was not written by mcengine (no {MARKER} marker and no mcengine "
+                                  "results in it); --force replaces only folders mcengine wrote; choose another --out")
+            foreign = [] if empty else _foreign_entries(folder)
+        except OSError as e:
+            raise OutputError(f"{folder}: cannot read it ({e.strerror or e}); choose another --out") from None
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise OutputError(f"{folder}: holds files mcengine did not write ({shown}); --force would delete them; "
+                              "move them out or choose another --out")
+    parent = existing_ancestor(folder.absolute().parent)
+    if not parent.is_dir():
+        raise OutputError(f"{folder}: cannot write there ({parent} is not a folder); choose another --out")
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = parent / f".{folder.name}.probe-{uuid.uuid4().hex[:8]}"
+        probe = parent / f".mcengine-probe-{uuid.uuid4().hex[:8]}"
         probe.mkdir()
         probe.rmdir()
     except OSError as e:
         raise OutputError(f"{folder}: cannot write there ({e.strerror or e}); choose another --out") from None
 
 
-def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = False,
-                 files: dict[str, Path] | None = None) -> Path:
-    """Write the tables as ``<name>.parquet`` into ``folder`` atomically: into a temporary
-    folder beside it, renamed into place only when every file is complete. ``files`` are
-    finished files moved in as ``{name: path}``."""
+def make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, outermost first."""
+    missing = []
+    p = Path(os.path.abspath(folder))
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    created = []
+    try:
+        for p in reversed(missing):
+            p.mkdir()
+            created.append(p)
+    except BaseException:
+        remove_empty(created)
+        raise
+    return created
+
+
+def remove_empty(created: list[Path]) -> None:
+    """Remove the folders of :func:`make_parents` again, innermost first, while empty."""
+    for p in reversed(created):
+        try:
+            p.rmdir()
+        except OSError:
+            break
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: Path, overwrite: bool = False, kind: str = "results", scenario: str | None = None):
+    """Write an output folder atomically: yields a temporary folder beside ``folder``; when
+    the block ends without an error, the ``.mcengine`` marker is added and the temporary
+    folder is renamed into place (replacing an existing one, under the rules of
+    :func:`check_output_folder`). On any error nothing is left: neither the temporary
+    folder nor parent folders created for it, and a replaced folder is restored. An
+    ``OSError`` while writing becomes an :class:`OutputError`."""
     folder = Path(folder)
     check_output_folder(folder, overwrite)
     parent = folder.absolute().parent
-    tmp = parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
-    old = None
+    created, tmp, old = [], None, None
     try:
+        created = make_parents(parent)
+        tmp = parent / f".mcengine-tmp-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
+        yield tmp
+        write_marker(tmp, kind, scenario)
+        check_output_folder(folder, overwrite)  # again: it may have appeared meanwhile
+        if folder.exists():
+            old = parent / f".mcengine-old-{uuid.uuid4().hex[:8]}"
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException as e:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not folder.exists():
+            os.replace(old, folder)
+        remove_empty(created)
+        if isinstance(e, OSError):
+            raise OutputError(f"{folder}: cannot write it ({e.strerror or e}); choose another --out") from None
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = False,
+                 files: dict[str, Path] | None = None, kind: str = "results") -> Path:
+    """Write the tables as ``<name>.parquet`` into ``folder`` atomically (see
+    :func:`atomic_folder`). ``files`` are finished files moved in as ``{name: path}``."""
+    scenario = next((read_metadata(t).get("scenario") for t in tables.values()
+                     if METADATA_KEY in (t.schema.metadata or {})), None)
+    with atomic_folder(folder, overwrite, kind, scenario) as tmp:
         for name, t in tables.items():
             pq.write_table(t, tmp / f"{name}.parquet")
         for name, path in (files or {}).items():
             shutil.move(str(path), tmp / name)
-        if folder.exists():
-            old = parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old is not None and not folder.exists():
-            os.replace(old, folder)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-    return folder
+    return Path(folder)
 
 
 def read_folder(folder: Path) -> dict[str, pa.Table]:
-    """Read a results folder written by :func:`write_folder`."""
+    """Read a results folder written by :func:`write_folder`; a :class:`DataError` if it is
+    not one (missing or unreadable files, no provenance, columns of another layout)."""
     folder = Path(folder)
+    try:
+        kind = "folder" if folder.is_dir() else "other" if folder.exists() else None
+    except (OSError, ValueError) as e:
+        raise DataError(f"{folder}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
+    if kind != "folder":
+        raise DataError(f"{folder}: {'not a folder' if kind else 'no such folder'}; "
+                        "give a results folder written by mcengine run")
     missing = [n for n in FILES if not (folder / f"{n}.parquet").is_file()]
     if missing:
-        raise OutputError(f"{folder}: not a results folder (missing {', '.join(m + '.parquet' for m in missing)})")
-    names = FILES + tuple(n for n in OPTIONAL_FILES if (folder / f"{n}.parquet").is_file())
-    return {n: pq.read_table(folder / f"{n}.parquet") for n in names}
+        raise DataError(f"{folder}: not a results folder (missing {', '.join(m + '.parquet' for m in missing)})")
+    out = {}
+    for n in FILES + tuple(n for n in OPTIONAL_FILES if (folder / f"{n}.parquet").is_file()):
+        path = folder / f"{n}.parquet"
+        try:
+            t = pq.read_table(path)
+        except (OSError, pa.ArrowException) as e:
+            raise DataError(f"{path}: not a readable Parquet file ({' '.join(str(e).split())[:120]})") from None
+        lacking = [c for c in SCHEMAS[n].names if c not in t.column_names]
+        if METADATA_KEY not in (t.schema.metadata or {}) or lacking:
+            why = "no mcengine metadata" if not lacking else f"missing columns {', '.join(lacking)}"
+            raise DataError(f"{path}: not written by this version of mcengine ({why})")
+        try:
+            read_metadata(t)
+        except ValueError:
+            raise DataError(f"{path}: its mcengine metadata is not valid JSON") from None
+        out[n] = t
+    return out
 
 
 class TrajectoryWriter:
@@ -156,7 +347,9 @@ class TrajectoryWriter:
     of rows never sit in memory. Columns: ``trajectory`` (int64 index), ``regime`` (null
     without regimes), each uncertain input (engine units: log10 for levels, OOM/yr for
     rates), ``t_first:<row>:<threshold>`` and ``diffusion_date:<$>:<threshold>`` (calendar
-    years; null where censored)."""
+    years; null where censored). Refuses (ResourceError, removing ``path``) when the rows of
+    ``metadata["trajectories"]`` trajectories, 8 bytes a value, would not fit on the disk;
+    an ``OSError`` while writing becomes an :class:`OutputError`."""
 
     def __init__(self, path: Path, start: float, regimes: list[str], inputs: list[str], dates: list[str],
                  diffusion: list[str], metadata: dict):
@@ -164,7 +357,17 @@ class TrajectoryWriter:
         fields = [pa.field("trajectory", pa.int64()), pa.field("regime", pa.string())]
         fields += [pa.field(n, pa.float64()) for n in inputs + dates + diffusion]
         self.schema = pa.schema(fields, metadata={METADATA_KEY: json.dumps(metadata)})
-        self.writer = pq.ParquetWriter(self.path, self.schema)
+        try:
+            need = 8 * len(fields) * int(metadata.get("trajectories", 0))
+            free = shutil.disk_usage(self.path.parent).free
+            if need > free:
+                raise ResourceError(f"trajectories.parquet would take about {need / 2**30:,.1f} GiB but "
+                                    f"{free / 2**30:,.1f} GiB is free beside the results folder; use fewer "
+                                    "trajectories or run without --keep-trajectories")
+            self.writer = pq.ParquetWriter(self.path, self.schema)
+        except BaseException:
+            self.path.unlink(missing_ok=True)
+            raise
 
     def write(self, first: int, arrays: tuple) -> None:
         import numpy as np
@@ -177,7 +380,11 @@ class TrajectoryWriter:
         for block in (t_first, diffusion):
             flat = block.reshape(n, -1).astype(np.float64) + self.start
             cols += [pa.array(flat[:, i], pa.float64(), from_pandas=True) for i in range(flat.shape[1])]
-        self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
+        try:
+            self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write per-trajectory rows ({e.strerror or e}); free some disk "
+                              "space or run without --keep-trajectories") from None
 
     def close(self) -> None:
         self.writer.close()

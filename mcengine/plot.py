@@ -15,12 +15,15 @@ and labelled "not by <horizon>: X%".
 from __future__ import annotations
 
 import math
+import os
 import textwrap
+import uuid
 from pathlib import Path
 
 import numpy as np
 
 from . import io
+from .errors import ArgumentError, DataError, OutputError
 
 EXTENSIONS = (".png", ".svg", ".pdf")
 FIGURES = ("fan", "cdf", "lead", "access")
@@ -392,10 +395,10 @@ def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: 
     rows = [r for r in table.to_pylist() if r["output"] == output and r["actor"] == actor]
     thresholds = list(dict.fromkeys(r["threshold"] for r in rows))
     if not rows:
-        raise ValueError(f"no sensitivity rows for {output} of {actor}")
+        raise ArgumentError(f"no sensitivity rows for {output} of {actor}")
     threshold = threshold or thresholds[len(thresholds) // 2]
     if threshold not in thresholds:
-        raise ValueError(f"unknown threshold {threshold!r}; valid thresholds: {', '.join(thresholds)}")
+        raise ArgumentError(f"unknown threshold {threshold!r}; valid thresholds: {', '.join(thresholds)}")
     rows = [r for r in rows if r["threshold"] == threshold and r["variance_share"] is not None]
     rows = sorted(rows, key=lambda r: r["variance_share"])[-top:]
     with _style():
@@ -434,29 +437,67 @@ def save_all(results, out, threshold=None) -> list[Path]:
         "lead": lambda: lead_times(d.results, threshold),
         "access": lambda: access_and_performance(d.results),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name in FIGURES:
-        fig = figures[name]()
-        path = out.with_name(f"{out.stem}-{name}{ext}")
-        meta = {"Creator": "mcengine"} if ext != ".png" else {"Software": "mcengine"}
-        with _style():
-            fig.savefig(path, metadata=meta, dpi=200)
-        written.append(path)
-    return written
+    drawn = {name: figures[name]() for name in FIGURES}  # all drawn before any is written
+    meta = {"Creator": "mcengine"} if ext != ".png" else {"Software": "mcengine"}
+    paths = figure_paths(out)
+    created = io.make_parents(out.parent)
+    tmps = []
+    try:
+        for name, path in zip(FIGURES, paths):
+            tmps.append(path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}{ext}"))
+            with _style():
+                drawn[name].savefig(tmps[-1], metadata=meta, dpi=200)
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+    except BaseException as e:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        io.remove_empty(created)
+        if isinstance(e, OSError):
+            raise OutputError(f"{out}: cannot write the figures ({e.strerror or e}); choose another --out") from None
+        raise
+    return paths
 
 
-def plot_command(folder, out=None, threshold=None) -> list[Path]:
+def figure_paths(out) -> list[Path]:
+    """The four files :func:`save_all` writes for ``out``: ``<stem>-fan<ext>``, ..."""
+    out = Path(out)
+    return [out.with_name(f"{out.stem}-{name}{out.suffix}") for name in FIGURES]
+
+
+def check_figures(out, overwrite: bool = False) -> None:
+    """Fail (before drawing) if the figures of ``out`` could not or must not be written:
+    an existing figure file is replaced only inside a folder mcengine wrote (a results
+    folder) or with ``overwrite``, and never if it is not a plain file."""
+    out = Path(out)
+    _check_extension(out)
+    problem = io.path_problem(out)
+    if problem:
+        raise OutputError(f"{out}: {problem}; choose another --out")
+    parent = io.existing_ancestor(out.parent)
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{out}: cannot write there ({parent} is not a writable folder); choose another --out")
+    existing = [p for p in figure_paths(out) if p.exists() or p.is_symlink()]
+    for p in existing:
+        if p.is_symlink() or not p.is_file():
+            raise OutputError(f"{p}: exists and is not a plain file; choose another --out")
+    if existing and not overwrite and not io.written_by_mcengine(out.parent):
+        raise OutputError(f"{existing[0]}: already exists; pass --force to replace it or choose another --out")
+
+
+def plot_command(folder, out=None, threshold=None, overwrite=False) -> list[Path]:
     """``mcengine plot DIR [--out FILE.png|.svg|.pdf] [--threshold NAME]``: write the
     four figures of results folder ``folder`` (default ``DIR/plots.png`` ->
-    ``DIR/plots-fan.png`` ...) and return their paths. Raises ValueError (one line) for
-    an unsupported extension or an unknown threshold."""
+    ``DIR/plots-fan.png`` ...) and return their paths. Raises a UserError (one line) for
+    an unsupported extension, an unknown threshold, a folder that is not a results folder,
+    or figure files that exist outside a results folder (unless ``overwrite``)."""
     folder = Path(folder)
     out = Path(out) if out is not None else folder / "plots.png"
     _check_extension(out)
     d = _Data(folder, None)
     if threshold is not None:
         d.threshold(threshold)
+    check_figures(out, overwrite)
     return save_all(d.results, out, threshold)
 
 
@@ -530,7 +571,7 @@ class _Data:
         self.regimes = regimes
         if regime is not None and regime not in regimes:
             valid = ", ".join(regimes) if regimes else "none: this scenario has no regimes"
-            raise ValueError(f"unknown regime {regime!r}; valid regimes: {valid}")
+            raise ArgumentError(f"unknown regime {regime!r}; valid regimes: {valid}")
         self.regime = regime
         self.events = [r for r in events if r["regime"] == regime]
         self.channels = any(r.get("channel") is not None for r in events)
@@ -582,7 +623,7 @@ class _Data:
             if t.name == name:
                 return t
         valid = ", ".join(t.name for t in self.thresholds) or "none"
-        raise ValueError(f"unknown threshold {name!r}; valid thresholds: {valid}")
+        raise ArgumentError(f"unknown threshold {name!r}; valid thresholds: {valid}")
 
     def default_threshold(self) -> str:
         """The first threshold the frontier reaches (median) at least a year after the
@@ -596,7 +637,7 @@ class _Data:
             if med.get(t.name) is not None:
                 return t.name
         if not self.thresholds:
-            raise ValueError("the results have no thresholds")
+            raise DataError("the results have no thresholds")
         return self.thresholds[0].name
 
     def event_rows(self, metric: str, threshold: str):
@@ -899,6 +940,6 @@ def _usd(x: float) -> str:
 def _check_extension(out: Path) -> str:
     ext = out.suffix.lower()
     if ext not in EXTENSIONS:
-        raise ValueError(f"{out}: unsupported plot file type {repr(out.suffix) if out.suffix else '(none)'}; "
+        raise OutputError(f"{out}: unsupported plot file type {repr(out.suffix) if out.suffix else '(none)'}; "
                          f"use {', '.join(EXTENSIONS)}")
     return ext

@@ -15,6 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .errors import ArgumentError
+
 PRNG_IMPL = "threefry2x32"
 _SHOCKS = 0x73686F6B  # stream of per-step shocks
 _DRAWS = 0x64726177  # stream of per-trajectory draws
@@ -23,7 +25,7 @@ _DRAWS = 0x64726177  # stream of per-trajectory draws
 def seed_key(seed: int) -> jax.Array:
     """Raw key data (uint32[2]) for a seed in [0, 2**64)."""
     if not 0 <= seed < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+        raise ArgumentError(f"seed must be in [0, 2**64), got {seed}")
     return jnp.asarray(np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32))
 
 

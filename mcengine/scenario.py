@@ -12,25 +12,19 @@ import dataclasses
 import difflib
 import importlib.resources
 import math
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 from .distributions import Z_P95, Dist
+from .errors import ScenarioError
 
 SCHEMA_VERSION = 1
 FRONTIER = "frontier"
 THRESHOLD_KINDS = ("effective", "physical")
 DEFAULT_AT_LEAST = (1, 10, 100)
 MAX_ENTRY_RANK = 1000  # largest rank a group with entrants may report (its cost grows with it)
-
-
-class ScenarioError(ValueError):
-    """A scenario that cannot be run: ``str(err)`` is the one-line message for users."""
-
-    def __init__(self, source: str, field: str, message: str):
-        self.source, self.field, self.message = source, field, message
-        super().__init__(f"{source}: {field}: {message}" if field else f"{source}: {message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -218,15 +212,38 @@ def load_scenario(path_or_name: str | Path, overrides: tuple[str, ...] | list[st
     return parse_scenario(text, source=source, overrides=overrides)
 
 
+MAX_FILE_BYTES = 10_000_000  # a scenario file is text of a few kB
+
+
 def _read(path_or_name: str | Path) -> tuple[str, str]:
     p = Path(path_or_name)
-    if p.suffix == ".toml" or p.is_file() or "/" in str(path_or_name):
+    if "\0" in str(p):
+        raise ScenarioError(str(p).replace("\0", "\\0"), "", "the path contains a NUL character")
+    try:
+        return _read_path(p, path_or_name)
+    except OSError as e:
+        raise ScenarioError(str(p), "", f"cannot read the file ({e.strerror or e.__class__.__name__})") from None
+
+
+def _read_path(p: Path, path_or_name: str | Path) -> tuple[str, str]:
+    if p.suffix == ".toml" or p.exists() or "/" in str(path_or_name) or "\\" in str(path_or_name):
+        if p.is_dir():
+            raise ScenarioError(str(p), "", "is a folder, not a scenario file; give a .toml file or a built-in name")
+        if p.exists() and not p.is_file():
+            raise ScenarioError(str(p), "", "is not a regular file; give a .toml file or a built-in name")
         try:
-            return str(p), p.read_text(encoding="utf-8")
+            with open(p, "rb") as f:
+                data = f.read(MAX_FILE_BYTES + 1)
         except FileNotFoundError:
             raise ScenarioError(str(p), "", "no such file") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ScenarioError(str(p), "", f"cannot read the file ({e.__class__.__name__})") from None
+        except OSError as e:
+            raise ScenarioError(str(p), "", f"cannot read the file ({e.strerror or e.__class__.__name__})") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise ScenarioError(str(p), "", f"larger than {MAX_FILE_BYTES // 10**6} MB; not a scenario file")
+        try:
+            return str(p), data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ScenarioError(str(p), "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
     name = str(path_or_name)
     if name not in builtin_names():
         raise ScenarioError(name, "", "no such file and no built-in scenario of that name; "
@@ -240,6 +257,9 @@ def parse_scenario(text: str, source: str = "<string>", overrides: tuple[str, ..
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(source, "", f"not valid TOML: {e}") from None
+    if not doc:
+        raise ScenarioError(source, "", "the file is empty (no TOML keys or tables); a scenario needs [scenario], "
+                            "[hardware], [algorithms], [[actors]] and [[thresholds]]")
     if overrides:
         apply_overrides(doc, overrides, source)
         text += "\n# --set " + "\n# --set ".join(overrides) + "\n"
@@ -250,7 +270,9 @@ def apply_overrides(doc: dict, overrides, source: str) -> None:
     """Set ``path=value`` items in a parsed scenario document, in place. The path is dotted;
     entries of [[actors]], [[groups]], [[thresholds]] and [[regimes]] are named by their
     ``name``; the value is TOML (a bare word counts as a string). The result is validated
-    like any file."""
+    like any file. Giving one quantity twice, in one form or two (``hardware.rate`` and
+    ``hardware.doubling_years``), is refused."""
+    given: dict[tuple[int, str], str] = {}  # (table, quantity) -> the override that set it
     for item in overrides:
         path, sep, raw = item.partition("=")
         path, raw = path.strip(), raw.strip()
@@ -283,6 +305,11 @@ def apply_overrides(doc: dict, overrides, source: str) -> None:
                 target = nxt
             else:
                 raise ScenarioError(source, field, f"'{key}' is a value, not a table, so it has no fields")
+        quantity = (id(target), "rate" if rest[0] in _RATE_ALTERNATIVES else rest[0])
+        if quantity in given:
+            raise ScenarioError(source, field, f"sets the same quantity as --set {given[quantity]} given before; "
+                                "give each quantity once")
+        given[quantity] = path
         if rest[0] in _RATE_ALTERNATIVES:  # a rate given another way replaces the file's
             for other in _RATE_ALTERNATIVES - {rest[0]}:
                 target.pop(other, None)
@@ -437,6 +464,9 @@ class _Parser:
             self.fail("scenario.schema_version", f"this mcengine reads schema_version {SCHEMA_VERSION}, "
                       f"got {s['schema_version']!r}")
         name = self.string(s["name"], "scenario.name")
+        if not _NAME.fullmatch(name):
+            self.fail("scenario.name", f"{name!r} cannot name a results folder; use 1 to 100 letters, digits, "
+                      "'-', '_' or '.', starting with a letter or digit")
         description = s.get("description", "")
         if not isinstance(description, str):
             self.fail("scenario.description", f"must be a string, got {_describe(description)}")
@@ -744,6 +774,7 @@ def correlation_matrix(pairs: tuple[tuple[str, str, float], ...]):
         raise ValueError("not positive definite") from None
 
 
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a scenario name: one safe path component
 _RATE_FORMS = {"doubling_years": ("positive", "log2_over"), "halving_years": ("positive", "log2_over"),
                "factor_per_year": ("positive", "log10")}
 _RATE_KEYS = {"growth", "factor_per_year", "doubling_years"}

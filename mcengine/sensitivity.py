@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import engine, io
+from .errors import ArgumentError, ScenarioError
 from .model import build
 from .scenario import Scenario
 
@@ -74,9 +75,14 @@ def variance_share(x: np.ndarray, ry: np.ndarray, bins: int, categorical: bool =
 
 def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, bins: int = 20) -> pa.Table:
     """The sensitivity table of ``scenario`` from ``trajectories`` sampled trajectories."""
+    if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)):
+        raise ArgumentError(f"trajectories must be a whole number, got {trajectories!r}")
     if not 100 <= trajectories <= 2_000_000:
-        raise ValueError(f"sensitivity needs between 100 and 2,000,000 trajectories, got {trajectories:,}")
+        raise ArgumentError(f"sensitivity needs between 100 and 2,000,000 trajectories, got {trajectories:,}")
     model, _ = build(scenario)
+    if not model.inputs and not model.regimes:
+        raise ScenarioError(scenario.source, "", "no uncertain inputs (every number is fixed and there are no "
+                            "regimes), so nothing drives the outputs; give some numbers a distribution")
     out = engine.sample_trajectories(scenario, trajectories, seed)
     inputs = {name: out.inputs[:, i] for i, name in enumerate(model.inputs)}
     if model.regimes:
@@ -110,14 +116,18 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
     return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata({io.METADATA_KEY: io.json.dumps(meta)}))
 
 
-def top_drivers(table: pa.Table, n: int = 3) -> list[tuple[str, str, list[tuple[str, float, float]]]]:
-    """Per (output, actor #rank, threshold): the n inputs with the largest variance share."""
+def top_drivers(table: pa.Table, n: int = 3) -> list[tuple[str, str, list[tuple[str, float, float | None]]]]:
+    """Per (output, actor #rank, threshold): the n inputs with the largest variance share,
+    as (input, share, rank correlation or None). Inputs whose share is undefined (null in
+    the table: a constant input or output) are left out."""
     groups: dict = {}
     for r in table.to_pylist():
         label = f"{r['output']} {r['actor']}" + (f" #{r['rank']}" if r["rank"] != 1 else "")
         groups.setdefault((label, r["threshold"]), []).append((r["input"], r["variance_share"], r["spearman"]))
     out = []
     for (label, threshold), items in groups.items():
-        items = sorted((i for i in items if i[1] == i[1]), key=lambda i: -i[1])[:n]
+        defined = lambda x: x is not None and x == x  # null (or NaN) is undefined
+        items = sorted(((name, share, rho if defined(rho) else None) for name, share, rho in items
+                        if defined(share)), key=lambda i: -i[1])[:n]
         out.append((label, threshold, items))
     return out

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
+import math
 import re
-import shutil
 import tomllib
 import uuid
 from pathlib import Path
@@ -21,8 +20,11 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from . import api, io
+from . import api, engine, io
 from .scenario import ScenarioError, load_scenario
+
+
+MAX_POINTS = 10_000  # grid points of one sweep
 
 
 def parse_axis(item: str, source: str) -> tuple[str, list[str]]:
@@ -76,13 +78,14 @@ def sweep(scenario: str | Path, axes: list[str], fixed: tuple[str, ...] = (), tr
     columns = [column_name(p) for p, _ in grid]
     if len(set(columns)) != len(columns):
         raise ScenarioError(source, "--set", "two swept paths share a column name; sweep each path once")
+    size = math.prod(len(vals) for _, vals in grid)
+    if size > MAX_POINTS:
+        raise ScenarioError(source, "--set", f"the grid has {size:,} points; at most {MAX_POINTS:,}")
+    engine.check_trajectories(trajectories)
     points = list(itertools.product(*[[(p, v) for v in vals] for p, vals in grid]))
     scenarios = [load_scenario(scenario, [*fixed, *(f"{p}={v}" for p, v in point)]) for point in points]
     io.check_output_folder(out, overwrite)
-    parent = Path(out).absolute().parent
-    tmp = parent / f".{Path(out).name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    with io.atomic_folder(out, overwrite, kind="sweep", scenario=scenarios[0].name) as tmp:
         manifest = []
         for i, (point, s) in enumerate(zip(points, scenarios)):
             if progress:
@@ -104,16 +107,6 @@ def sweep(scenario: str | Path, axes: list[str], fixed: tuple[str, ...] = (), tr
         (tmp / "sweep.json").write_text(json.dumps({"scenario": source, "fixed": list(fixed), "axes": axes,
                                                      "seed": seed, "trajectories": trajectories,
                                                      "points": manifest}, indent=1))
-        old = None
-        if Path(out).exists():
-            old = parent / f".{Path(out).name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-        os.replace(tmp, out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return Path(out)
 
 

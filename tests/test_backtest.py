@@ -178,7 +178,7 @@ def test_backtest_rows_statuses_and_output(tmp_path, scenario, samples):
     back = pq.read_table(out)
     assert back.equals(table) and bt.metadata(back)["as_of"] == "2025-06-30"
     assert bt.metadata(back)["group"] == "labs" and bt.metadata(back)["trajectories"] == N
-    assert [p.name for p in (tmp_path / "results").iterdir()] == ["backtest.parquet"]  # no temporary left
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [".mcengine", "backtest.parquet"]  # no temporary left
     bt.write(table, tmp_path / "results")  # replaces the earlier backtest
     (tmp_path / "file").write_text("x")
     with pytest.raises(io.OutputError, match="not a folder"):

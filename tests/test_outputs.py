@@ -36,7 +36,8 @@ def small_run(tmp_path_factory):
 
 def test_folder_has_three_files_with_schemas(small_run):
     folder, _ = small_run
-    assert sorted(p.name for p in folder.iterdir()) == ["access.parquet", "events.parquet", "paths.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [".mcengine", "access.parquet", "counts.parquet",
+                                                        "events.parquet", "paths.parquet"]
     for name in io.FILES:
         t = pq.read_table(folder / f"{name}.parquet")
         assert t.schema.remove_metadata() == io.SCHEMAS[name], name
@@ -84,7 +85,8 @@ sys.modules["mcengine"] = None  # prove the readers do not need mcengine
 import pandas as pd, duckdb
 df = pd.read_parquet({str(folder)!r} + "/events.parquet")
 assert len(df) == 6 and set(df.metric) == {{"t_first", "lead_time"}}
-n = duckdb.sql("select count(*) from read_parquet('{folder}/*.parquet', union_by_name=true)").fetchall()[0][0]
+files = [f"{folder}/{{name}}.parquet" for name in ("events", "access", "paths")]
+n = duckdb.sql(f"select count(*) from read_parquet({{files}}, union_by_name=true)").fetchall()[0][0]
 assert n == 6 + 4 + 10 * 21, n
 print("ok")
 """
@@ -141,7 +143,7 @@ def test_forced_failed_write_keeps_the_old_folder(tmp_path, small_run, monkeypat
     results.write(tmp_path / "out")
     before = sorted(os.listdir(tmp_path / "out"))
     monkeypatch.setattr(io.pq, "write_table", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
-    with pytest.raises(OSError):
+    with pytest.raises(io.OutputError, match="out: cannot write it \\(disk full\\)"):
         results.write(tmp_path / "out", overwrite=True)
     assert sorted(os.listdir(tmp_path / "out")) == before and os.listdir(tmp_path) == ["out"]
 

@@ -1,0 +1,184 @@
+"""Every command on every built-in scenario, at a small number of trajectories.
+
+One ``mcengine run`` per built-in (module-scoped, in-process: the compile dominates and is
+shared), then ``validate``, ``summary``, ``summary --json``, ``plot``, ``sensitivity`` and
+``backtest`` on each, ``sweep`` on a few, and the README's pandas example on each results
+folder. A command either succeeds or, where it does not apply (a backtest of a scenario
+without a group), refuses in one line with exit status 2; never exit status 1 (a bug) and
+never a traceback. Every command uses the same number of trajectories, so the sampling
+programs compiled for ``run`` serve ``sensitivity`` and ``backtest`` too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io as stdio
+import json
+import os
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import mcengine
+
+from .conftest import ROOT
+
+N = "256"
+BUILTINS = mcengine.builtin_names()
+SWEPT = {"baseline": "hardware.volatility=0.05,0.1", "rand-futures": "algorithms.volatility=0.1,0.2"}
+DATA = ROOT.parent / "shared" / "data" / "epoch_models_to_2019.csv"
+OBSERVED = """model,organization,publication_date,training_compute_flop,base_model
+A,Lab One,2020-06-01,2e23,
+B,Lab Two,2021-03-01,3e24,
+C,"Lab One, Lab Three",2022-05-01,2e25,
+D,Lab Four,2023-01-15,1e26,
+E,Lab Two,2024-06-01,5e25,
+F,Lab Five,2024-07-01,1e26,A
+"""
+
+
+def cli(*args) -> tuple[int, str, str]:
+    """Run the command line in-process: (exit status, stdout, stderr)."""
+    from mcengine.cli import main
+
+    out, err = stdio.StringIO(), stdio.StringIO()
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            code = e.code
+    return code, out.getvalue(), err.getvalue()
+
+
+def ok(result) -> str:
+    code, out, err = result
+    assert code == 0 and "Traceback" not in err, err
+    return out
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """``folder(name)``: the results folder of ``mcengine run NAME -n 256``, run once."""
+    root = tmp_path_factory.mktemp("runs")
+    done = {}
+
+    def get(name: str) -> Path:
+        if name not in done:
+            out = root / name
+            ok(cli("run", name, "-n", N, "-q", "--out", out))
+            done[name] = out
+        return done[name]
+
+    return get
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_run_writes_a_marked_results_folder(name, folder):
+    out = folder(name)
+    assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access.parquet", "counts.parquet",
+                                                     "events.parquet", "paths.parquet"]
+    marker = json.loads((out / ".mcengine").read_text())
+    assert marker["kind"] == "results" and marker["scenario"] == name and marker["mcengine"] == mcengine.__version__
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_validate(name):
+    assert ok(cli("validate", name)).startswith(f"ok: {name} ")
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_summary_text_and_json(name, folder):
+    assert f"{int(N):,} trajectories" in ok(cli("summary", folder(name)))
+    data = json.loads(ok(cli("summary", folder(name), "--json")))
+    assert data and json.dumps(data)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_plot(name, folder):
+    pytest.importorskip("matplotlib")
+    out = ok(cli("plot", folder(name)))
+    assert sorted(p.name for p in folder(name).glob("plots-*.png")) == [
+        "plots-access.png", "plots-cdf.png", "plots-fan.png", "plots-lead.png"]
+    assert out.count("wrote ") == 4
+    ok(cli("plot", folder(name)))  # again: figures inside a results folder are mcengine's own
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_sensitivity(name, tmp_path):
+    out = tmp_path / "sens"
+    lines = ok(cli("sensitivity", name, "-n", N, "--out", out)).splitlines()
+    assert lines and all(re.search(r"\d+%|none \(the output does not vary", line) for line in lines)
+    assert any("%" in line for line in lines)
+    table = pq.read_table(out / "sensitivity.parquet")
+    assert table.num_rows > 0 and set(table.column("scenario").to_pylist()) == {name}
+    assert json.loads((out / ".mcengine").read_text())["kind"] == "sensitivity"
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_backtest_scores_or_says_why_not(name, tmp_path):
+    observed = tmp_path / "observed.csv"
+    observed.write_text(OBSERVED)
+    code, out, err = cli("backtest", name, "--observed", observed, "--as-of", "2024-12-31", "-n", N,
+                         "--out", tmp_path / "bt")
+    scenario = mcengine.load_scenario(name)
+    groups = [a for a in scenario.actors if a.is_group]
+    if len(groups) != 1:  # nothing to score against: one line, exit 2
+        assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+        assert not (tmp_path / "bt").exists()
+        return
+    assert code == 0 and "Traceback" not in err, err
+    if any(t.kind == "physical" for t in scenario.thresholds) and scenario.start < 2024.99:
+        assert "scored" in out and (tmp_path / "bt" / "backtest.parquet").is_file()
+
+
+def test_backtest_into_a_results_folder_keeps_it_replaceable(folder, tmp_path):
+    observed = tmp_path / "observed.csv"
+    observed.write_text(OBSERVED)
+    results = folder("historical-2020")
+    out = ok(cli("backtest", "historical-2020", "--observed", observed, "--as-of", "2024-12-31", "-n", N,
+                 "--out", results))
+    assert "scored" in out and (results / "backtest.parquet").is_file()
+    if DATA.is_file():  # the real file: nothing after 2019 in it, so nothing to score yet
+        assert "nothing to score yet" in ok(cli("backtest", "historical-2020", "--observed", DATA,
+                                                "--as-of", "2019-12-31", "-n", N))
+    ok(cli("run", "historical-2020", "-n", N, "-q", "--out", results, "--force"))  # backtest.parquet is its own
+    assert not (results / "backtest.parquet").exists()
+
+
+@pytest.mark.parametrize("name", sorted(SWEPT))
+def test_sweep(name, tmp_path):
+    out = tmp_path / "sweep"
+    ok(cli("sweep", name, "--set", SWEPT[name], "-n", N, "-q", "--out", out))
+    manifest = json.loads((out / "sweep.json").read_text())
+    assert len(manifest["points"]) == 2
+    assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access", "counts", "events", "paths", "sweep.json"]
+    assert json.loads((out / ".mcengine").read_text())["kind"] == "sweep"
+
+
+def readme_block(heading: str) -> str:
+    """The first python code block after ``heading`` in the README."""
+    text = (ROOT / "README.md").read_text()
+    return re.search(r"```python\n(.*?)```", text[text.index(heading):], re.S).group(1)
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_readme_pandas_example_runs(name, folder, capsys):
+    code = readme_block("## Reading the results").replace("mcengine-results/baseline", str(folder(name)))
+    scope = {}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - the README's own example
+    lead = scope["lead"]
+    assert {actor for actor, _ in lead.columns} <= {a.name for a in mcengine.load_scenario(name).actors}
+    assert len(lead) == len(mcengine.load_scenario(name).thresholds)
+
+
+def test_matrix_covers_every_command():
+    """A new command must join this matrix: the commands tested here are all there are."""
+    from mcengine.cli import cli as group
+
+    tested = {"run", "validate", "summary", "plot", "sensitivity", "backtest", "sweep", "scenarios"}
+    assert set(group.commands) == tested
+    assert ok(cli("scenarios")).count("\n") == len(BUILTINS)
+    assert os.environ.get("MCENGINE_CACHE") == "0"
