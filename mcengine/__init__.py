@@ -1,27 +1,43 @@
 """mcengine: Monte Carlo forecasts of when AI capabilities are first reached and how
-fast they spread (frontier dates, lead times, diffusion dates).
+fast they spread (frontier dates, lead times, diffusion dates, counts of organisations).
 
-The public API, imported lazily (so ``mcengine --help`` does not start JAX):
-``load_scenario``, ``parse_scenario``, ``builtin_names``, ``run``, ``read_results``,
-``sample_trajectories``, ``Results``, ``Scenario``, ``ScenarioError``.
+The public API is what this module exports. Reading results needs neither the engine nor
+JAX (``mcengine.read_results``); the functions that sample (``run``,
+``sample_trajectories``) and the scenario functions load their modules, and JAX, on first
+use, so that ``mcengine --help`` and result readers start fast.
 """
 
-__version__ = "0.1.0"
+from importlib import metadata as _metadata
 
-_API = {
-    "Results": "api", "read_results": "api", "run": "api",
-    "sample_trajectories": "engine",
-    "Scenario": "scenario", "ScenarioError": "scenario", "builtin_names": "scenario",
-    "load_scenario": "scenario", "parse_scenario": "scenario",
+from .errors import ArgumentError as ArgumentError
+from .errors import DataError as DataError
+from .errors import OutputError as OutputError
+from .errors import ResourceError as ResourceError
+from .errors import ScenarioError as ScenarioError
+from .errors import UserError as UserError
+from .results import Results as Results
+from .results import Row as Row
+from .results import read_results as read_results
+
+try:
+    __version__ = _metadata.version("mcengine")
+except _metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0.0.0+unknown"
+
+# Loaded on first use (they import JAX): name -> module.
+_LAZY = {
+    "run": "api", "sample_trajectories": "api",
+    "Scenario": "scenario", "builtin_names": "scenario", "load_scenario": "scenario", "parse_scenario": "scenario",
 }
-__all__ = sorted(_API)
+__all__ = sorted(["ArgumentError", "DataError", "OutputError", "ResourceError", "ScenarioError", "UserError",
+                  "Results", "Row", "read_results", "__version__", *_LAZY])
 
 
 def __getattr__(name):
-    if name in _API:
+    if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".{_API[name]}", __name__), name)
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'mcengine' has no attribute {name!r}")
 
 

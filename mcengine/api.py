@@ -12,44 +12,17 @@ from typing import Callable
 import numpy as np
 import pyarrow as pa
 
-from . import aggregate, engine, io, model
-from .errors import ArgumentError
-from .kernels import DEFAULT_GENERATOR
-from .random import PRNG_IMPL
-from .scenario import Scenario, load_scenario
+from . import jaxsetup
 
+jaxsetup.configure()  # the same devices and compilation cache as the command line
 
-@dataclasses.dataclass(frozen=True)
-class Results:
-    """Distributions from one run (see README for the columns).
-
-    events: t_first (calendar year) and lead_time (years) per actor and threshold.
-    access: diffusion_date (calendar year) per access budget and threshold.
-    paths: fan charts (log10 units) per series and whole year.
-    metadata: the provenance record stored in every file.
-    """
-
-    events: pa.Table
-    access: pa.Table
-    paths: pa.Table
-    metadata: dict
-    trajectories_file: Path | None = None  # per-trajectory rows, if kept (moved in by write)
-    counts: pa.Table | None = None  # organisations able to reach each threshold by each year
-
-    def write(self, folder: str | Path, overwrite: bool = False) -> Path:
-        """Write events/access/paths/counts.parquet (and trajectories.parquet if kept) into
-        ``folder`` atomically."""
-        files = {"trajectories.parquet": self.trajectories_file} if self.trajectories_file else None
-        tables = {"events": self.events, "access": self.access, "paths": self.paths}
-        if self.counts is not None:
-            tables["counts"] = self.counts
-        return io.write_folder(Path(folder), tables, overwrite=overwrite, files=files)
-
-
-def read_results(folder: str | Path) -> Results:
-    """Read a results folder written by :meth:`Results.write`."""
-    t = io.read_folder(Path(folder))
-    return Results(t["events"], t["access"], t["paths"], io.read_metadata(t["events"]), counts=t.get("counts"))
+from . import aggregate, engine, io, model  # noqa: E402
+from .engine import sample_trajectories  # noqa: E402,F401 (re-exported)
+from .errors import ArgumentError  # noqa: E402
+from .kernels import DEFAULT_GENERATOR  # noqa: E402
+from .random import PRNG_IMPL  # noqa: E402
+from .results import Results, read_results  # noqa: E402,F401 (re-exported)
+from .scenario import Scenario, load_scenario  # noqa: E402
 
 
 def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int = 0,

@@ -21,9 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import click  # noqa: E402
 
-from . import api, engine, io  # noqa: E402
+from . import api, engine, io, jaxsetup  # noqa: E402
 from .kernels import DEFAULT_GENERATOR, GENERATORS  # noqa: E402
 from .report import progress_bar, summary_data, summary_text  # noqa: E402
+from .results import read_results  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .scenario import ScenarioError, builtin_names, load_scenario  # noqa: E402
 
@@ -194,7 +195,7 @@ def scenarios():
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON, for machines.")
 def summary(folder, as_json):
     """Print the summary of a results FOLDER written by `mcengine run`."""
-    results = api.read_results(folder)
+    results = read_results(folder)
     click.echo(json.dumps(summary_data(results), indent=1) if as_json else summary_text(results))
 
 
@@ -312,7 +313,7 @@ def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, ou
 
 def main(argv=None) -> None:
     """Entry point: runs the command group, turning every user error into one line."""
-    _prepare_jax()
+    jaxsetup.configure()
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         cli.main(args=argv, prog_name="mcengine", standalone_mode=False)
@@ -367,38 +368,8 @@ def _join_processes() -> bool:
     return jax.process_index() == 0
 
 
-def _host_id() -> str:
-    """A short id of this host's CPU, so that a cache folder shared between machines (a
-    cluster's home directory) never hands one CPU code compiled for another."""
-    import hashlib
-    import platform
-
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
-    except OSError:
-        flags = ""
-    return hashlib.sha256(f"{platform.machine()} {flags}".encode()).hexdigest()[:12]
-
-
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-def _prepare_jax() -> None:
-    """For command-line runs: one CPU device per core (chunks are split over them), and
-    JAX's persistent compilation cache in the user's cache folder, so an unchanged
-    scenario shape compiles once (MCENGINE_CACHE=0 turns it off). Library users keep
-    their own JAX settings."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags:
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}".strip()
-    if os.environ.get("MCENGINE_CACHE", "1") != "0":
-        import jax
-
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        jax.config.update("jax_compilation_cache_dir", os.path.join(base, "mcengine", "jax", _host_id()))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
 def _fail(message: str, code: int = 2) -> None:

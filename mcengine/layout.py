@@ -21,35 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import NamedTuple
 
 from .io import usd_name
+from .results import Row
 from .scenario import FRONTIER, Scenario
 
 ROW_KINDS = ("actor", "group")
 DATE, LEAD = "date", "lead"
-
-
-class Row(NamedTuple):
-    """A reported row: an actor (rank 1) or one rank of a group."""
-
-    actor: str
-    rank: int
-    kind: str  # one of ROW_KINDS
-
-    @property
-    def is_group(self) -> bool:
-        return self.kind == "group"
-
-    @property
-    def label(self) -> str:
-        """The row's name in series and column names: ``actor`` or ``group#k``."""
-        return f"{self.actor}#{self.rank}" if self.is_group else self.actor
-
-    @property
-    def display(self) -> str:
-        """The row's name for people: ``actor`` or ``group #k``."""
-        return f"{self.actor} #{self.rank}" if self.is_group else self.actor
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from . import io
+from .results import Row, read_results
 from .errors import ArgumentError, DataError, OutputError
 
 EXTENSIONS = (".png", ".svg", ".pdf")
@@ -77,7 +78,7 @@ def fan_chart(results, regime=None):
         frontier = next((p for row, p in series.items() if row.actor == d.frontier), None)
         for k, (ax, actor) in enumerate(zip(axes, entities)):
             rows = [row for row in d.rows if row.actor == actor and row in series]
-            group = len(rows) > 1 or rows[0].group
+            group = len(rows) > 1 or rows[0].is_group
             for row in rows:
                 p, c = series[row], d.color(row)
                 fade = 1.0 / math.sqrt(len(rows))
@@ -505,27 +506,6 @@ def plot_command(folder, out=None, threshold=None, overwrite=False) -> list[Path
 # Reading the tables
 # ---------------------------------------------------------------------------------------
 
-class _Row:
-    """An actor (rank 1) or one rank of a group."""
-
-    def __init__(self, actor: str, rank: int, group: bool):
-        self.actor, self.rank, self.group = actor, rank, group
-
-    @property
-    def label(self) -> str:  # as in paths.parquet series names
-        return f"{self.actor}#{self.rank}" if self.group else self.actor
-
-    @property
-    def display(self) -> str:
-        return f"{self.actor} #{self.rank}" if self.group else self.actor
-
-    def __hash__(self):
-        return hash((self.actor, self.rank))
-
-    def __eq__(self, other):
-        return (self.actor, self.rank) == (other.actor, other.rank)
-
-
 class _Threshold:
     def __init__(self, name: str, flop: float, kind: str):
         self.name, self.flop, self.kind = name, flop, kind
@@ -585,15 +565,9 @@ class _Data:
         self.start = float(self.meta.get("start", min((r["year"] for r in paths), default=0.0)))
         self.horizon = float(self.meta.get("horizon", max((r["year"] for r in paths), default=self.start + 1)))
         self.frontier = "frontier"
-        groups = {r["actor"] for r in events if r["metric"] == "warning_window"}
-        groups |= {r["actor"] for r in events if f"effective:{r['actor']}#{r['rank']}" in self.series}
-        ranks: dict[str, set] = {}
-        for r in events:
-            ranks.setdefault(r["actor"], set()).add(r["rank"])
-        groups |= {a for a, k in ranks.items() if k != {1}}
-        self.groups = groups
-        keys = dict.fromkeys((r["actor"], r["rank"]) for r in events)
-        self.rows = [_Row(a, k, a in groups) for a, k in keys]
+        self.rows = results.rows() if hasattr(results, "rows") else [
+            Row(*k) for k in dict.fromkeys((r["actor"], r["rank"], r["row_kind"]) for r in events)]
+        self.groups = {row.actor for row in self.rows if row.is_group}
         if any(row.actor == "frontier" for row in self.rows):
             self.rows.sort(key=lambda row: row.actor != "frontier")
         elif self.rows:
@@ -614,7 +588,7 @@ class _Data:
                 colors[row] = _shade(base, 0.62 * j / max(len(ranks) - 1, 1)) if len(ranks) > 1 else base
         return colors
 
-    def color(self, row: _Row):
+    def color(self, row: Row):
         return self._colors.get(row, "0.5")
 
     # --- lookups
@@ -678,15 +652,7 @@ class _Data:
 
 def _load(results):
     if isinstance(results, (str, Path)):
-        from . import io
-
-        folder = Path(results)
-        t = io.read_folder(folder)
-
-        class _Read:  # a Results without importing the engine (and JAX)
-            events, access, paths, metadata = t["events"], t["access"], t["paths"], io.read_metadata(t["events"])
-
-        return _Read()
+        return read_results(results)
     for k in ("events", "access", "paths", "metadata"):
         if not hasattr(results, k):
             raise TypeError(f"expected mcengine.Results or a results folder path, got {type(results).__name__}")

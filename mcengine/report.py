@@ -7,7 +7,7 @@ import io
 import math
 import sys
 
-from .api import Results
+from .results import Results
 
 
 def _fmt(x, spec: str) -> str:
@@ -22,8 +22,7 @@ def summary_data(results: Results) -> dict:
     m = results.metadata
     ev = [r for r in results.events.to_pylist() if r["regime"] is None and r["channel"] is None]
     stats = lambda r: {k: r[k] for k in ("p_reached", "p5", "p50", "p95")}
-    groups = {r["actor"] for r in ev if r["metric"] == "warning_window"}
-    label = lambda r: f"{r['actor']} #{r['rank']}" if r["actor"] in groups else r["actor"]
+    label = lambda r: f"{r['actor']} #{r['rank']}" if r["row_kind"] == "group" else r["actor"]
     thresholds = []
     for r in ev:
         if r["metric"] == "t_first" and r["actor"] == "frontier":
