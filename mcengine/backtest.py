@@ -91,7 +91,6 @@ import json
 import math
 import os
 import re
-import uuid
 from pathlib import Path
 from typing import NamedTuple
 
@@ -100,6 +99,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import io
+from .report import fmt
 from .errors import ArgumentError, DataError, OutputError, ResourceError
 from .scenario import FRONTIER, Scenario, load_scenario
 
@@ -464,9 +464,7 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
 
 
 def _table(cols: dict[str, list], meta: dict, notes: list[str]) -> pa.Table:
-    meta = io.provenance(**meta, notes=notes)
-    arrays = [pa.array(cols[f.name], f.type) for f in SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata({io.METADATA_KEY: json.dumps(meta)}))
+    return io.table(SCHEMA, cols, io.provenance(**meta, notes=notes))
 
 
 def metadata(table: pa.Table) -> dict:
@@ -485,14 +483,6 @@ def notes(table: pa.Table) -> list[str]:
 # Output
 
 
-def _fmt(x, spec: str) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    return format(x, spec)
-
-
 def format_table(table: pa.Table) -> str:
     """The backtest for the terminal: notes, one line per scored row, then a summary
     (how many events were observed, interval coverage, mean CRPS)."""
@@ -508,10 +498,10 @@ def format_table(table: pa.Table) -> str:
     recs = table.to_pylist()
     for r in recs:
         body.append([r["actor"] + (f" #{r['rank']}" if r["actor"] != FRONTIER else ""), r["threshold"],
-                     _fmt(r["observed_date"], ".2f"), r["status"], _fmt(r["p_by_as_of"], ".3f"),
-                     _fmt(r["pit"], ".3f"), _fmt(r["inside_50"], ""), _fmt(r["inside_90"], ""),
-                     _fmt(r["crps"], ".3f"), _fmt(r["predicted_p5"], ".2f"), _fmt(r["predicted_p50"], ".2f"),
-                     _fmt(r["predicted_p95"], ".2f"), r["observed_by"] or ""])
+                     fmt(r["observed_date"], ".2f"), r["status"], fmt(r["p_by_as_of"], ".3f"),
+                     fmt(r["pit"], ".3f"), fmt(r["inside_50"], ""), fmt(r["inside_90"], ""),
+                     fmt(r["crps"], ".3f"), fmt(r["predicted_p5"], ".2f"), fmt(r["predicted_p50"], ".2f"),
+                     fmt(r["predicted_p95"], ".2f"), r["observed_by"] or ""])
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
     left = {0, 1, 3, 12}
     fmt_line = lambda cells: "  ".join(c.ljust(w) if i in left else c.rjust(w)
@@ -570,16 +560,14 @@ def write(table: pa.Table, folder: str | Path) -> Path:
     folder = Path(folder)
     check_output(folder)
     target = folder / FILE_NAME
-    tmp = folder / f".{FILE_NAME}.tmp-{uuid.uuid4().hex[:8]}"
     created = []
     try:
         created = io.make_parents(folder)
         if created:
             io.write_marker(folder, "backtest", metadata(table).get("scenario"))
-        pq.write_table(table, tmp)
-        os.replace(tmp, target)
+        with io.atomic_files(target) as (tmp,):
+            pq.write_table(table, tmp)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
         if created:
             (folder / io.MARKER).unlink(missing_ok=True)
             io.remove_empty(created)
