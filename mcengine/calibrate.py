@@ -45,7 +45,7 @@ a year's largest run around the trend enters as start-level uncertainty, the tre
 uncertainty as rate uncertainty.
 
 Pure NumPy (no JAX); the CLI's ``mcengine calibrate`` writes the text with
-:func:`mcengine.io.write_text_file` (atomic, refuses to replace a file unless asked).
+:func:`mcengine.io.write_file` (atomic; refuses to replace a file without --force).
 """
 
 from __future__ import annotations
