@@ -643,12 +643,13 @@ def read(folder_or_file: str | Path) -> pa.Table:
 
 def command(scenario: Scenario | str | Path, observed: str | Path, as_of: datetime.date | str | None = None,
             group: str | None = None, trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0,
-            out: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> str:
+            out: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
+            tables: list | None = None) -> str:
     """What ``mcengine backtest`` does: load the scenario (with ``--set`` overrides),
     check ``out`` before sampling, run :func:`backtest`, write ``out/backtest.parquet``
     if ``out`` is given, and return the text to print. Raises a UserError (ScenarioError,
     DataError, ArgumentError, OutputError, ResourceError) with a one-line message for every
-    user mistake."""
+    user mistake. The table is appended to ``tables`` when a list is given."""
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
     if as_of is not None:
@@ -656,6 +657,8 @@ def command(scenario: Scenario | str | Path, observed: str | Path, as_of: dateti
     if out is not None:
         check_output(out)
     table = backtest(scenario, observed, as_of=as_of, group=group, trajectories=trajectories, seed=seed)
+    if tables is not None:
+        tables.append(table)
     text = format_table(table)
     if out is not None and table.num_rows:
         text += f"\nwrote {write(table, out)}"

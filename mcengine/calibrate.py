@@ -478,7 +478,7 @@ def scenario_toml(c: Calibration, name: str | None = None, description: str | No
     top_level = fr.level
     k_lo, k_hi = math.floor(top_level) - THRESHOLDS_BELOW, math.floor(top_level) + THRESHOLDS_ABOVE
     top = c.frontier.top
-    out = [header.rstrip("\n")] if header else []
+    out = [header.rstrip("\n"), "#"] if header else []
     out += [
         "# Calibrated by `mcengine calibrate` from the rows published by " + a + " only:",
         f"#   models:   {c.models.source} ({len([r for r in c.models.runs if r.date <= c.as_of])} training runs "
@@ -537,7 +537,7 @@ def scenario_toml(c: Calibration, name: str | None = None, description: str | No
         "",
         "[[groups]]",
         'name = "organisations"',
-        f"# organisations with a training run published {c.as_of.year - MEMBER_YEARS + 1}-{a} (distinct names as",
+        f"# organisations with a training run published {c.as_of.year - MEMBER_YEARS + 1}-01-01..{a} (distinct names as",
         "# `mcengine backtest` counts them: case and spacing ignored, no alias table)",
         f"count = {og.members.n}",
         "# ranks scored by `mcengine backtest` (fixed list; with entrants a rank may exceed count)",
