@@ -762,14 +762,14 @@ def plot_pit(tables: list[tuple[str, pa.Table]]):
             ax2.plot(levels, cover, marker="o", ms=3, label=f"{label}: {pit.size} observed, {m['censored']} not yet")
     pooled = np.concatenate(all_pit) if all_pit else np.zeros(0)
     if pooled.size:
-        ax1.hist(pooled, bins=bins, weights=np.full(pooled.size, 10 / pooled.size), color="#4c72b0",
-                 edgecolor="white")
+        ax1.hist(pooled, bins=bins, weights=np.full(pooled.size, 10 / pooled.size), color="#c9d3e6",
+                 edgecolor="white", label="all pooled")
         ax1.hist([p for p in all_pit if p.size], bins=bins, histtype="step", stacked=False, density=True,
                  label=[lab for (lab, _), p in zip(tables, all_pit) if p.size], alpha=0.7)
     ax1.axhline(1.0, color="k", ls="--", lw=1)
     ax1.set(xlim=(0, 1), xlabel="PIT of the observed date", ylabel="density",
             title=f"PIT histogram ({pooled.size} observed events)")
-    if len([p for p in all_pit if p.size]) > 1:
+    if pooled.size:
         ax1.legend(fontsize=7)
     ax2.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
     ax2.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal central interval", ylabel="share of observed events inside",
