@@ -696,17 +696,18 @@ def rolling(models: str | Path, hardware: str | Path, origins: list[datetime.dat
     from .scenario import parse_scenario
 
     observed = read_observed(models)
-    hw = cal.read_hardware(hardware)
     if as_of is None:
         if observed.latest is None:
             raise DataError(f"{observed.source}: no publication dates; give the as-of date")
         as_of = observed.latest
     as_of = _as_date(as_of)
-    out = []
     for origin in origins:
         if origin >= as_of:
             raise ArgumentError(f"--rolling: origin {origin.isoformat()} is not before the as-of date "
                                 f"{as_of.isoformat()}: nothing after it to score")
+    hw = cal.read_hardware(hardware)
+    out = []
+    for origin in origins:
         c = cal.calibrate(observed, hw, origin)
         scenario = parse_scenario(cal.scenario_toml(c), source=f"calibrated at {origin.isoformat()}")
         out.append((origin, backtest(scenario, models, as_of=as_of, trajectories=trajectories, seed=seed)))

@@ -422,3 +422,19 @@ def test_parse_origins():
     for bad in ("2014,2012", "2012,2012", "twelve", ""):
         with pytest.raises(mcengine.errors.ArgumentError):
             bt.parse_origins(bad)
+
+
+def test_rolling_usage_errors_are_one_line(tmp_path, capsys):
+    from .conftest import exit_code
+
+    path = write_csv(tmp_path, ["A,Alpha,2023-01-15,1e28,no,"])
+    for args, message in [
+        (["backtest", "--observed", path], "give a SCENARIO"),
+        (["backtest", "--rolling", "2012", "--observed", path], "--hardware"),
+        (["backtest", "bt.toml", "--rolling", "2012", "--observed", path, "--hardware", path], "no SCENARIO"),
+        (["backtest", "--rolling", "2014,2012", "--observed", path, "--hardware", path], "increasing"),
+        (["backtest", "--rolling", "2030", "--observed", path, "--hardware", path], "not before the as-of"),
+    ]:
+        assert exit_code([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (args, err)

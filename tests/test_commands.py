@@ -148,6 +148,23 @@ def test_backtest_into_a_results_folder_keeps_it_replaceable(folder, tmp_path):
     assert not (results / "backtest.parquet").exists()
 
 
+@pytest.mark.skipif(not DATA.is_file(), reason="the shared Epoch data are not beside this checkout")
+def test_calibrate_and_a_rolling_backtest(tmp_path):
+    """calibrate makes a scenario that validates (it makes one, so it is not run per built-in);
+    backtest --rolling calibrates at an origin, scores it and draws the PIT figure."""
+    hardware = DATA.parent / "ml_hardware_2025-12.csv"
+    out = tmp_path / "cal.toml"
+    text = ok(cli("calibrate", "--models", DATA, "--hardware", hardware, "--as-of", "2016-12-31", "--out", out))
+    assert "calibrated at 2016-12-31" in text and out.is_file()
+    assert "(calibrated-2016-12-31: 2 actors" in ok(cli("validate", out))
+    plot = tmp_path / "pit.png"
+    args = ["backtest", "--rolling", "2018", "--observed", DATA, "--hardware", hardware, "-n", N]
+    if pytest.importorskip("matplotlib"):
+        args += ["--plot", plot]
+    text = ok(cli(*args))
+    assert "2018-12-31" in text and "pooled" in text and plot.is_file()
+
+
 @pytest.mark.parametrize("name", sorted(SWEPT))
 def test_sweep(name, tmp_path):
     out = tmp_path / "sweep"
@@ -178,7 +195,7 @@ def test_matrix_covers_every_command():
     """A new command must join this matrix: the commands tested here are all there are."""
     from mcengine.cli import cli as group
 
-    tested = {"run", "validate", "summary", "plot", "sensitivity", "backtest", "sweep", "scenarios"}
+    tested = {"run", "validate", "summary", "plot", "sensitivity", "backtest", "sweep", "scenarios", "calibrate"}
     assert set(group.commands) == tested
     assert ok(cli("scenarios")).count("\n") == len(BUILTINS)
     assert os.environ.get("MCENGINE_CACHE") == "0"
