@@ -716,11 +716,12 @@ def rolling(models: str | Path, hardware: str | Path, origins: list[datetime.dat
 
 def format_rolling(results: list[tuple[datetime.date, pa.Table]]) -> str:
     """One line per origin (and all origins pooled): events observed after the origin, the
-    share of them inside their 50 % / 90 % intervals, mean PIT, mean CRPS of the observed
+    share of them inside their 50 % / 90 % intervals, mean PIT and the share of PIT below
+    0.5, mean CRPS of the observed
     ones; not-yet events apart (count, share whose 90 % interval reaches beyond as-of,
     CRPS); the mean CRPS over all scored rows."""
-    header = ["origin", "as of", "observed", "in 50%", "in 90%", "mean PIT", "CRPS obs", "not yet", "90% open",
-              "CRPS not yet", "CRPS all"]
+    header = ["origin", "as of", "observed", "in 50%", "in 90%", "mean PIT", "PIT<0.5", "CRPS obs", "not yet",
+              "90% open", "CRPS not yet", "CRPS all"]
     pct = lambda x: "—" if x is None else f"{x:.0%}"
     num = lambda x: "—" if x is None else f"{x:.3f}"
     body, pooled = [], []
@@ -728,11 +729,12 @@ def format_rolling(results: list[tuple[datetime.date, pa.Table]]) -> str:
         m = summarise(table)
         pooled += table.to_pylist()
         body.append([origin.isoformat(), metadata(table).get("as_of", ""), str(m["observed"]), pct(m["inside_50"]),
-                     pct(m["inside_90"]), num(m["mean_pit"]), num(m["crps_observed"]), str(m["censored"]),
+                     pct(m["inside_90"]), num(m["mean_pit"]), pct(m["pit_below_half"]), num(m["crps_observed"]),
+                     str(m["censored"]),
                      pct(m["open_90"]), num(m["crps_censored"]), num(m["crps"])])
     m = summarise(pooled)
     body.append(["pooled", "", str(m["observed"]), pct(m["inside_50"]), pct(m["inside_90"]), num(m["mean_pit"]),
-                 num(m["crps_observed"]), str(m["censored"]), pct(m["open_90"]), num(m["crps_censored"]),
+                 pct(m["pit_below_half"]), num(m["crps_observed"]), str(m["censored"]), pct(m["open_90"]), num(m["crps_censored"]),
                  num(m["crps"])])
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
