@@ -777,7 +777,10 @@ def plot_pit(tables: list[tuple[str, pa.Table]]):
     ax2.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
     ax2.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal central interval", ylabel="share of observed events inside",
             title="Reliability")
-    ax2.legend(fontsize=7, loc="upper left")
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend(fontsize=7, loc="upper left")
+    else:
+        ax2.text(0.5, 0.5, "no observed events", ha="center", va="center", transform=ax2.transAxes)
     fig.tight_layout()
     return fig
 

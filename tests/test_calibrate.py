@@ -18,6 +18,8 @@ from mcengine.backtest import decimal_year
 from .conftest import ROOT, exit_code
 from .test_scenario_library import unsourced_numbers
 
+ROLLING_ORIGIN = datetime.date(2016, 12, 31)
+N_RUN = 4096  # trajectories of the runs below (one size, so that they share one compiled program)
 K = 4.0  # tolerance in standard errors of the fit being checked (a 4-sigma miss: ~6e-5 per check)
 AS_OF = datetime.date(2019, 12, 31)
 START = 2020.0
@@ -133,13 +135,16 @@ def test_as_of_excludes_later_rows(tmp_path):
 
 def test_scenario_is_complete_sourced_and_runs(tmp_path):
     m, h = synthetic(tmp_path)
-    c = cal.calibrate(m, h, AS_OF, access=(1e5, 1e6))
-    text = cal.scenario_toml(c, name="synthetic", header="# a header comment\n")
+    with_access = cal.scenario_toml(cal.calibrate(m, h, AS_OF, access=(1e5, 1e6)))
+    assert unsourced_numbers(with_access) == []
+    assert mcengine.parse_scenario(with_access).access_budgets == (1e5, 1e6)
+    # the origin of the rolling test below: the same scenario, so one compiled program serves both
+    c = cal.calibrate(m, h, ROLLING_ORIGIN)
+    text = cal.scenario_toml(c, header="# a header comment\n")
     assert text.startswith("# a header comment\n")
     assert unsourced_numbers(text) == []  # every number carries its derivation
     s = mcengine.parse_scenario(text, source="synthetic.toml")
-    assert s.name == "synthetic" and s.start == START and s.horizon == START + cal.HORIZON_YEARS
-    assert s.access_budgets == (1e5, 1e6)
+    assert s.name == "calibrated-2016-12-31" and s.start == 2017.0 and s.horizon == 2017.0 + cal.HORIZON_YEARS
     (group,) = [a for a in s.actors if a.is_group]
     assert group.entry is not None and group.count == c.orgs.members.n
     assert all(t.kind == "physical" for t in s.thresholds)
@@ -152,7 +157,7 @@ def test_scenario_is_complete_sourced_and_runs(tmp_path):
     assert draws["hardware.rate"].b == pytest.approx(c.hw.line.slope_se, rel=1e-3)
     from mcengine.model import build
 
-    n = 4096
+    n = N_RUN
     t = mcengine.sample_trajectories(s, n, 0)
     inputs = list(build(s)[0].inputs)
     x = np.asarray(t.inputs, np.float64)
@@ -166,6 +171,22 @@ def test_scenario_is_complete_sourced_and_runs(tmp_path):
     assert np.mean(level) == pytest.approx(fr.level, abs=K * fr.predict_se / math.sqrt(n))
     assert np.std(rate) == pytest.approx(fr.slope_se, abs=se_sd(fr.slope_se) + 0.01 * fr.slope_se)
     assert np.isfinite(np.asarray(t.t_first)[:, 0, :]).mean() > 0.5
+
+
+def test_rolling_backtest_command(tmp_path, capsys):
+    """backtest --rolling calibrates at each origin, scores up to the file's end, prints one
+    line per origin and the pooled one, and draws the PIT figure."""
+    pytest.importorskip("matplotlib")
+    m, h = synthetic(tmp_path)
+    plot = tmp_path / "pit.png"
+    code = exit_code(["backtest", "--rolling", ROLLING_ORIGIN.isoformat(), "--observed", str(m), "--hardware", str(h),
+                      "-n", str(N_RUN), "--plot", str(plot)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    lines = out.splitlines()
+    row = next(ln for ln in lines if ln.startswith("2016-12-31"))
+    assert int(row.split()[2]) > 0  # events observed in 2017-2019 were scored
+    assert any(ln.startswith("pooled") for ln in lines) and plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_real_data_2019(tmp_path):
