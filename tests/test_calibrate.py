@@ -218,6 +218,14 @@ def test_command_writes_refuses_to_overwrite_and_reports_bad_input(tmp_path, cap
     assert _cli(capsys, "--models", m, "--hardware", h, "--as-of", "2018-12-31", "--out", out, "--force")[0] == 0
     assert out.read_text() != before and "start = 2019.0" in out.read_text()
 
+    nested = tmp_path / "new" / "dir" / "cal.toml"  # missing folders are made
+    assert _cli(capsys, "--models", m, "--hardware", h, "--as-of", "2019-12-31", "--out", nested)[0] == 0
+    link = tmp_path / "link.toml"
+    link.symlink_to(out)
+    code, _, err = _cli(capsys, "--models", m, "--hardware", h, "--as-of", "2019-12-31", "--out", link, "--force")
+    assert code == 2 and "symbolic link" in err and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text(MODELS_HEADER + "\nA,Org,2019-01-01,1e20,no\n")  # a field short
     no_cols = tmp_path / "nocols.csv"
