@@ -99,7 +99,7 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -107,7 +107,11 @@ import pyarrow.parquet as pq
 
 from . import io
 from .errors import ArgumentError, DataError, OutputError, ResourceError
-from .scenario import FRONTIER, Scenario, load_scenario
+
+if TYPE_CHECKING:  # the scenario layer imports JAX: loaded where a scenario is scored, so reading data needs none
+    from .scenario import Scenario
+
+FRONTIER = "frontier"  # scenario.FRONTIER: the actor scored against the first organisation
 
 FILE_NAME = "backtest.parquet"
 REQUIRED_COLUMNS = ("model", "organization", "publication_date", "training_compute_flop", "base_model")
@@ -406,6 +410,8 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
     :func:`notes` say why. Raises DataError for an unreadable or malformed file,
     ArgumentError for an unknown group or a bad argument.
     """
+    from .scenario import Scenario, load_scenario
+
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
@@ -650,6 +656,8 @@ def command(scenario: Scenario | str | Path, observed: str | Path, as_of: dateti
     if ``out`` is given, and return the text to print. Raises a UserError (ScenarioError,
     DataError, ArgumentError, OutputError, ResourceError) with a one-line message for every
     user mistake. The table is appended to ``tables`` when a list is given."""
+    from .scenario import Scenario, load_scenario
+
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
     if as_of is not None:

@@ -248,3 +248,15 @@ def test_command_writes_refuses_to_overwrite_and_reports_bad_input(tmp_path, cap
         assert code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, (message, err)
         assert message in err, (message, err)
         assert not target.exists()
+
+
+def test_calibration_needs_no_jax():
+    import subprocess
+    import sys
+
+    code = "import sys, mcengine.calibrate, mcengine.backtest; print('jax' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    from mcengine import backtest, scenario
+
+    assert backtest.FRONTIER == scenario.FRONTIER
