@@ -324,6 +324,8 @@ def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, ou
             import matplotlib  # noqa: F401
         except ImportError:
             raise click.UsageError("--plot needs matplotlib: pip install 'mcengine[plot]'") from None
+        if plot_file.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise click.UsageError(f"--plot: {plot_file}: expected a .png, .svg or .pdf file name")
         if plot_file.exists() and not force:
             raise click.UsageError(f"{plot_file}: already exists; pass --force to replace it")
     if rolling is None:

@@ -434,6 +434,7 @@ def test_rolling_usage_errors_are_one_line(tmp_path, capsys):
         (["backtest", "bt.toml", "--rolling", "2012", "--observed", path, "--hardware", path], "no SCENARIO"),
         (["backtest", "--rolling", "2014,2012", "--observed", path, "--hardware", path], "increasing"),
         (["backtest", "--rolling", "2030", "--observed", path, "--hardware", path], "not before the as-of"),
+        (["backtest", "--rolling", "2012", "--observed", path, "--hardware", path, "--plot", "x.gif"], ".png"),
     ]:
         assert exit_code([str(a) for a in args]) == 2, args
         err = capsys.readouterr().err
