@@ -336,6 +336,39 @@ def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = Fa
     return Path(folder)
 
 
+def write_file(path: Path, data: bytes, overwrite: bool = False, option: str = "--out") -> Path:
+    """Write one file atomically: a temporary file beside ``path``, then ``os.replace``.
+    An existing ``path`` is replaced only with ``overwrite`` (``--force``) and only if it is
+    a plain file; never through a symbolic link. Missing parent folders are created (and
+    removed again on a failure); on any error nothing is left. An ``OSError`` becomes an
+    :class:`OutputError` naming ``option``."""
+    path = Path(path)
+    problem = path_problem(path)
+    if problem:
+        raise OutputError(f"{path}: {problem}; choose another {option}")
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; mcengine does not write through links; choose another {option}")
+    if path.exists():
+        if path.is_dir() or not path.is_file():
+            raise OutputError(f"{path}: exists and is not a plain file; choose another {option}")
+        if not overwrite:
+            raise OutputError(f"{path}: already exists; pass --force to replace it, or choose another {option}")
+    created, tmp = [], None
+    try:
+        created = make_parents(path.absolute().parent)
+        tmp = path.absolute().parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+        remove_empty(created)
+        if isinstance(e, OSError):
+            raise OutputError(f"{path}: cannot write it ({e.strerror or e}); choose another {option}") from None
+        raise
+    return path
+
+
 def read_folder(folder: Path) -> dict[str, pa.Table]:
     """Read a results folder written by :func:`write_folder`; a :class:`DataError` if it is
     not one (missing or unreadable files, no provenance, columns of another layout)."""
