@@ -542,7 +542,7 @@ def scenario_toml(c: Calibration, name: str | None = None, description: str | No
         f"count = {og.members.n}",
         "# ranks scored by `mcengine backtest` (fixed list; with entrants a rank may exceed count)",
         f"ranks = [{', '.join(str(k) for k in RANKS)}]",
-        f"# Each member's offset = max over its runs of log10 FLOP - all-runs trend x (date - start); sample mean",
+        "# Each member's offset = max over its runs of log10 FLOP - all-runs trend x (date - start); sample mean",
         f"# {og.members.mean:.3f} (SE {og.members.mean_se:.3f}), s.d. {og.members.sd:.3f} (SE {og.members.sd_se:.3f}), "
         f"n = {og.members.n}; minus log10 FLOP/$ {h0:.3f}.",
         f"budget = {_lognormal(og.members.mean - h0, og.members.sd)}",
@@ -555,7 +555,7 @@ def scenario_toml(c: Calibration, name: str | None = None, description: str | No
         "volatility = 0.0",
         "",
         "[groups.entry]",
-        f"# Poisson regression of new organisations per year (first run with known compute in the file) on",
+        "# Poisson regression of new organisations per year (first run with known compute in the file) on",
         f"# the year, {og.entry_years[0]}-{og.entry_years[-1]}: counts {list(og.entry_counts)} (n = {og.entry.n} years, "
         f"{og.entry.total} entrants);",
         f"# rate at the start {og.entry.rate:.3f}/yr, SE {og.entry.log10_rate_se:.3f} in log10 (dispersion "

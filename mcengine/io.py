@@ -353,15 +353,12 @@ def write_file(path: Path, data: bytes, overwrite: bool = False, option: str = "
             raise OutputError(f"{path}: exists and is not a plain file; choose another {option}")
         if not overwrite:
             raise OutputError(f"{path}: already exists; pass --force to replace it, or choose another {option}")
-    created, tmp = [], None
+    created = []
     try:
         created = make_parents(path.absolute().parent)
-        tmp = path.absolute().parent / f".{path.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        with atomic_files(path.absolute()) as (tmp,):
+            tmp.write_bytes(data)
     except BaseException as e:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
         remove_empty(created)
         if isinstance(e, OSError):
             raise OutputError(f"{path}: cannot write it ({e.strerror or e}); choose another {option}") from None
