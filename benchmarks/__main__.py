@@ -16,8 +16,9 @@ import os
 
 # Like the command line: one CPU device per core (no effect on GPUs). Set before JAX loads.
 if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                               f" --xla_force_host_platform_device_count={os.cpu_count() or 1}").strip()
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={os.cpu_count() or 1}"
+    ).strip()
 
 import argparse  # noqa: E402
 import json
@@ -46,11 +47,17 @@ RESULTS = HERE / "results"
 
 def device_info() -> dict:
     d = jax.devices()[0]
-    return {"platform": d.platform, "device_kind": d.device_kind, "devices": jax.local_device_count(),
-            "host": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "versions": {"mcengine": mcengine.__version__, "jax": jax.__version__, "numpy": np.__version__},
-            "prng": random.PRNG_IMPL, "generator": DEFAULT_GENERATOR,
-            "engine_compiler_options": engine.compiler_options(d.platform)}
+    return {
+        "platform": d.platform,
+        "device_kind": d.device_kind,
+        "devices": jax.local_device_count(),
+        "host": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "versions": {"mcengine": mcengine.__version__, "jax": jax.__version__, "numpy": np.__version__},
+        "prng": random.PRNG_IMPL,
+        "generator": DEFAULT_GENERATOR,
+        "engine_compiler_options": engine.compiler_options(d.platform),
+    }
 
 
 def normals_per_trajectory(scenario) -> int:
@@ -75,9 +82,12 @@ def rng_floor_step(per_trajectory: int, per_device: int, tuned: bool = False):
     def local(keys):
         return jnp.sum(jax.random.normal(keys[0], (per_device, per_trajectory), jnp.float32))[None]
 
-    f = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=jax.sharding.PartitionSpec("d"),
-                              out_specs=jax.sharding.PartitionSpec("d")),
-                compiler_options=engine.compiler_options(devices[0].platform) if tuned else None)
+    f = jax.jit(
+        jax.shard_map(
+            local, mesh=mesh, in_specs=jax.sharding.PartitionSpec("d"), out_specs=jax.sharding.PartitionSpec("d")
+        ),
+        compiler_options=engine.compiler_options(devices[0].platform) if tuned else None,
+    )
     step = lambda i: f(jax.random.split(jax.random.fold_in(jax.random.key(1), i), d))
     step(0).block_until_ready()
     return step
@@ -133,23 +143,46 @@ def cmd_run(args) -> dict:
     t = time.perf_counter()
     numpy_peer.simulate(numpy_n, seed=0)
     numpy_s = (time.perf_counter() - t) * n / numpy_n
-    out = {"benchmark": "run", "scenario": "peer", "trajectories": n, "numpy_trajectories": numpy_n, "chunk_size": chunk,
-           "normals_per_trajectory": per, "engine_sample_s": eng, "engine_compile_s": comp, "rng_floor_s": floor,
-           "rng_floor_per_device": floor_chunk, "rng_floor_compiler_options": "engine's" if floor_tuned else "XLA's",
-           "rng_floor_tried_50k": {f"{k}/device, {'engine' if tuned else 'XLA'} options": v
-                                   for (k, tuned), v in floor_tried.items()},
-           "numpy_s": numpy_s, "engine_over_floor": eng / floor, "engine_speedup_over_numpy": numpy_s / eng,
-           **device_info()}
-    rows = [(f"RNG floor (jax.random.normal, {floor_chunk:,}/device{', engine options' if floor_tuned else ''})",
-             floor, n / floor),
-            ("mcengine (sampling)", eng, n / eng), ("NumPy baseline", numpy_s, n / numpy_s)]
-    print(f"peer scenario, {n:,} trajectories, {per:,} normals each, on {out['devices']} "
-          f"{out['platform']} device(s) ({out['device_kind']}); chunk {chunk:,}; generator {DEFAULT_GENERATOR}")
+    out = {
+        "benchmark": "run",
+        "scenario": "peer",
+        "trajectories": n,
+        "numpy_trajectories": numpy_n,
+        "chunk_size": chunk,
+        "normals_per_trajectory": per,
+        "engine_sample_s": eng,
+        "engine_compile_s": comp,
+        "rng_floor_s": floor,
+        "rng_floor_per_device": floor_chunk,
+        "rng_floor_compiler_options": "engine's" if floor_tuned else "XLA's",
+        "rng_floor_tried_50k": {
+            f"{k}/device, {'engine' if tuned else 'XLA'} options": v for (k, tuned), v in floor_tried.items()
+        },
+        "numpy_s": numpy_s,
+        "engine_over_floor": eng / floor,
+        "engine_speedup_over_numpy": numpy_s / eng,
+        **device_info(),
+    }
+    rows = [
+        (
+            f"RNG floor (jax.random.normal, {floor_chunk:,}/device{', engine options' if floor_tuned else ''})",
+            floor,
+            n / floor,
+        ),
+        ("mcengine (sampling)", eng, n / eng),
+        ("NumPy baseline", numpy_s, n / numpy_s),
+    ]
+    print(
+        f"peer scenario, {n:,} trajectories, {per:,} normals each, on {out['devices']} "
+        f"{out['platform']} device(s) ({out['device_kind']}); chunk {chunk:,}; generator {DEFAULT_GENERATOR}"
+    )
     print(f"{'':58}{'seconds':>10}{'trajectories/s':>18}")
     for name, sec, rate in rows:
         print(f"{name:58}{sec:>10.3f}{rate:>18,.0f}")
-    print(f"engine / RNG floor = {out['engine_over_floor']:.2f}x; engine vs NumPy = "
-          f"{out['engine_speedup_over_numpy']:.2f}x faster; compile {comp:.1f} s (separate)")
+    print(
+        f"engine / RNG floor = {out['engine_over_floor']:.2f}x; engine vs NumPy = "
+        f"{out['engine_speedup_over_numpy']:.2f}x faster; compile {comp:.1f} s (separate)"
+    )
     return out
 
 
@@ -160,24 +193,33 @@ def _variant(actors=5, thresholds=8, ranks=0, spy=12, capped=False, access=0):
     text = base.text.split("# BENCH.md thresholds")[0].replace("steps_per_year = 12", f"steps_per_year = {spy}")
     extra = []
     for i in range(actors - 5):
-        extra.append(f'[[actors]]\nname = "copy{i}"\nbudget = {{ lognormal = [5e7, 5e8] }}\n'
-                     f'growth = {{ normal = [0.25, 0.50] }}\nvolatility = 0.10\ncap = 1e12\nalgo_lag = 0.5\n')
+        extra.append(
+            f'[[actors]]\nname = "copy{i}"\nbudget = {{ lognormal = [5e7, 5e8] }}\n'
+            f"growth = {{ normal = [0.25, 0.50] }}\nvolatility = 0.10\ncap = 1e12\nalgo_lag = 0.5\n"
+        )
     if ranks:
-        extra.append(f'[[groups]]\nname = "orgs"\ncount = 1000\nranks = {list(range(1, ranks + 1))}\n'
-                     f'budget = {{ lognormal = [1e5, 1e9] }}\ngrowth = {{ normal = [0.2, 0.4] }}\nvolatility = 0.1\n'
-                     + ('cap = { lognormal = [1e9, 1e11] }\nhw_lag = 0.5\n' if capped else ''))
+        extra.append(
+            f'[[groups]]\nname = "orgs"\ncount = 1000\nranks = {list(range(1, ranks + 1))}\n'
+            f"budget = {{ lognormal = [1e5, 1e9] }}\ngrowth = {{ normal = [0.2, 0.4] }}\nvolatility = 0.1\n"
+            + ("cap = { lognormal = [1e9, 1e11] }\nhw_lag = 0.5\n" if capped else "")
+        )
     levels = np.linspace(27, 34, thresholds)
-    extra += [f'[[thresholds]]\nname = "t{i}"\nflop = {10 ** x:.6e}\nkind = "effective"\n' for i, x in enumerate(levels)]
+    extra += [f'[[thresholds]]\nname = "t{i}"\nflop = {10**x:.6e}\nkind = "effective"\n' for i, x in enumerate(levels)]
     if access:
         extra.append(f"[access]\nbudgets = {[float(b) for b in np.logspace(5, 11, access)]}\n")
-    return mcengine.parse_scenario(text + "\n".join(extra), f"peer-variant({actors},{thresholds},{ranks},{spy},"
-                                                           f"{'capped' if capped else 'uncapped'},{access})")
+    return mcengine.parse_scenario(
+        text + "\n".join(extra),
+        f"peer-variant({actors},{thresholds},{ranks},{spy},{'capped' if capped else 'uncapped'},{access})",
+    )
 
 
 # Pairs of scaling cases whose difference prices one added item, as a share of an added actor.
-ADDED = [("threshold", "thresholds 8", "thresholds 64", 56), ("group rank, no cap", "group ranks 3", "group ranks 30", 27),
-         ("group rank, capped", "capped group ranks 3", "capped group ranks 30", 27),
-         ("access budget", "access budgets 3", "access budgets 30", 27)]
+ADDED = [
+    ("threshold", "thresholds 8", "thresholds 64", 56),
+    ("group rank, no cap", "group ranks 3", "group ranks 30", 27),
+    ("group rank, capped", "capped group ranks 3", "capped group ranks 30", 27),
+    ("access budget", "access budgets 3", "access budgets 30", 27),
+]
 
 
 def cmd_scaling(args) -> dict:
@@ -190,19 +232,33 @@ def cmd_scaling(args) -> dict:
         model, _ = build(scenario)
         streams = len(model.streams)
         steps = model.config.n_years * model.config.steps_per_year
-        rows.append({"case": label, "trajectories": n, "steps": steps, "streams": streams,
-                     "rows": len(model.rows), "thresholds": len(scenario.thresholds), "sample_s": sec,
-                     "compile_s": comp, "chunk_size": chunk,
-                     "ns_per_trajectory_step_stream": 1e9 * sec / (n * steps * streams)})
-        print(f"{label:28}{n:>11,}{steps:>7}{streams:>8}{len(model.rows):>6}{len(scenario.thresholds):>5}"
-              f"{sec:>10.3f}{comp:>9.1f}{rows[-1]['ns_per_trajectory_step_stream']:>10.2f}")
+        rows.append(
+            {
+                "case": label,
+                "trajectories": n,
+                "steps": steps,
+                "streams": streams,
+                "rows": len(model.rows),
+                "thresholds": len(scenario.thresholds),
+                "sample_s": sec,
+                "compile_s": comp,
+                "chunk_size": chunk,
+                "ns_per_trajectory_step_stream": 1e9 * sec / (n * steps * streams),
+            }
+        )
+        print(
+            f"{label:28}{n:>11,}{steps:>7}{streams:>8}{len(model.rows):>6}{len(scenario.thresholds):>5}"
+            f"{sec:>10.3f}{comp:>9.1f}{rows[-1]['ns_per_trajectory_step_stream']:>10.2f}"
+        )
 
-    print(f"{'case':28}{'traj':>11}{'steps':>7}{'streams':>8}{'rows':>6}{'thr':>5}{'sample s':>10}"
-          f"{'compile':>9}{'ns/t.s.s':>10}")
+    print(
+        f"{'case':28}{'traj':>11}{'steps':>7}{'streams':>8}{'rows':>6}{'thr':>5}{'sample s':>10}"
+        f"{'compile':>9}{'ns/t.s.s':>10}"
+    )
     peer = mcengine.load_scenario(PEER)
-    for n in ((10_000, 100_000) if quick else (10_000, 100_000, 1_000_000) + ((10_000_000,) if args.big else ())):
+    for n in (10_000, 100_000) if quick else (10_000, 100_000, 1_000_000) + ((10_000_000,) if args.big else ()):
         measure(f"trajectories {n:.0e}", peer, n)
-    for spy in ((12, 52) if quick else (12, 52, 365)):
+    for spy in (12, 52) if quick else (12, 52, 365):
         measure(f"steps per year {spy}", _variant(spy=spy), n_fixed if spy < 365 else n_fixed // 4)
     for actors in (5, 50):
         measure(f"actors {actors}", _variant(actors=actors), n_fixed)
@@ -217,8 +273,10 @@ def cmd_scaling(args) -> dict:
     time_of = {r["case"]: r["sample_s"] for r in rows}
     per_actor = (time_of["actors 50"] - time_of["actors 5"]) / 45
     added = {name: (time_of[b] - time_of[a]) / count / per_actor for name, a, b, count in ADDED}
-    print("cost of one added item, as a share of one added actor (a random stream and its row): "
-          + ", ".join(f"{name} {share:.2f}" for name, share in added.items()))
+    print(
+        "cost of one added item, as a share of one added actor (a random stream and its row): "
+        + ", ".join(f"{name} {share:.2f}" for name, share in added.items())
+    )
     return {"benchmark": "scaling", "rows": rows, "added_item_cost_per_actor": added, **device_info()}
 
 
@@ -226,8 +284,10 @@ def cmd_memory(args) -> dict:
     sizes = [10**5, args.max]
     rows = []
     for n in sizes:
-        code = ("import resource, mcengine; mcengine.run('" + str(PEER) + f"', trajectories={n}, seed=0); "
-                "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        code = (
+            "import resource, mcengine; mcengine.run('" + str(PEER) + f"', trajectories={n}, seed=0); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        )
         t = time.perf_counter()
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         rss = int(out.stdout.strip().splitlines()[-1]) * 1024
@@ -253,17 +313,21 @@ def cmd_profile(args) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         with jax.profiler.trace(folder, create_perfetto_trace=True):
             engine.run(s, n, seed=0)
-        trace = json.load(gzip.open(glob.glob(f"{folder}/**/*perfetto_trace.json.gz", recursive=True)[0]))
+        with gzip.open(glob.glob(f"{folder}/**/*perfetto_trace.json.gz", recursive=True)[0]) as f:
+            trace = json.load(f)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
     total, calls = collections.Counter(), collections.Counter()
     for e in events:  # compiled operations only, not Python frames or runtime waits
-        if e.get("ph") == "X" and not e["name"].startswith(("$", "Thunk", "Pjit", "Common", "Slinky", "Wait",
-                                                            "np.", "shard_args", "cpp_pjit", "H2D", "D2H")):
+        if e.get("ph") == "X" and not e["name"].startswith(
+            ("$", "Thunk", "Pjit", "Common", "Slinky", "Wait", "np.", "shard_args", "cpp_pjit", "H2D", "D2H")
+        ):
             total[e["name"]] += e.get("dur", 0)
             calls[e["name"]] += 1
     rows = [{"op": name, "us_per_trajectory": us / n, "calls": calls[name]} for name, us in total.most_common(25)]
-    print(f"peer scenario, {n:,} trajectories on {jax.local_device_count()} {jax.devices()[0].platform} device(s): "
-          "top operations (a loop's own line includes the operations inside it)")
+    print(
+        f"peer scenario, {n:,} trajectories on {jax.local_device_count()} {jax.devices()[0].platform} device(s): "
+        "top operations (a loop's own line includes the operations inside it)"
+    )
     print(f"{'us/trajectory':>14}{'calls':>8}  operation")
     for r in rows:
         print(f"{r['us_per_trajectory']:>14.3f}{r['calls']:>8}  {r['op']}")

@@ -44,9 +44,14 @@ def compare(n: int, seed: int = 0, numpy_seed: int = 1) -> dict:
         for k in STATS:
             row[k] = (e[k], r[k])
         rows.append(row)
-    return {"rows": rows, "engine_sample_seconds": res.metadata["sample_seconds"],
-            "engine_compile_seconds": res.metadata["compile_seconds"], "engine_wall_seconds": engine_wall,
-            "numpy_wall_seconds": numpy_wall, "metadata": res.metadata}
+    return {
+        "rows": rows,
+        "engine_sample_seconds": res.metadata["sample_seconds"],
+        "engine_compile_seconds": res.metadata["compile_seconds"],
+        "engine_wall_seconds": engine_wall,
+        "numpy_wall_seconds": numpy_wall,
+        "metadata": res.metadata,
+    }
 
 
 def worst(rows) -> dict:
@@ -76,19 +81,36 @@ def main(argv=None) -> int:
     dev = jax.devices()[0]
     n = args.trajectories
     print(f"peer scenario, {n:,} trajectories each, on {dev.platform} ({dev.device_kind})")
-    print(f"largest |mcengine - numpy|: p_reached {w['p_reached']:.4f} (bound 0.01); "
-          f"p5 {w['p5']:.3f}, p50 {w['p50']:.3f}, p95 {w['p95']:.3f} years (bound 0.1) -> {'AGREE' if ok else 'DISAGREE'}")
-    print(f"mcengine: compile {c['engine_compile_seconds']:.1f} s, sample {c['engine_sample_seconds']:.2f} s "
-          f"({n / c['engine_sample_seconds']:,.0f} trajectories/s); numpy: {c['numpy_wall_seconds']:.2f} s "
-          f"({n / c['numpy_wall_seconds']:,.0f} trajectories/s)")
+    print(
+        f"largest |mcengine - numpy|: p_reached {w['p_reached']:.4f} (bound 0.01); "
+        f"p5 {w['p5']:.3f}, p50 {w['p50']:.3f}, p95 {w['p95']:.3f} years (bound 0.1) -> {'AGREE' if ok else 'DISAGREE'}"
+    )
+    print(
+        f"mcengine: compile {c['engine_compile_seconds']:.1f} s, sample {c['engine_sample_seconds']:.2f} s "
+        f"({n / c['engine_sample_seconds']:,.0f} trajectories/s); numpy: {c['numpy_wall_seconds']:.2f} s "
+        f"({n / c['numpy_wall_seconds']:,.0f} trajectories/s)"
+    )
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"peer-agreement-{dev.platform}.json"
-    out.write_text(json.dumps({"trajectories": n, "seed": args.seed, "numpy_seed": args.numpy_seed, "worst": w,
-                               "agree": ok, "device": f"{dev.platform} ({dev.device_kind})",
-                               "versions": c["metadata"]["versions"], "host": c["metadata"]["host"],
-                               "engine_sample_seconds": c["engine_sample_seconds"],
-                               "engine_compile_seconds": c["engine_compile_seconds"],
-                               "numpy_seconds": c["numpy_wall_seconds"], "rows": c["rows"]}, indent=1))
+    out.write_text(
+        json.dumps(
+            {
+                "trajectories": n,
+                "seed": args.seed,
+                "numpy_seed": args.numpy_seed,
+                "worst": w,
+                "agree": ok,
+                "device": f"{dev.platform} ({dev.device_kind})",
+                "versions": c["metadata"]["versions"],
+                "host": c["metadata"]["host"],
+                "engine_sample_seconds": c["engine_sample_seconds"],
+                "engine_compile_seconds": c["engine_compile_seconds"],
+                "numpy_seconds": c["numpy_wall_seconds"],
+                "rows": c["rows"],
+            },
+            indent=1,
+        )
+    )
     print(f"wrote {out}")
     return 0 if ok else 1
 

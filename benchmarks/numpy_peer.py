@@ -107,16 +107,46 @@ PEER = {
     "budget_cap": 12.0,  # log10 $ (1e12), fixed; None means no cap
     "actors": [
         # name, initial budget (log10 $), budget rate (OOM/yr), algo_lag, hw_lag (yr), hw_penalty (OOM)
-        {"name": "frontier", "budget": _lognormal(2e8, 1.5e9), "rate": _normal(0.25, 0.50),
-         "algo_lag": 0.0, "hw_lag": 0.0, "hw_penalty": 0.0},
-        {"name": "follower", "budget": _lognormal(5e7, 5e8), "rate": _normal(0.25, 0.50),
-         "algo_lag": 0.5, "hw_lag": 0.0, "hw_penalty": 0.0},
-        {"name": "open_weights", "budget": _lognormal(2e7, 2e8), "rate": _normal(0.20, 0.45),
-         "algo_lag": 1.0, "hw_lag": 0.0, "hw_penalty": 0.0},
-        {"name": "restricted", "budget": _lognormal(5e7, 5e8), "rate": _normal(0.20, 0.50),
-         "algo_lag": 1.0, "hw_lag": 2.0, "hw_penalty": 0.3},
-        {"name": "academic", "budget": _lognormal(1e5, 1e6), "rate": _normal(0.00, 0.20),
-         "algo_lag": 0.5, "hw_lag": 0.0, "hw_penalty": 0.0},
+        {
+            "name": "frontier",
+            "budget": _lognormal(2e8, 1.5e9),
+            "rate": _normal(0.25, 0.50),
+            "algo_lag": 0.0,
+            "hw_lag": 0.0,
+            "hw_penalty": 0.0,
+        },
+        {
+            "name": "follower",
+            "budget": _lognormal(5e7, 5e8),
+            "rate": _normal(0.25, 0.50),
+            "algo_lag": 0.5,
+            "hw_lag": 0.0,
+            "hw_penalty": 0.0,
+        },
+        {
+            "name": "open_weights",
+            "budget": _lognormal(2e7, 2e8),
+            "rate": _normal(0.20, 0.45),
+            "algo_lag": 1.0,
+            "hw_lag": 0.0,
+            "hw_penalty": 0.0,
+        },
+        {
+            "name": "restricted",
+            "budget": _lognormal(5e7, 5e8),
+            "rate": _normal(0.20, 0.50),
+            "algo_lag": 1.0,
+            "hw_lag": 2.0,
+            "hw_penalty": 0.3,
+        },
+        {
+            "name": "academic",
+            "budget": _lognormal(1e5, 1e6),
+            "rate": _normal(0.00, 0.20),
+            "algo_lag": 0.5,
+            "hw_lag": 0.0,
+            "hw_penalty": 0.0,
+        },
     ],
     "frontier": "frontier",
     # thresholds on E (log10 effective FLOP, 2025 algorithms)
@@ -133,8 +163,15 @@ def _soft_cap(b_uncapped: np.ndarray, cap: float | None) -> np.ndarray:
     return cap - np.logaddexp(0.0, (cap - b_uncapped) * _LN10) / _LN10
 
 
-def _lagged(hist: np.ndarray, k: int, lag_steps: float, y0: np.ndarray, rate: np.ndarray,
-            dt: float, out: np.ndarray | None = None) -> np.ndarray:
+def _lagged(
+    hist: np.ndarray,
+    k: int,
+    lag_steps: float,
+    y0: np.ndarray,
+    rate: np.ndarray,
+    dt: float,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Y(t_k - lag) from the step history ``hist`` (rows 0..k filled).
 
     Before t_start: Y(t_start) - r_Y (t_start - t).  Between steps: linear interpolation.
@@ -191,12 +228,18 @@ def _run(sc: dict, n: int, seed: int = 0, chunk: int = 50_000) -> dict:
         z = rng.standard_normal((2 + 2 * na, m))
         r_h = hw["rate"][0] + hw["rate"][1] * z[0]
         r_a = al["rate"][0] + al["rate"][1] * z[1]
-        bu = b_mu + b_sd * z[2:2 + na]            # uncapped budgets (na, m)
-        r_b = rb_mu + rb_sd * z[2 + na:2 + 2 * na]
-        h0 = hw["initial"][0] + hw["initial"][1] * rng.standard_normal(m) \
-            if hw["initial"][1] > 0 else np.full(m, hw["initial"][0])
-        a0 = al["initial"][0] + al["initial"][1] * rng.standard_normal(m) \
-            if al["initial"][1] > 0 else np.full(m, al["initial"][0])
+        bu = b_mu + b_sd * z[2 : 2 + na]  # uncapped budgets (na, m)
+        r_b = rb_mu + rb_sd * z[2 + na : 2 + 2 * na]
+        h0 = (
+            hw["initial"][0] + hw["initial"][1] * rng.standard_normal(m)
+            if hw["initial"][1] > 0
+            else np.full(m, hw["initial"][0])
+        )
+        a0 = (
+            al["initial"][0] + al["initial"][1] * rng.standard_normal(m)
+            if al["initial"][1] > 0
+            else np.full(m, al["initial"][0])
+        )
 
         drift = np.empty((2 + na, m))
         drift[0] = r_h * dt
@@ -254,7 +297,7 @@ def _run(sc: dict, n: int, seed: int = 0, chunk: int = 50_000) -> dict:
                 ncross = cnt
             e_prev = e_new
 
-        t_first[c0:c0 + m] = tf.transpose(1, 0, 2)
+        t_first[c0 : c0 + m] = tf.transpose(1, 0, 2)
 
     return {
         "t_first": t_first,
@@ -310,8 +353,7 @@ def _quantiles_inf(x: np.ndarray, qs) -> list:
     return out
 
 
-def summarise(t_first: np.ndarray, actors, thresholds, frontier: str = "frontier",
-              qs=(0.05, 0.50, 0.95)) -> list[dict]:
+def summarise(t_first: np.ndarray, actors, thresholds, frontier: str = "frontier", qs=(0.05, 0.50, 0.95)) -> list[dict]:
     """Aggregate rows: t_first for every actor, lead_time for every non-frontier actor.
 
     Each row: actor, threshold, metric, n, p_reached, p5, p50, p95 (unconditional quantiles,
@@ -332,8 +374,13 @@ def summarise(t_first: np.ndarray, actors, thresholds, frontier: str = "frontier
                 if metric == "lead_time":
                     col = col - t_first[:, fi, j]  # NaN if either is censored
                 reached = int(np.count_nonzero(~np.isnan(col)))
-                row = {"actor": name, "threshold": th, "metric": metric, "n": int(n),
-                       "p_reached": reached / n if n else None}
+                row = {
+                    "actor": name,
+                    "threshold": th,
+                    "metric": metric,
+                    "n": int(n),
+                    "p_reached": reached / n if n else None,
+                }
                 row.update(dict(zip(keys, _quantiles_inf(col, qs))))
                 rows.append(row)
     return rows
@@ -353,14 +400,17 @@ def format_table(rows: list[dict]) -> str:
             lines.append("")
             lines.append(f"{metric} ({unit}; '-' = quantile among censored)")
             lines.append(f"{'actor':<13} {'thresh':>6} {'p_reached':>9} {'p5':>9} {'p50':>9} {'p95':>9}")
-        lines.append(f"{r['actor']:<13} {r['threshold']:>6} {r['p_reached']:>9.4f} "
-                     f"{_fmt(r['p5'])} {_fmt(r['p50'])} {_fmt(r['p95'])}")
+        lines.append(
+            f"{r['actor']:<13} {r['threshold']:>6} {r['p_reached']:>9.4f} "
+            f"{_fmt(r['p5'])} {_fmt(r['p50'])} {_fmt(r['p95'])}"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.numpy_peer",
-                                description="Plain-NumPy reference run of the BENCH.md peer scenario.")
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.numpy_peer", description="Plain-NumPy reference run of the BENCH.md peer scenario."
+    )
     p.add_argument("-n", type=int, default=200_000, help="number of trajectories")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--chunk", type=int, default=50_000, help="trajectories per chunk")
@@ -372,16 +422,25 @@ def main(argv=None) -> int:
     wall = time.perf_counter() - t0
     rows = summarise(res["t_first"], res["actors"], res["thresholds"], res["frontier"])
 
-    print(f"peer scenario (BENCH.md), NumPy {np.__version__}: n={args.n} seed={args.seed} "
-          f"chunk={args.chunk}")
+    print(f"peer scenario (BENCH.md), NumPy {np.__version__}: n={args.n} seed={args.seed} chunk={args.chunk}")
     print(format_table(rows))
     print()
     print(f"simulation wall time: {wall:.3f} s  ({args.n / wall:,.0f} trajectories/s)")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"scenario": "peer", "n": args.n, "seed": args.seed, "chunk": args.chunk,
-                       "wall_s": wall, "trajectories_per_s": args.n / wall, "rows": rows},
-                      f, indent=1)
+            json.dump(
+                {
+                    "scenario": "peer",
+                    "n": args.n,
+                    "seed": args.seed,
+                    "chunk": args.chunk,
+                    "wall_s": wall,
+                    "trajectories_per_s": args.n / wall,
+                    "rows": rows,
+                },
+                f,
+                indent=1,
+            )
         print(f"wrote {args.json}")
     return 0
 

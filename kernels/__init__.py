@@ -5,6 +5,8 @@ trajectories on the last axis of every array; the engine (``mcengine.engine``) j
 chunks, shards and seeds them.
 """
 
+from .normals import DEFAULT_GENERATOR as DEFAULT_GENERATOR
+from .normals import GENERATORS as GENERATORS
 from .population import Members as Members
 from .population import Population as Population
 from .trajectory import MAX_BLOCK_STEPS as MAX_BLOCK_STEPS
@@ -17,5 +19,3 @@ from .trajectory import inverse_soft_cap as inverse_soft_cap
 from .trajectory import jump_draws as jump_draws
 from .trajectory import simulate as simulate
 from .trajectory import soft_cap as soft_cap
-from .normals import DEFAULT_GENERATOR as DEFAULT_GENERATOR
-from .normals import GENERATORS as GENERATORS

@@ -467,8 +467,13 @@ def _poisson_block(lam, k0, k1, e):
     big = _poisson_big(lam)
     rejected = _rounds(_poisson_tail_setup, _ptrs_propose, _ptrs_finish, (lam,), first, k0, k1, e, big)
     small = lam < SMALL_MEAN
-    inv = lax.cond(jnp.any(small), lambda w, l: _invert(w, jnp.exp(-l), lambda k: l * F32(1.0 / k)),
-                   lambda w, l: jnp.zeros(l.shape, F32), _bits(first)[0], jnp.where(small, lam, 0.0))
+    inv = lax.cond(
+        jnp.any(small),
+        lambda w, lam: _invert(w, jnp.exp(-lam), lambda k: lam * F32(1.0 / k)),
+        lambda w, lam: jnp.zeros(lam.shape, F32),
+        _bits(first)[0],
+        jnp.where(small, lam, 0.0),
+    )
     out = jnp.where(small, inv, jnp.where(lam < HUGE_MEAN, rejected, lam))
     return jnp.where((lam >= 0) & jnp.isfinite(lam), out, jnp.nan)
 
@@ -479,8 +484,9 @@ def poisson(key_data, stream, lam, ids=None) -> jax.Array:
     chance below 1e-300). ``ids``: optional distinct uint32 counters of the elements (the
     leading axes, flattened), so that an element's count is tied to its id, not its place."""
     lam = jnp.asarray(lam, F32)
-    out = _sample(key_data, stream, (_as_elements(lam),), _poisson_block, _poisson_tail_setup, _ptrs_propose,
-                  _ptrs_finish, ids)
+    out = _sample(
+        key_data, stream, (_as_elements(lam),), _poisson_block, _poisson_tail_setup, _ptrs_propose, _ptrs_finish, ids
+    )
     return out.reshape(lam.shape)
 
 
@@ -532,13 +538,35 @@ def _btrs_setup(n, pp, hi, lo, flip):
     rest = n - mf  # n - m
     mean_q = (n - hi) - lo  # n q
     inv_mean, inv_mean_q = 1.0 / hi, 1.0 / mean_q
-    t_m = (_stirlerr(mf, 1.0 / mf) + _stirlerr(rest, 1.0 / rest) + _bd0(mf, hi, dm, 1.0 / (mf + hi), inv_mean)
-           + _bd0(rest, mean_q, -dm, 1.0 / (rest + mean_q), inv_mean_q))
+    t_m = (
+        _stirlerr(mf, 1.0 / mf)
+        + _stirlerr(rest, 1.0 / rest)
+        + _bd0(mf, hi, dm, 1.0 / (mf + hi), inv_mean)
+        + _bd0(rest, mean_q, -dm, 1.0 / (rest + mean_q), inv_mean_q)
+    )
     spq = jnp.sqrt(hi * q)
     b = 1.15 + 2.53 * spq
-    return _Btrs(n, flip, hi, mean_q, inv_mean, inv_mean_q, mh, mi, mf, rest, 1.0 / (mf * rest), dm, t_m,
-                 jnp.log(q * inv_mean), jnp.log(pp * inv_mean_q), b, -0.0873 + 0.0248 * b + 0.01 * pp,
-                 (2.83 + 5.1 / b) * spq, 0.92 - 4.2 / b)
+    return _Btrs(
+        n,
+        flip,
+        hi,
+        mean_q,
+        inv_mean,
+        inv_mean_q,
+        mh,
+        mi,
+        mf,
+        rest,
+        1.0 / (mf * rest),
+        dm,
+        t_m,
+        jnp.log(q * inv_mean),
+        jnp.log(pp * inv_mean_q),
+        b,
+        -0.0873 + 0.0248 * b + 0.01 * pp,
+        (2.83 + 5.1 / b) * spq,
+        0.92 - 4.2 / b,
+    )
 
 
 def _btrs_propose(d: _Btrs, w0, w1):
@@ -558,8 +586,12 @@ def _btrs_propose(d: _Btrs, w0, w1):
     dk = jc + d.dm  # k - n p
     tk = 1.0 / (kc * (kc + d.mean))  # 1 / k and 1 / (k + n p)
     tn = 1.0 / (nk * (nk + d.mean_q))  # 1 / (n - k) and 1 / (n - k + n q)
-    t_k = (_stirlerr(kc, (kc + d.mean) * tk) + _stirlerr(nk, (nk + d.mean_q) * tn)
-           + _bd0(kc, d.mean, dk, kc * tk, d.inv_mean) + _bd0(nk, d.mean_q, -dk, nk * tn, d.inv_mean_q))
+    t_k = (
+        _stirlerr(kc, (kc + d.mean) * tk)
+        + _stirlerr(nk, (nk + d.mean_q) * tn)
+        + _bd0(kc, d.mean, dk, kc * tk, d.inv_mean)
+        + _bd0(nk, d.mean_q, -dk, nk * tn, d.inv_mean_q)
+    )
     edge = jnp.where(j < jc, d.edge0, jnp.where(j > jc, d.edge_n, 0.0))
     lhs = jnp.log(v * d.alpha * (us * us * us) * t * jnp.sqrt(kc * nk * d.inv_m_rest))
     return j, quick | (~reject & (lhs <= d.t_m - t_k + edge))
@@ -575,24 +607,23 @@ def _btrs_finish(d: _Btrs, j):
 def _binomial_tail_setup(n, p):
     valid, flip, n, pp, hi, lo = _binomial_prepare(n, p)
     big = valid & (hi >= SMALL_MEAN)
-    return _btrs_setup(jnp.where(big, n, 20.0), jnp.where(big, pp, 0.5), jnp.where(big, hi, 10.0),
-                       jnp.where(big, lo, 0.0), flip)
+    return _btrs_setup(
+        jnp.where(big, n, 20.0), jnp.where(big, pp, 0.5), jnp.where(big, hi, 10.0), jnp.where(big, lo, 0.0), flip
+    )
 
 
 def _binomial_block(n, p, k0, k1, e):
     first = _words(k0, k1, e, jnp.uint32(0))
     valid, flip, nv, pp, hi, lo = _binomial_prepare(n, p)
     small = hi < SMALL_MEAN
-    rejected = _rounds(_binomial_tail_setup, _btrs_propose, _btrs_finish, (n, p), first, k0, k1, e,
-                       valid & ~small)
+    rejected = _rounds(_binomial_tail_setup, _btrs_propose, _btrs_finish, (n, p), first, k0, k1, e, valid & ~small)
 
     def invert(w, n, pp):
         r = pp / (1.0 - pp)
         return _invert(w, jnp.exp(n * jnp.log1p(-pp)), lambda k: (n - F32(k - 1)) * (r * F32(1.0 / k)))
 
     n_s, p_s = jnp.where(small, nv, 0.0), jnp.where(small, pp, 0.0)
-    inv = lax.cond(jnp.any(small & valid), invert, lambda w, n, pp: jnp.zeros(n.shape, F32), _bits(first)[0], n_s,
-                   p_s)
+    inv = lax.cond(jnp.any(small & valid), invert, lambda w, n, pp: jnp.zeros(n.shape, F32), _bits(first)[0], n_s, p_s)
     return jnp.where(valid, jnp.where(small, jnp.where(flip, nv - inv, inv), rejected), jnp.nan)
 
 

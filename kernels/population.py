@@ -58,7 +58,7 @@ class Population(NamedTuple):
 
     first_row: int
     ranks: tuple[int, ...]
-    count: int
+    count: int  # type: ignore[assignment]  # a field named as tuple.count: the number of members
     points: tuple[int, ...]
     budget: tuple[str, str]
     entrants: int
@@ -194,13 +194,24 @@ def at_time(series, steps):
     n = series.shape[0] - 1
     k = jnp.clip(jnp.floor(steps), 0, n - 1).astype(jnp.int32)
     w = jnp.clip(steps - k.astype(jnp.float32), 0.0, 1.0)
-    take = lambda i: jnp.take_along_axis(series, jnp.broadcast_to(i[:, None], (i.shape[0],) + series.shape[1:]),
-                                         axis=0)
+    take = lambda i: jnp.take_along_axis(series, jnp.broadcast_to(i[:, None], (i.shape[0],) + series.shape[1:]), axis=0)
     return (1.0 - w[:, None]) * take(k) + w[:, None] * take(k + 1)
 
 
-def count_members(pop: Population, m: Members, times, point_dates, share_level, arrival_dates, reached, key_data,
-                  thresholds: tuple[int, ...], poisson, binomial, dt: float):
+def count_members(
+    pop: Population,
+    m: Members,
+    times,
+    point_dates,
+    share_level,
+    arrival_dates,
+    reached,
+    key_data,
+    thresholds: tuple[int, ...],
+    poisson,
+    binomial,
+    dt: float,
+):
     """Members of a group that have reached each threshold by each of ``times`` [n, N]
     (years since the start, any order; negative: none), [n, T, N] float32.
 
@@ -240,8 +251,9 @@ def count_members(pop: Population, m: Members, times, point_dates, share_level, 
             base = jnp.where(same, jnp.maximum(lo_s, level_prev), lo_s)
             left = hi_r - lo_r - 1.0 - jnp.where(same, in_gap, 0.0)
             q = jnp.clip((level - base) / jnp.maximum(hi_s - base, 1e-30), 0.0, 1.0)
-            in_gap = jnp.where(same, in_gap, 0.0) + binomial(key_data, _stream(pop.stream, 1, i),
-                                                             jnp.maximum(left, 0.0), q, ids)
+            in_gap = jnp.where(same, in_gap, 0.0) + binomial(
+                key_data, _stream(pop.stream, 1, i), jnp.maximum(left, 0.0), q, ids
+            )
             total = total + lo_r + in_gap
             gap_prev, level_prev = done, jnp.maximum(level, base)
         if pop.entrants:  # entrants: the first ones by their dates, the rest drawn

@@ -111,7 +111,7 @@ class Params(NamedTuple):
     thresholds: jax.Array
     access: jax.Array
     catch_up: jax.Array
-    delay: jax.Array = None
+    delay: jax.Array | None = None
     members: tuple = ()
 
 
@@ -132,9 +132,9 @@ class Outputs(NamedTuple):
 
     t_first: jax.Array
     diffusion: jax.Array
-    fan: "Fan"
-    counts: jax.Array = None
-    public_counts: jax.Array = None
+    fan: Fan
+    counts: jax.Array | None = None
+    public_counts: jax.Array | None = None
 
 
 class Fan(NamedTuple):
@@ -388,8 +388,20 @@ def plan(config: Config, params: Params) -> Plan:
         if pop is not None and pop.points != pop.ranks:  # members sampled are not the reported ranks
             size = len(pop.points)
             row_points = tuple(pop.points.index(k) if k in pop.points else -1 for k in pop.ranks)
-        families.append(_FamilySpec(first, size, c.row_stream[first], c.hw_lag_steps[first], c.algo_lag_steps[first],
-                                    True, capped_rows[first], c.catch_up, g, row_points))
+        families.append(
+            _FamilySpec(
+                first,
+                size,
+                c.row_stream[first],
+                c.hw_lag_steps[first],
+                c.algo_lag_steps[first],
+                True,
+                capped_rows[first],
+                c.catch_up,
+                g,
+                row_points,
+            )
+        )
     if n_access:
         families.append(_FamilySpec(None, n_access, None, 0.0, 0.0, False, False, False))
     in_family = {r for first, m in c.groups for r in range(first, first + m)}
@@ -398,14 +410,28 @@ def plan(config: Config, params: Params) -> Plan:
     jump_width = tuple(jump_draws(sizes, k) for _, sizes, k in c.jumps)
     width = min(c.steps_per_year, MAX_BLOCK_STEPS)
     stream_ids = c.stream_ids or tuple(range(n_streams))
-    lane_ids = stream_ids + tuple(zlib.crc32(f".jumps#{m}".encode(), stream_ids[stream])
-                                  for (stream, _, _), w in zip(c.jumps, jump_width) for m in range(w))
+    lane_ids = stream_ids + tuple(
+        zlib.crc32(f".jumps#{m}".encode(), stream_ids[stream])
+        for (stream, _, _), w in zip(c.jumps, jump_width)
+        for m in range(w)
+    )
     return Plan(
-        config=c, n_streams=n_streams, n_rows=n_rows, n_access=n_access, n_thresholds=n_thresholds,
-        dt=1.0 / c.steps_per_year, sqrt_dt=math.sqrt(1.0 / c.steps_per_year), width=width,
-        n_blocks=-(-c.n_years * c.steps_per_year // width), n_draws=n_streams + sum(jump_width),
-        jump_width=jump_width, lane_ids=lane_ids, kinds=tuple((idx, phys) for idx, phys in kinds if idx.size),
-        families=tuple(families), own=own, own_capped=any(capped_rows[r] for r in own),
+        config=c,
+        n_streams=n_streams,
+        n_rows=n_rows,
+        n_access=n_access,
+        n_thresholds=n_thresholds,
+        dt=1.0 / c.steps_per_year,
+        sqrt_dt=math.sqrt(1.0 / c.steps_per_year),
+        width=width,
+        n_blocks=-(-c.n_years * c.steps_per_year // width),
+        n_draws=n_streams + sum(jump_width),
+        jump_width=jump_width,
+        lane_ids=lane_ids,
+        kinds=tuple((idx, phys) for idx, phys in kinds if idx.size),
+        families=tuple(families),
+        own=own,
+        own_capped=any(capped_rows[r] for r in own),
         frontier=own.index(c.frontier),
     )
 
@@ -417,7 +443,9 @@ def _families(pl: Plan, p: Params) -> list[_Family]:
         if f.first is None:
             out.append(_Family(f, p.access, None, None))
         else:
-            offset = p.members[f.group].offsets if p.members else p.b0[f.first : f.first + f.size]
+            offset = (
+                p.members[f.group].offsets if p.members and f.group is not None else p.b0[f.first : f.first + f.size]
+            )
             out.append(_Family(f, offset, p.penalty[f.first], p.cap[f.first] if f.capped else None))
     return out
 
@@ -532,8 +560,11 @@ def _fan_record(fams: list[_Family], h, a, capped, eff, series):
     """What the fan chart needs from one step: (H, A [N], the own rows' capped budgets
     and effective compute [own rows, N], per group family its rows' capped budgets [m, N]
     and its effective shift [N])."""
-    groups = [(_rows_of(f, f.offset + budget if f.cap is None else soft_cap(f.offset + budget, f.cap)), eff_shift)
-              for f, (budget, _, eff_shift) in zip(fams, series) if f.spec.stream is not None]
+    groups = [
+        (_rows_of(f, f.offset + budget if f.cap is None else soft_cap(f.offset + budget, f.cap)), eff_shift)
+        for f, (budget, _, eff_shift) in zip(fams, series)
+        if f.spec.stream is not None
+    ]
     return h, a, capped, eff, groups
 
 
@@ -569,10 +600,22 @@ def init(pl: Plan, p: Params, keys) -> tuple[State, Record]:
             reached = vals[0] >= levels
             per_kind.append(_Count(jnp.zeros(reached.shape, jnp.int32), vals[0], reached))
         counts.append(tuple(per_kind))
-    state = State(jnp.zeros((pl.n_streams, N), jnp.float32), hist_h, hist_a, eff[0], phys[0], t_first,
-                  tuple(counts), block_draws(_lane_keys(pl, keys), 0, pl.width, c.generator))
-    start = Record(_fan_record(fams, h[0], a[0], capped[0], eff[0], [tuple(x if x is None else x[0] for x in fs)
-                                                                      for fs in series]), series)
+    state = State(
+        jnp.zeros((pl.n_streams, N), jnp.float32),
+        hist_h,
+        hist_a,
+        eff[0],
+        phys[0],
+        t_first,
+        tuple(counts),
+        block_draws(_lane_keys(pl, keys), 0, pl.width, c.generator),
+    )
+    start = Record(
+        _fan_record(
+            fams, h[0], a[0], capped[0], eff[0], [tuple(x if x is None else x[0] for x in fs) for fs in series]
+        ),
+        series,
+    )
     return state, start
 
 
@@ -599,8 +642,9 @@ def step(pl: Plan, p: Params, keys):
         shock = p.vol * pl.sqrt_dt * z[:, : pl.n_streams]
         at = pl.n_streams
         for j, ((stream, sizes, k_max), w) in enumerate(zip(c.jumps, pl.jump_width)):
-            jumps = jump_sum(jnp.moveaxis(z[:, at : at + w], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j],
-                             sizes, k_max, pl.dt)
+            jumps = jump_sum(
+                jnp.moveaxis(z[:, at : at + w], 1, 0), p.jump_rate[j], p.jump_a[j], p.jump_b[j], sizes, k_max, pl.dt
+            )
             shock = shock.at[:, stream].add(jumps)
             at += w
         # Levels are trend + accumulated noise: the trend is evaluated afresh at every step
@@ -614,8 +658,9 @@ def step(pl: Plan, p: Params, keys):
         win_h, win_a = jnp.concatenate([state.hist_h, h]), jnp.concatenate([state.hist_a, a])
         capped, eff, phys = _own_levels(pl, p, s, win_h, win_a)
         series = [_family_series(f, s, win_h, win_a) for f in fams]
-        t_first, boosts = _crossings(pl, p, state.t_first, (eff, phys), (state.last_eff, state.last_phys), first, k,
-                                     valid)
+        t_first, boosts = _crossings(
+            pl, p, state.t_first, (eff, phys), (state.last_eff, state.last_phys), first, k, valid
+        )
         counts = []
         for f, fs, per_kind in zip(fams, series, state.counts):
             new = []
@@ -629,8 +674,16 @@ def step(pl: Plan, p: Params, keys):
         else:  # the block's step at the next whole year (used only if within the block)
             i = jnp.minimum((first // spy + 1) * spy - first - 1, width - 1)
             pick = lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
-        state = State(path[-1], win_h[width:], win_a[width:], eff[-1], phys[-1], t_first, tuple(counts),
-                      block_draws(lanes, b + 1, width, c.generator))
+        state = State(
+            path[-1],
+            win_h[width:],
+            win_a[width:],
+            eff[-1],
+            phys[-1],
+            t_first,
+            tuple(counts),
+            block_draws(lanes, b + 1, width, c.generator),
+        )
         return state, Record(_fan_record(fams, *jax.tree.map(pick, (h, a, capped, eff, series))), series)
 
     return block
@@ -649,8 +702,9 @@ def _family_dates(pl: Plan, p: Params, f: _Family, paths, per_kind, t_f):
         at = jnp.minimum(below, paths[1].shape[0] - 2)
 
         def margin(i):  # compute over the threshold at step i [m, T, N]
-            budget, phys_shift, eff_shift = (None if x is None else jnp.take_along_axis(x[:, None, None], i[None], 0)[0]
-                                             for x in paths)
+            budget, phys_shift, eff_shift = (
+                None if x is None else jnp.take_along_axis(x[:, None, None], i[None], 0)[0] for x in paths
+            )
             over = (phys_shift if is_phys else eff_shift) - thr
             if f.spec.boosted and not is_phys:
                 over = over + _catch_up(pl, p, i, t_f[idx])
@@ -661,8 +715,9 @@ def _family_dates(pl: Plan, p: Params, f: _Family, paths, per_kind, t_f):
 
         m0, m1 = margin(at), margin(at + 1)
         date = (below.astype(jnp.float32) + _crossing_fraction(-m0, m1 - m0)) * pl.dt
-        t_first = t_first.at[:, idx].set(jnp.where(cnt.at_start, 0.0, jnp.where(below < pl.config.n_steps, date,
-                                                                                 jnp.nan)))
+        t_first = t_first.at[:, idx].set(
+            jnp.where(cnt.at_start, 0.0, jnp.where(below < pl.config.n_steps, date, jnp.nan))
+        )
     return t_first
 
 
@@ -685,8 +740,13 @@ def finalize(pl: Plan, p: Params, keys, state: State, start: Record, records: Re
     access = [d for f, d in zip(fams, dates) if f.spec.first is None]
     diffusion = access[0] if access else jnp.zeros((0, pl.n_thresholds, N), jnp.float32)
     groups, counts = _populations(pl, p, keys, fams, paths, dates, state)
-    return Outputs(t_first=_in_row_order(pl, [state.t_first] + groups), diffusion=diffusion, fan=fan_values,
-                   counts=counts[0], public_counts=counts[1])
+    return Outputs(
+        t_first=_in_row_order(pl, [state.t_first] + groups),
+        diffusion=diffusion,
+        fan=fan_values,
+        counts=counts[0],
+        public_counts=counts[1],
+    )
 
 
 def _need(pl: Plan, p: Params, f: _Family, path, t_f):
@@ -719,9 +779,10 @@ def _populations(pl: Plan, p: Params, keys, fams, paths, dates, state: State):
     own_delay = _of_own(pl, p.delay) if p.delay is not None else None
     own_dates = state.t_first[:, None]  # [own, 1, T, N]
     counts = [jnp.sum((own_dates <= grid[None, :, None, None]).astype(jnp.float32), axis=0)]
-    if delayed:
-        counts.append(jnp.sum((own_dates + own_delay[:, None, None] <= grid[None, :, None, None]).astype(jnp.float32),
-                              axis=0))
+    if own_delay is not None and delayed:
+        counts.append(
+            jnp.sum((own_dates + own_delay[:, None, None] <= grid[None, :, None, None]).astype(jnp.float32), axis=0)
+        )
     rows = []
     for f, path, member_dates in zip(fams, paths, dates):
         if f.spec.first is None:
@@ -742,8 +803,20 @@ def _populations(pl: Plan, p: Params, keys, fams, paths, dates, state: State):
         times = [jnp.broadcast_to(grid[:, None], (grid.shape[0], N))]
         if delayed:
             times.append(times[0] - m.delay[None])
-        g = population.count_members(pop, m, jnp.concatenate(times), member_dates, share_level, arrival_dates,
-                                     reached, key_data, c.threshold_ids, counting.poisson, counting.binomial, pl.dt)
+        g = population.count_members(
+            pop,
+            m,
+            jnp.concatenate(times),
+            member_dates,
+            share_level,
+            arrival_dates,
+            reached,
+            key_data,
+            c.threshold_ids,
+            counting.poisson,
+            counting.binomial,
+            pl.dt,
+        )
         counts = [total + part for total, part in zip(counts, jnp.split(g, len(times)))]
     public = counts[1] if delayed else jnp.zeros((0, pl.n_thresholds, N), jnp.float32)
     return rows, (counts[0], public)

@@ -30,9 +30,25 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
 
 # Loaded on first use (they import JAX): name -> module.
 _LAZY = {"run": "api", "sample_trajectories": "api"}
-__all__ = sorted(["ArgumentError", "DataError", "OutputError", "ResourceError", "ScenarioError", "UserError",
-                  "Results", "Row", "read_results", "Scenario", "builtin_names", "load_scenario",
-                  "parse_scenario", "__version__", *_LAZY])
+__all__ = sorted(
+    [
+        "ArgumentError",
+        "DataError",
+        "OutputError",
+        "ResourceError",
+        "ScenarioError",
+        "UserError",
+        "Results",
+        "Row",
+        "read_results",
+        "Scenario",
+        "builtin_names",
+        "load_scenario",
+        "parse_scenario",
+        "__version__",
+        *_LAZY,
+    ]
+)
 
 
 def __getattr__(name):

@@ -122,7 +122,14 @@ def summarise_counts(counts: np.ndarray, n: int, bins: Bins, quantiles=FAN_QUANT
         out = {"mean": (counts * centres).sum(axis=1) / n if n else np.full(len(counts), np.nan)}
     cum = np.cumsum(counts, axis=1)
     for q in quantiles:
-        at = np.array([np.searchsorted(c, q * n - 1e-9 * n, side="left") for c in cum]) if n else None
-        out[quantile_column(q)] = (np.take_along_axis(centres, np.minimum(at, bins.nbins - 1)[:, None], 1)[:, 0]
-                                     if n else np.full(len(counts), np.nan))
+        at = (
+            np.array([np.searchsorted(c, q * n - 1e-9 * n, side="left") for c in cum])
+            if n
+            else np.zeros(len(cum), np.int64)
+        )
+        out[quantile_column(q)] = (
+            np.take_along_axis(centres, np.minimum(at, bins.nbins - 1)[:, None], 1)[:, 0]
+            if n
+            else np.full(len(counts), np.nan)
+        )
     return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -23,10 +23,17 @@ from .results import Results, read_results  # noqa: E402,F401 (re-exported)
 from .scenario import Scenario, load_scenario  # noqa: E402
 
 
-def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int = 0,
-        chunk_size: int | None = None, progress: Callable[[int], None] | None = None,
-        checkpoint: engine.Checkpoint | None = None, keep_trajectories: bool | str | Path = False,
-        generator: str = DEFAULT_GENERATOR, max_days: float | None = engine.MAX_DAYS) -> Results:
+def run(
+    scenario: Scenario | str | Path,
+    trajectories: int = 100_000,
+    seed: int = 0,
+    chunk_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    checkpoint: engine.Checkpoint | None = None,
+    keep_trajectories: bool | str | Path = False,
+    generator: str = DEFAULT_GENERATOR,
+    max_days: float | None = engine.MAX_DAYS,
+) -> Results:
     """Sample ``trajectories`` joint trajectories of ``scenario`` and aggregate them.
 
     ``keep_trajectories`` (True, or a folder for the scratch file) also streams one row per
@@ -44,17 +51,26 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     engine.check_trajectories(trajectories)
-    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer))
-                                   or chunk_size < 1):
+    if chunk_size is not None and (
+        isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1
+    ):
         raise ArgumentError(f"chunk_size must be a whole number >= 1, got {chunk_size!r}")
     started = _now()
     writer = None
     if keep_trajectories:
         writer = _trajectory_writer(scenario, seed, int(trajectories), keep_trajectories, generator)
     try:
-        agg = engine.run(scenario, int(trajectories), seed, chunk_size, progress, checkpoint,
-                         on_chunk=writer.write if writer else None, generator=generator,
-                         max_seconds=None if max_days is None else max_days * 86400.0)
+        agg = engine.run(
+            scenario,
+            int(trajectories),
+            seed,
+            chunk_size,
+            progress,
+            checkpoint,
+            on_chunk=writer.write if writer else None,
+            generator=generator,
+            max_seconds=None if max_days is None else max_days * 86400.0,
+        )
     except BaseException:
         if writer:
             writer.close()
@@ -63,13 +79,24 @@ def run(scenario: Scenario | str | Path, trajectories: int = 100_000, seed: int 
     if writer:
         writer.close()
     meta = io.provenance(
-        scenario=scenario.name, scenario_source=scenario.source, scenario_toml=scenario.text,
-        start=scenario.start, horizon=scenario.horizon, steps_per_year=scenario.steps_per_year,
-        seed=seed, trajectories=int(trajectories),
-        chunk_size=agg.chunk_size, devices=agg.devices, processes=agg.processes, prng=PRNG_IMPL,
-        generator=generator, resolution_years=float(agg.event_bins.width.min()),
-        compile_seconds=round(agg.compile_seconds, 3), sample_seconds=round(agg.sample_seconds, 3),
-        started=started, finished=_now(),
+        scenario=scenario.name,
+        scenario_source=scenario.source,
+        scenario_toml=scenario.text,
+        start=scenario.start,
+        horizon=scenario.horizon,
+        steps_per_year=scenario.steps_per_year,
+        seed=seed,
+        trajectories=int(trajectories),
+        chunk_size=agg.chunk_size,
+        devices=agg.devices,
+        processes=agg.processes,
+        prng=PRNG_IMPL,
+        generator=generator,
+        resolution_years=float(agg.event_bins.width.min()),
+        compile_seconds=round(agg.compile_seconds, 3),
+        sample_seconds=round(agg.sample_seconds, 3),
+        started=started,
+        finished=_now(),
     )
     results = _tables(scenario, agg, meta)
     return dataclasses.replace(results, trajectories_file=writer.path if writer else None)
@@ -87,14 +114,26 @@ def _trajectory_writer(scenario: Scenario, seed: int, n: int, where, generator: 
     os.chmod(path, 0o666 & ~umask)  # as the other files (mkstemp makes it 0600)
     dates = [f"t_first:{r.label}:{t}" for r in m.layout.rows for t in m.layout.thresholds]
     diffusion = [f"diffusion_date:{io.usd_name(b)}:{t}" for b in m.layout.access_budgets for t in m.layout.thresholds]
-    return io.TrajectoryWriter(Path(path), scenario.start, [r.name for r in scenario.regimes], list(m.inputs),
-                               dates, diffusion, io.provenance(scenario=scenario.name, scenario_toml=scenario.text,
-                                                               seed=seed, trajectories=n, prng=PRNG_IMPL,
-                                                               generator=generator))
+    return io.TrajectoryWriter(
+        Path(path),
+        scenario.start,
+        [r.name for r in scenario.regimes],
+        list(m.inputs),
+        dates,
+        diffusion,
+        io.provenance(
+            scenario=scenario.name,
+            scenario_toml=scenario.text,
+            seed=seed,
+            trajectories=n,
+            prng=PRNG_IMPL,
+            generator=generator,
+        ),
+    )
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 STAT_COLUMNS = ["n", "p_reached", "mean"] + [io.quantile_column(q) for q in io.QUANTILES]
@@ -106,11 +145,11 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
     t_first, leads = lay.block("t_first"), lay.block("lead_time")
     diffusion, public = lay.block("diffusion_date"), lay.block("t_public")
     counts_schema = io.counts_schema(lay.at_least)
-    counts = {k: [] for k in counts_schema.names}
+    counts: dict[str, list] = {k: [] for k in counts_schema.names}
     blocks = [(None, agg.trajectories)] + [(r.name, int(n)) for r, n in zip(s.regimes, agg.regime_counts)]
-    events = {k: [] for k in io.SCHEMAS["events"].names}
-    access = {k: [] for k in io.SCHEMAS["access"].names}
-    paths = {k: [] for k in io.SCHEMAS["paths"].names}
+    events: dict[str, list] = {k: [] for k in io.SCHEMAS["events"].names}
+    access: dict[str, list] = {k: [] for k in io.SCHEMAS["access"].names}
+    paths: dict[str, list] = {k: [] for k in io.SCHEMAS["paths"].names}
 
     def add(table, labels, stats, var, shift):
         for k, v in labels.items():
@@ -126,45 +165,91 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
         for r, row in enumerate(lay.rows):
             channels = lay.channel_blocks(row) if r in lay.via else ()
             for t, thr in enumerate(s.thresholds):
-                labels = {**head, "actor": row.actor, "rank": row.rank, "row_kind": row.kind, "threshold": thr.name,
-                          "threshold_flop": thr.flop, "threshold_kind": thr.kind}
+                labels = {
+                    **head,
+                    "actor": row.actor,
+                    "rank": row.rank,
+                    "row_kind": row.kind,
+                    "threshold": thr.name,
+                    "threshold_flop": thr.flop,
+                    "threshold_kind": thr.kind,
+                }
                 add(events, {**labels, "metric": "t_first", "channel": None}, ev, t_first.index(row, t), s.start)
                 for block in channels:
-                    add(events, {**labels, "metric": "t_first", "channel": block.channel}, ev, block.index(row, t),
-                        s.start)
+                    add(
+                        events,
+                        {**labels, "metric": "t_first", "channel": block.channel},
+                        ev,
+                        block.index(row, t),
+                        s.start,
+                    )
                 if row in public.keys:
                     add(events, {**labels, "metric": "t_public", "channel": None}, ev, public.index(row, t), s.start)
                 if r != frontier:
                     add(events, {**labels, "metric": "lead_time", "channel": None}, ev, leads.index(row, t), 0.0)
                     if row.is_group:
-                        add(events, {**labels, "metric": "warning_window", "channel": None}, ev, leads.index(row, t),
-                            0.0)
+                        add(
+                            events,
+                            {**labels, "metric": "warning_window", "channel": None},
+                            ev,
+                            leads.index(row, t),
+                            0.0,
+                        )
         for budget in s.access_budgets:
             for t, thr in enumerate(s.thresholds):
-                add(access, {**head, "budget_usd": budget, "threshold": thr.name, "threshold_flop": thr.flop,
-                             "threshold_kind": thr.kind}, ev, diffusion.index(budget, t), s.start)
+                add(
+                    access,
+                    {
+                        **head,
+                        "budget_usd": budget,
+                        "threshold": thr.name,
+                        "threshold_flop": thr.flop,
+                        "threshold_kind": thr.kind,
+                    },
+                    ev,
+                    diffusion.index(budget, t),
+                    s.start,
+                )
         cnt = aggregate.summarise_counts(agg.count_counts[b], n, agg.count_bins)
         flags = agg.flag_counts[b][:, 1] / n if n else np.full(agg.flag_counts.shape[1], np.nan)
         for basis in lay.count_bases:
             for t, thr in enumerate(s.thresholds):
                 for year in range(lay.n_years + 1):
                     var = lay.count_index(basis, year, t)
-                    row = {**head, "threshold": thr.name, "threshold_flop": thr.flop, "threshold_kind": thr.kind,
-                           "basis": basis, "year": s.start + year, "n": n,
-                           **{k: v[var] for k, v in cnt.items()},
-                           **{f"p_at_least_{k}": flags[var * len(lay.at_least) + i] for i, k in enumerate(lay.at_least)}}
+                    record = {
+                        **head,
+                        "threshold": thr.name,
+                        "threshold_flop": thr.flop,
+                        "threshold_kind": thr.kind,
+                        "basis": basis,
+                        "year": s.start + year,
+                        "n": n,
+                        **{k: v[var] for k, v in cnt.items()},
+                        **{f"p_at_least_{k}": flags[var * len(lay.at_least) + i] for i, k in enumerate(lay.at_least)},
+                    }
                     for k in counts_schema.names:
-                        counts[k].append(row[k])
+                        counts[k].append(record[k])
         fan = aggregate.summarise(agg.fan_counts[b], n, agg.fan_bins, io.FAN_QUANTILES)
         for series in lay.fan:
             for year in range(lay.n_years + 1):
                 var = year * n_stored + series.index
-                for k, v in (("scenario", s.name), ("regime", regime), ("series", series.name),
-                             ("year", s.start + year)):
+                for k, v in (
+                    ("scenario", s.name),
+                    ("regime", regime),
+                    ("series", series.name),
+                    ("year", s.start + year),
+                ):
                     paths[k].append(v)
                 paths["mean"].append(series.shift + series.sign * fan["mean"][var])
                 for q in (5, 25, 50, 75, 95):
-                    paths[f"p{q}"].append(series.shift + series.sign * fan[f"p{q if series.sign > 0 else 100 - q}"][var])
+                    paths[f"p{q}"].append(
+                        series.shift + series.sign * fan[f"p{q if series.sign > 0 else 100 - q}"][var]
+                    )
 
-    return Results(io.table("events", events, meta), io.table("access", access, meta),
-                   io.table("paths", paths, meta), meta, counts=io.table(counts_schema, counts, meta))
+    return Results(
+        io.table("events", events, meta),
+        io.table("access", access, meta),
+        io.table("paths", paths, meta),
+        meta,
+        counts=io.table(counts_schema, counts, meta),
+    )

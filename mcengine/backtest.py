@@ -105,8 +105,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import io
-from .report import fmt
 from .errors import ArgumentError, DataError, OutputError, ResourceError
+from .report import fmt
 
 if TYPE_CHECKING:  # the scenario layer imports JAX: loaded where a scenario is scored, so reading data needs none
     from .scenario import Scenario
@@ -119,16 +119,30 @@ DEFAULT_TRAJECTORIES = 20_000
 MAX_TRAJECTORIES = 2_000_000  # every trajectory is kept in memory
 INTERVALS = {"inside_50": (0.25, 0.75), "inside_90": (0.05, 0.95)}
 
-SCHEMA = pa.schema([
-    pa.field("scenario", pa.string()), pa.field("actor", pa.string()), pa.field("rank", pa.int32()),
-    pa.field("threshold", pa.string()), pa.field("threshold_flop", pa.float64()),
-    pa.field("observed_date", pa.float64()), pa.field("status", pa.string()), pa.field("observed_by", pa.string()),
-    pa.field("p_by_as_of", pa.float64()), pa.field("pit", pa.float64()),
-    pa.field("inside_50", pa.bool_()), pa.field("inside_90", pa.bool_()),
-    pa.field("open_50", pa.bool_()), pa.field("open_90", pa.bool_()), pa.field("crps", pa.float64()),
-    pa.field("predicted_p5", pa.float64()), pa.field("predicted_p50", pa.float64()),
-    pa.field("predicted_p95", pa.float64()), pa.field("n", pa.int64()), pa.field("predicted", pa.string()),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("scenario", pa.string()),
+        pa.field("actor", pa.string()),
+        pa.field("rank", pa.int32()),
+        pa.field("threshold", pa.string()),
+        pa.field("threshold_flop", pa.float64()),
+        pa.field("observed_date", pa.float64()),
+        pa.field("status", pa.string()),
+        pa.field("observed_by", pa.string()),
+        pa.field("p_by_as_of", pa.float64()),
+        pa.field("pit", pa.float64()),
+        pa.field("inside_50", pa.bool_()),
+        pa.field("inside_90", pa.bool_()),
+        pa.field("open_50", pa.bool_()),
+        pa.field("open_90", pa.bool_()),
+        pa.field("crps", pa.float64()),
+        pa.field("predicted_p5", pa.float64()),
+        pa.field("predicted_p50", pa.float64()),
+        pa.field("predicted_p95", pa.float64()),
+        pa.field("n", pa.int64()),
+        pa.field("predicted", pa.string()),
+    ]
+)
 
 
 # ---------------------------------------------------------------------------------------
@@ -244,8 +258,10 @@ def read_observed(path: str | Path) -> Observed:
     names = [h.strip() for h in header]
     missing = [c for c in REQUIRED_COLUMNS if c not in names]
     if missing:
-        raise DataError(f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                         f"the header must name {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(names)})")
+        raise DataError(
+            f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+            f"the header must name {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(names)})"
+        )
     col = {c: names.index(c) for c in REQUIRED_COLUMNS}
     runs, rows, fine_tunes, no_compute, no_org, latest = [], 0, 0, 0, 0, None
     spelling: dict[str, str] = {}  # casefolded name -> its first spelling in the file
@@ -262,8 +278,10 @@ def read_observed(path: str | Path) -> Observed:
             continue  # blank line
         rows += 1
         if len(record) != len(names):
-            raise DataError(f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
-                             "quote fields that contain commas")
+            raise DataError(
+                f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
+                "quote fields that contain commas"
+            )
         get = lambda c: record[col[c]].strip()
         model = get("model")
         where = f"{source}: line {line}" + (f" (model {model!r})" if model else "")
@@ -281,11 +299,14 @@ def read_observed(path: str | Path) -> Observed:
             try:
                 flop = float(raw_flop)
             except ValueError:
-                raise DataError(f"{where}: column training_compute_flop: {raw_flop!r} is not a number "
-                                 "(physical FLOP, e.g. 3.1e23; leave it blank if unknown)") from None
+                raise DataError(
+                    f"{where}: column training_compute_flop: {raw_flop!r} is not a number "
+                    "(physical FLOP, e.g. 3.1e23; leave it blank if unknown)"
+                ) from None
             if not (math.isfinite(flop) and flop > 0):
-                raise DataError(f"{where}: column training_compute_flop: must be a positive finite number of "
-                                 f"FLOP, got {raw_flop!r}")
+                raise DataError(
+                    f"{where}: column training_compute_flop: must be a positive finite number of FLOP, got {raw_flop!r}"
+                )
         if get("base_model"):
             fine_tunes += 1
             continue
@@ -293,8 +314,10 @@ def read_observed(path: str | Path) -> Observed:
             no_compute += 1
             continue
         if date is None:
-            raise DataError(f"{where}: column publication_date: blank, but the row is a training run with "
-                             "known compute; give its date (YYYY-MM-DD, YYYY-MM or YYYY)")
+            raise DataError(
+                f"{where}: column publication_date: blank, but the row is a training run with "
+                "known compute; give its date (YYYY-MM-DD, YYYY-MM or YYYY)"
+            )
         orgs, seen = [], set()
         for part in get("organization").split(","):
             name = normalise_organization(part)
@@ -305,8 +328,7 @@ def read_observed(path: str | Path) -> Observed:
             no_org += 1
             continue
         runs.append(Run(model, tuple(orgs), date, flop, line))
-    return Observed(source, tuple(runs), hashlib.sha256(data).hexdigest(), rows, fine_tunes, no_compute, no_org,
-                    latest)
+    return Observed(source, tuple(runs), hashlib.sha256(data).hexdigest(), rows, fine_tunes, no_compute, no_org, latest)
 
 
 def observed_events(observed: Observed | str | Path, flop: float, as_of: datetime.date) -> list[Event]:
@@ -352,9 +374,19 @@ def score(t_first: np.ndarray, observed: float | None, start: float, horizon: fl
     cdf = lambda t: float(np.searchsorted(x, t, side="right")) / n
     q = lambda p: float(x[min(n - 1, max(0, math.ceil(p * n - 1e-9) - 1))])  # inverted_cdf
     cal = lambda v: None if math.isinf(v) else start + v
-    out = {"p_by_as_of": cdf(c), "pit": None, "inside_50": None, "inside_90": None, "open_50": None,
-           "open_90": None, "crps": None,
-           "predicted_p5": cal(q(0.05)), "predicted_p50": cal(q(0.5)), "predicted_p95": cal(q(0.95)), "n": n}
+    out = {
+        "p_by_as_of": cdf(c),
+        "pit": None,
+        "inside_50": None,
+        "inside_90": None,
+        "open_50": None,
+        "open_90": None,
+        "crps": None,
+        "predicted_p5": cal(q(0.05)),
+        "predicted_p50": cal(q(0.5)),
+        "predicted_p95": cal(q(0.95)),
+        "n": n,
+    }
     if observed is not None and observed <= start:
         return {**out, "status": "before start"}
     y = observed - start if observed is not None else math.inf
@@ -384,19 +416,29 @@ def _group(scenario: Scenario, group: str | None) -> str:
         if len(groups) == 1:
             return groups[0]
         if not groups:
-            raise ArgumentError(f"{scenario.source}: the scenario has no [[groups]]; a backtest scores the ranks of "
-                             "a group against the k-th organisation to reach each threshold: add a [[groups]] "
-                             "entry with the ranks to score")
-        raise ArgumentError(f"{scenario.source}: the scenario has several groups ({listed}); name the one to score "
-                         "(group=..., --group NAME)")
+            raise ArgumentError(
+                f"{scenario.source}: the scenario has no [[groups]]; a backtest scores the ranks of "
+                "a group against the k-th organisation to reach each threshold: add a [[groups]] "
+                "entry with the ranks to score"
+            )
+        raise ArgumentError(
+            f"{scenario.source}: the scenario has several groups ({listed}); name the one to score "
+            "(group=..., --group NAME)"
+        )
     if group not in groups:
         what = "a single actor, not a group" if group in [a.name for a in scenario.actors] else "not in the scenario"
         raise ArgumentError(f"{scenario.source}: group {group!r} is {what} (groups: {listed})")
     return group
 
 
-def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: datetime.date | str | None = None,
-             group: str | None = None, trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0) -> pa.Table:
+def backtest(
+    scenario: Scenario | str | Path,
+    observed_csv: str | Path,
+    as_of: datetime.date | str | None = None,
+    group: str | None = None,
+    trajectories: int = DEFAULT_TRAJECTORIES,
+    seed: int = 0,
+) -> pa.Table:
     """Score ``scenario``'s predicted first-crossing dates against the models published
     after its start and up to ``as_of`` (default: the file's latest publication date).
 
@@ -417,15 +459,18 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
     if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
         raise ArgumentError(f"trajectories must be a whole number >= 1, got {trajectories!r}")
     if trajectories > MAX_TRAJECTORIES:
-        raise ResourceError(f"a backtest keeps every trajectory in memory: at most {MAX_TRAJECTORIES:,}, "
-                            f"got {int(trajectories):,}")
+        raise ResourceError(
+            f"a backtest keeps every trajectory in memory: at most {MAX_TRAJECTORIES:,}, got {int(trajectories):,}"
+        )
     observed = read_observed(observed_csv)
     group = _group(scenario, group)
     s = scenario
-    notes = [f"{observed.source}: {len(observed.runs)} training runs with known compute "
-             f"({observed.fine_tunes} fine-tunes, {observed.no_compute} models without compute"
-             + (f", {observed.no_organization} without organisation" if observed.no_organization else "")
-             + " skipped)"]
+    notes = [
+        f"{observed.source}: {len(observed.runs)} training runs with known compute "
+        f"({observed.fine_tunes} fine-tunes, {observed.no_compute} models without compute"
+        + (f", {observed.no_organization} without organisation" if observed.no_organization else "")
+        + " skipped)"
+    ]
     if as_of is None:
         if observed.latest is None:
             raise DataError(f"{observed.source}: no publication dates; give the as-of date")
@@ -435,26 +480,43 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
     effective = [t.name for t in s.thresholds if t.kind != "physical"]
     physical = [(i, t) for i, t in enumerate(s.thresholds) if t.kind == "physical"]
     if effective:
-        notes.append(f"effective thresholds cannot be observed (the data give physical FLOP); skipped: "
-                     f"{', '.join(effective)}")
-    meta = {"scenario": s.name, "scenario_source": s.source, "scenario_toml": s.text,
-            "observed": observed.source, "observed_sha256": observed.sha256, "as_of": as_of.isoformat(),
-            "group": group, "start": s.start, "horizon": s.horizon, "seed": seed, "trajectories": int(trajectories)}
+        notes.append(
+            f"effective thresholds cannot be observed (the data give physical FLOP); skipped: {', '.join(effective)}"
+        )
+    meta = {
+        "scenario": s.name,
+        "scenario_source": s.source,
+        "scenario_toml": s.text,
+        "observed": observed.source,
+        "observed_sha256": observed.sha256,
+        "as_of": as_of.isoformat(),
+        "group": group,
+        "start": s.start,
+        "horizon": s.horizon,
+        "seed": seed,
+        "trajectories": int(trajectories),
+    }
     as_of_year = decimal_year(as_of)
     empty = None
     if not physical:
         empty = f"nothing to score: scenario {s.name!r} has no physical thresholds"
     elif as_of_year <= s.start:
-        empty = (f"nothing to score yet: as-of {as_of.isoformat()} is "
-                 f"{'before' if as_of_year < s.start else 'at'} the scenario start {float(s.start)}")
+        empty = (
+            f"nothing to score yet: as-of {as_of.isoformat()} is "
+            f"{'before' if as_of_year < s.start else 'at'} the scenario start {float(s.start)}"
+        )
     if empty is not None:
         return _table({k: [] for k in SCHEMA.names}, meta, notes + [empty])
     if observed.latest is not None and observed.latest < as_of:
-        notes.append(f"the file's latest publication date, {observed.latest.isoformat()}, is before the as-of "
-                     f"{as_of.isoformat()}: events after it would be missing and count as not yet happened")
+        notes.append(
+            f"the file's latest publication date, {observed.latest.isoformat()}, is before the as-of "
+            f"{as_of.isoformat()}: events after it would be missing and count as not yet happened"
+        )
     if as_of_year > s.horizon:
-        notes.append(f"as-of {as_of.isoformat()} is after the scenario horizon {float(s.horizon)}: the forecast "
-                     "ends there, so observations are scored as censored at the horizon")
+        notes.append(
+            f"as-of {as_of.isoformat()} is after the scenario horizon {float(s.horizon)}: the forecast "
+            "ends there, so observations are scored as censored at the horizon"
+        )
 
     from .engine import sample_trajectories
     from .layout import OutputLayout
@@ -467,9 +529,10 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
     t_first, t_public = np.asarray(sample.t_first), np.asarray(sample.t_public)
     delayed = {a.name for a in s.actors if a.publication_delay is not None}
     if delayed & {actor for _, actor, _ in scored}:
-        notes.append("rows with a publication_delay are scored by their first public date (t_public), the "
-                     "others by t_first")
-    cols = {k: [] for k in SCHEMA.names}
+        notes.append(
+            "rows with a publication_delay are scored by their first public date (t_public), the others by t_first"
+        )
+    cols: dict[str, list] = {k: [] for k in SCHEMA.names}
     for j, thr in physical:
         events = observed_events(observed, thr.flop, as_of)
         for r, actor, rank in scored:
@@ -478,12 +541,20 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
             dates = (t_public if actor in delayed else t_first)[:, r, j]
             res = score(dates, ev.year if ev else None, s.start, s.horizon, as_of_year)
             if res["status"] == "censored":
-                res["status"] = (f"not yet by {as_of.isoformat()}" if ev is None
-                                 else f"after the horizon {float(s.horizon)}")
-            values = {"scenario": s.name, "actor": actor, "rank": rank, "threshold": thr.name,
-                      "threshold_flop": thr.flop, "observed_date": ev.year if ev else None,
-                      "observed_by": f"{ev.organization} ({ev.model})" if ev else None, "predicted": predicted,
-                      **res}
+                res["status"] = (
+                    f"not yet by {as_of.isoformat()}" if ev is None else f"after the horizon {float(s.horizon)}"
+                )
+            values = {
+                "scenario": s.name,
+                "actor": actor,
+                "rank": rank,
+                "threshold": thr.name,
+                "threshold_flop": thr.flop,
+                "observed_date": ev.year if ev else None,
+                "observed_by": f"{ev.organization} ({ev.model})" if ev else None,
+                "predicted": predicted,
+                **res,
+            }
             for k in SCHEMA.names:
                 cols[k].append(values[k])
     return _table(cols, meta, notes)
@@ -516,22 +587,50 @@ def format_table(table: pa.Table) -> str:
     lines = [f"note: {n}" for n in m.get("notes", [])]
     if table.num_rows == 0:
         return "\n".join(lines)
-    head = (f"backtest of {m.get('scenario')} against {m.get('observed')} as of {m.get('as_of')} "
-            f"(group {m.get('group')}; {m.get('trajectories', 0):,} trajectories, seed {m.get('seed')})")
-    header = ["actor", "threshold", "observed", "status", "P(by as-of)", "PIT", "in 50%", "in 90%", "CRPS",
-              "p5", "p50", "p95", "observed by"]
+    head = (
+        f"backtest of {m.get('scenario')} against {m.get('observed')} as of {m.get('as_of')} "
+        f"(group {m.get('group')}; {m.get('trajectories', 0):,} trajectories, seed {m.get('seed')})"
+    )
+    header = [
+        "actor",
+        "threshold",
+        "observed",
+        "status",
+        "P(by as-of)",
+        "PIT",
+        "in 50%",
+        "in 90%",
+        "CRPS",
+        "p5",
+        "p50",
+        "p95",
+        "observed by",
+    ]
     body = []
     recs = table.to_pylist()
     for r in recs:
-        body.append([r["actor"] + (f" #{r['rank']}" if r["actor"] != FRONTIER else ""), r["threshold"],
-                     fmt(r["observed_date"], ".2f"), r["status"], fmt(r["p_by_as_of"], ".3f"),
-                     fmt(r["pit"], ".3f"), fmt(r["inside_50"], ""), fmt(r["inside_90"], ""),
-                     fmt(r["crps"], ".3f"), fmt(r["predicted_p5"], ".2f"), fmt(r["predicted_p50"], ".2f"),
-                     fmt(r["predicted_p95"], ".2f"), r["observed_by"] or ""])
+        body.append(
+            [
+                r["actor"] + (f" #{r['rank']}" if r["actor"] != FRONTIER else ""),
+                r["threshold"],
+                fmt(r["observed_date"], ".2f"),
+                r["status"],
+                fmt(r["p_by_as_of"], ".3f"),
+                fmt(r["pit"], ".3f"),
+                fmt(r["inside_50"], ""),
+                fmt(r["inside_90"], ""),
+                fmt(r["crps"], ".3f"),
+                fmt(r["predicted_p5"], ".2f"),
+                fmt(r["predicted_p50"], ".2f"),
+                fmt(r["predicted_p95"], ".2f"),
+                r["observed_by"] or "",
+            ]
+        )
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
     left = {0, 1, 3, 12}
-    fmt_line = lambda cells: "  ".join(c.ljust(w) if i in left else c.rjust(w)
-                                       for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+    fmt_line = lambda cells: "  ".join(
+        c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))
+    ).rstrip()
     lines += [head, fmt_line(header), fmt_line(["-" * w for w in widths])] + [fmt_line(b) for b in body]
     return "\n".join(lines + ["", format_summary(summarise(table))])
 
@@ -551,23 +650,33 @@ def summarise(table: pa.Table | list[dict]) -> dict:
     obs = [r for r in recs if r["status"] == "observed"]
     cen = [r for r in recs if r["crps"] is not None and r["status"] != "observed"]
     mean = lambda xs: float(np.mean(xs)) if len(xs) else None
-    return {"observed": len(obs), "censored": len(cen), "scored": len(obs) + len(cen),
-            "before_start": sum(r["status"] == "before start" for r in recs),
-            "inside_50": mean([bool(r["inside_50"]) for r in obs]), "inside_90": mean([bool(r["inside_90"]) for r in obs]),
-            "mean_pit": mean([r["pit"] for r in obs]), "pit_below_half": mean([r["pit"] < 0.5 for r in obs]),
-            "crps_observed": mean([r["crps"] for r in obs]), "open_90": mean([bool(r["open_90"]) for r in cen]),
-            "crps_censored": mean([r["crps"] for r in cen]), "crps": mean([r["crps"] for r in obs + cen])}
+    return {
+        "observed": len(obs),
+        "censored": len(cen),
+        "scored": len(obs) + len(cen),
+        "before_start": sum(r["status"] == "before start" for r in recs),
+        "inside_50": mean([bool(r["inside_50"]) for r in obs]),
+        "inside_90": mean([bool(r["inside_90"]) for r in obs]),
+        "mean_pit": mean([r["pit"] for r in obs]),
+        "pit_below_half": mean([r["pit"] < 0.5 for r in obs]),
+        "crps_observed": mean([r["crps"] for r in obs]),
+        "open_90": mean([bool(r["open_90"]) for r in cen]),
+        "crps_censored": mean([r["crps"] for r in cen]),
+        "crps": mean([r["crps"] for r in obs + cen]),
+    }
 
 
 def format_summary(m: dict) -> str:
     """:func:`summarise`'s numbers in two lines."""
     pct = lambda x: "—" if x is None else f"{x:.0%}"
     num = lambda x, spec=".3f": "—" if x is None else format(x, spec)
-    return (f"{m['scored']} scored ({m['observed']} observed, {m['censored']} not yet), {m['before_start']} before "
-            f"start\nobserved: inside 50% intervals {pct(m['inside_50'])}, 90% intervals {pct(m['inside_90'])}; "
-            f"mean PIT {num(m['mean_pit'])} ({pct(m['pit_below_half'])} below 0.5); mean CRPS "
-            f"{num(m['crps_observed'])} years\nnot yet: 90% interval reaching beyond as-of {pct(m['open_90'])}; "
-            f"mean CRPS {num(m['crps_censored'])} years; all scored: mean CRPS {num(m['crps'])} years")
+    return (
+        f"{m['scored']} scored ({m['observed']} observed, {m['censored']} not yet), {m['before_start']} before "
+        f"start\nobserved: inside 50% intervals {pct(m['inside_50'])}, 90% intervals {pct(m['inside_90'])}; "
+        f"mean PIT {num(m['mean_pit'])} ({pct(m['pit_below_half'])} below 0.5); mean CRPS "
+        f"{num(m['crps_observed'])} years\nnot yet: 90% interval reaching beyond as-of {pct(m['open_90'])}; "
+        f"mean CRPS {num(m['crps_censored'])} years; all scored: mean CRPS {num(m['crps'])} years"
+    )
 
 
 def check_output(folder: str | Path) -> None:
@@ -635,10 +744,17 @@ def read(folder_or_file: str | Path) -> pa.Table:
     return pq.read_table(p / FILE_NAME if p.is_dir() else p)
 
 
-def command(scenario: Scenario | str | Path, observed: str | Path, as_of: datetime.date | str | None = None,
-            group: str | None = None, trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0,
-            out: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
-            tables: list | None = None) -> str:
+def command(
+    scenario: Scenario | str | Path,
+    observed: str | Path,
+    as_of: datetime.date | str | None = None,
+    group: str | None = None,
+    trajectories: int = DEFAULT_TRAJECTORIES,
+    seed: int = 0,
+    out: str | Path | None = None,
+    overrides: tuple[str, ...] | list[str] = (),
+    tables: list | None = None,
+) -> str:
     """What ``mcengine backtest`` does: load the scenario (with ``--set`` overrides),
     check ``out`` before sampling, run :func:`backtest`, write ``out/backtest.parquet``
     if ``out`` is given, and return the text to print. Raises a UserError (ScenarioError,
@@ -676,13 +792,20 @@ def parse_origins(text: str) -> list[datetime.date]:
         else:
             out.append(_as_date(part, "--rolling"))
     if not out or sorted(set(out)) != out:
-        raise ArgumentError(f"--rolling: expected increasing years or dates without repeats, e.g. "
-                            f"2012,2014,2016,2018; got {text!r}")
+        raise ArgumentError(
+            f"--rolling: expected increasing years or dates without repeats, e.g. 2012,2014,2016,2018; got {text!r}"
+        )
     return out
 
 
-def rolling(models: str | Path, hardware: str | Path, origins: list[datetime.date], as_of: datetime.date | str | None = None,
-            trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0) -> list[tuple[datetime.date, pa.Table]]:
+def rolling(
+    models: str | Path,
+    hardware: str | Path,
+    origins: list[datetime.date],
+    as_of: datetime.date | str | None = None,
+    trajectories: int = DEFAULT_TRAJECTORIES,
+    seed: int = 0,
+) -> list[tuple[datetime.date, pa.Table]]:
     """Rolling-origin backtest: at each origin, calibrate a scenario from the rows published
     by then (:func:`mcengine.calibrate.calibrate`), sample it, and score it against the
     models file up to ``as_of`` (default: its latest publication date). Returns
@@ -699,8 +822,10 @@ def rolling(models: str | Path, hardware: str | Path, origins: list[datetime.dat
     as_of = _as_date(as_of)
     for origin in origins:
         if origin >= as_of:
-            raise ArgumentError(f"--rolling: origin {origin.isoformat()} is not before the as-of date "
-                                f"{as_of.isoformat()}: nothing after it to score")
+            raise ArgumentError(
+                f"--rolling: origin {origin.isoformat()} is not before the as-of date "
+                f"{as_of.isoformat()}: nothing after it to score"
+            )
     hw = cal.read_hardware(hardware)
     out = []
     for origin in origins:
@@ -716,22 +841,59 @@ def format_rolling(results: list[tuple[datetime.date, pa.Table]]) -> str:
     0.5, mean CRPS of the observed
     ones; not-yet events apart (count, share whose 90 % interval reaches beyond as-of,
     CRPS); the mean CRPS over all scored rows."""
-    header = ["origin", "as of", "observed", "in 50%", "in 90%", "mean PIT", "PIT<0.5", "CRPS obs", "not yet",
-              "90% open", "CRPS not yet", "CRPS all"]
+    header = [
+        "origin",
+        "as of",
+        "observed",
+        "in 50%",
+        "in 90%",
+        "mean PIT",
+        "PIT<0.5",
+        "CRPS obs",
+        "not yet",
+        "90% open",
+        "CRPS not yet",
+        "CRPS all",
+    ]
     pct = lambda x: "—" if x is None else f"{x:.0%}"
     num = lambda x: "—" if x is None else f"{x:.3f}"
     body, pooled = [], []
     for origin, table in results:
         m = summarise(table)
         pooled += table.to_pylist()
-        body.append([origin.isoformat(), metadata(table).get("as_of", ""), str(m["observed"]), pct(m["inside_50"]),
-                     pct(m["inside_90"]), num(m["mean_pit"]), pct(m["pit_below_half"]), num(m["crps_observed"]),
-                     str(m["censored"]),
-                     pct(m["open_90"]), num(m["crps_censored"]), num(m["crps"])])
+        body.append(
+            [
+                origin.isoformat(),
+                metadata(table).get("as_of", ""),
+                str(m["observed"]),
+                pct(m["inside_50"]),
+                pct(m["inside_90"]),
+                num(m["mean_pit"]),
+                pct(m["pit_below_half"]),
+                num(m["crps_observed"]),
+                str(m["censored"]),
+                pct(m["open_90"]),
+                num(m["crps_censored"]),
+                num(m["crps"]),
+            ]
+        )
     m = summarise(pooled)
-    body.append(["pooled", "", str(m["observed"]), pct(m["inside_50"]), pct(m["inside_90"]), num(m["mean_pit"]),
-                 pct(m["pit_below_half"]), num(m["crps_observed"]), str(m["censored"]), pct(m["open_90"]), num(m["crps_censored"]),
-                 num(m["crps"])])
+    body.append(
+        [
+            "pooled",
+            "",
+            str(m["observed"]),
+            pct(m["inside_50"]),
+            pct(m["inside_90"]),
+            num(m["mean_pit"]),
+            pct(m["pit_below_half"]),
+            num(m["crps_observed"]),
+            str(m["censored"]),
+            pct(m["open_90"]),
+            num(m["crps_censored"]),
+            num(m["crps"]),
+        ]
+    )
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
@@ -761,18 +923,40 @@ def plot_pit(tables: list[tuple[str, pa.Table]]):
             ax2.plot(levels, cover, marker="o", ms=3, label=f"{label}: {pit.size} observed, {m['censored']} not yet")
     pooled = np.concatenate(all_pit) if all_pit else np.zeros(0)
     if pooled.size:
-        ax1.hist(pooled, bins=bins, weights=np.full(pooled.size, 10 / pooled.size), color="#c9d3e6",
-                 edgecolor="white", label="all pooled")
-        ax1.hist([p for p in all_pit if p.size], bins=bins, histtype="step", stacked=False, density=True,
-                 label=[lab for (lab, _), p in zip(tables, all_pit) if p.size], alpha=0.7)
+        ax1.hist(
+            pooled,
+            bins=bins,
+            weights=np.full(pooled.size, 10 / pooled.size),
+            color="#c9d3e6",
+            edgecolor="white",
+            label="all pooled",
+        )
+        ax1.hist(
+            [p for p in all_pit if p.size],
+            bins=bins,
+            histtype="step",
+            stacked=False,
+            density=True,
+            label=[lab for (lab, _), p in zip(tables, all_pit) if p.size],
+            alpha=0.7,
+        )
     ax1.axhline(1.0, color="k", ls="--", lw=1)
-    ax1.set(xlim=(0, 1), xlabel="PIT of the observed date", ylabel="density",
-            title=f"PIT histogram ({pooled.size} observed events)")
+    ax1.set(
+        xlim=(0, 1),
+        xlabel="PIT of the observed date",
+        ylabel="density",
+        title=f"PIT histogram ({pooled.size} observed events)",
+    )
     if pooled.size:
         ax1.legend(fontsize=7)
     ax2.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
-    ax2.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal central interval", ylabel="share of observed events inside",
-            title="Reliability")
+    ax2.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="nominal central interval",
+        ylabel="share of observed events inside",
+        title="Reliability",
+    )
     if ax2.get_legend_handles_labels()[0]:
         ax2.legend(fontsize=7, loc="upper left")
     else:

@@ -63,8 +63,11 @@ from .errors import ArgumentError, DataError
 
 HARDWARE_DATE = "Release date"
 HARDWARE_PRICE = "Release price (USD)"
-HARDWARE_FLOPS = ("FP32 (single precision) performance (FLOP/s)", "FP16 (half precision) performance (FLOP/s)",
-                  "Tensor-FP16/BF16 performance (FLOP/s)")
+HARDWARE_FLOPS = (
+    "FP32 (single precision) performance (FLOP/s)",
+    "FP16 (half precision) performance (FLOP/s)",
+    "Tensor-FP16/BF16 performance (FLOP/s)",
+)
 HARDWARE_NAME = "Hardware name"
 REQUIRED_HARDWARE = (HARDWARE_NAME, HARDWARE_DATE, HARDWARE_PRICE) + HARDWARE_FLOPS
 
@@ -133,9 +136,17 @@ def ols(x, y, x0: float, cluster=None) -> Line:
         factor = (groups / max(groups - 1, 1)) * ((n - 1) / (n - 2))
         cov = factor * xtx_inv @ meat @ xtx_inv
     level_se = math.sqrt(max(cov[0, 0], 0.0))
-    return Line(slope=float(beta[1]), slope_se=math.sqrt(max(cov[1, 1], 0.0)), level=float(beta[0]),
-                level_se=level_se, predict_se=math.sqrt(level_se**2 + s2), resid_sd=math.sqrt(s2), n=n, x0=x0,
-                clusters=groups)
+    return Line(
+        slope=float(beta[1]),
+        slope_se=math.sqrt(max(cov[1, 1], 0.0)),
+        level=float(beta[0]),
+        level_se=level_se,
+        predict_se=math.sqrt(level_se**2 + s2),
+        resid_sd=math.sqrt(s2),
+        n=n,
+        x0=x0,
+        clusters=groups,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,9 +186,15 @@ def poisson_trend(t, counts, t0: float) -> Poisson:
     dispersion = float(np.sum((k - mu) ** 2 / mu)) / max(x.size - 2, 1)
     cov = cov * max(1.0, dispersion)
     ln10 = math.log(10)
-    return Poisson(rate=float(math.exp(beta[0])), log10_rate_se=math.sqrt(cov[0, 0]) / ln10,
-                   growth=float(beta[1]) / ln10, growth_se=math.sqrt(cov[1, 1]) / ln10, dispersion=dispersion,
-                   n=int(x.size), total=int(k.sum()))
+    return Poisson(
+        rate=float(math.exp(beta[0])),
+        log10_rate_se=math.sqrt(cov[0, 0]) / ln10,
+        growth=float(beta[1]) / ln10,
+        growth_se=math.sqrt(cov[1, 1]) / ln10,
+        dispersion=dispersion,
+        n=int(x.size),
+        total=int(k.sum()),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -224,8 +241,10 @@ def read_hardware(path: str | Path) -> Hardware:
     names = [h.strip() for h in header]
     missing = [c for c in REQUIRED_HARDWARE if c not in names]
     if missing:
-        raise DataError(f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                        f"expected Epoch's hardware layout with {', '.join(REQUIRED_HARDWARE)}")
+        raise DataError(
+            f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+            f"expected Epoch's hardware layout with {', '.join(REQUIRED_HARDWARE)}"
+        )
     col = {c: names.index(c) for c in REQUIRED_HARDWARE}
     chips, rows = [], 0
     while True:
@@ -240,8 +259,10 @@ def read_hardware(path: str | Path) -> Hardware:
             continue
         rows += 1
         if len(record) != len(names):
-            raise DataError(f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
-                            "quote fields that contain commas")
+            raise DataError(
+                f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
+                "quote fields that contain commas"
+            )
         get = lambda c: record[col[c]].strip()
         name = get(HARDWARE_NAME)
         where = f"{source}: line {line}" + (f" ({name!r})" if name else "")
@@ -287,8 +308,10 @@ class HardwareFit:
 def fit_hardware(hw: Hardware, as_of: datetime.date, start: float) -> HardwareFit:
     chips = [c for c in hw.chips if c.date <= as_of]
     if len(chips) < 3:
-        raise DataError(f"{hw.source}: {len(chips)} accelerators with a release price released by "
-                        f"{as_of.isoformat()}; a FLOP/$ trend needs at least 3")
+        raise DataError(
+            f"{hw.source}: {len(chips)} accelerators with a release price released by "
+            f"{as_of.isoformat()}; a FLOP/$ trend needs at least 3"
+        )
     x = [decimal_year(c.date) for c in chips]
     y = [math.log10(c.flops / c.price) for c in chips]
     try:
@@ -317,8 +340,10 @@ def fit_frontier(obs: Observed, as_of: datetime.date, start: float, years: int =
         if r.date.year not in best or r.flop > best[r.date.year].flop:
             best[r.date.year] = r
     if len(best) < 3:
-        raise DataError(f"{obs.source}: runs in {len(best)} calendar years of {as_of.year - years + 1}-"
-                        f"{as_of.year}; the top runs' trend needs runs in at least 3 years")
+        raise DataError(
+            f"{obs.source}: runs in {len(best)} calendar years of {as_of.year - years + 1}-"
+            f"{as_of.year}; the top runs' trend needs runs in at least 3 years"
+        )
     tops = [best[y] for y in sorted(best)]
     try:
         line = ols([decimal_year(r.date) for r in tops], [math.log10(r.flop) for r in tops], start)
@@ -359,15 +384,22 @@ class OrganisationsFit:
     runs: int
 
 
-def fit_organisations(obs: Observed, as_of: datetime.date, start: float, years: int = FIT_YEARS,
-                      member_years: int = MEMBER_YEARS) -> OrganisationsFit:
+def fit_organisations(
+    obs: Observed, as_of: datetime.date, start: float, years: int = FIT_YEARS, member_years: int = MEMBER_YEARS
+) -> OrganisationsFit:
     runs = _window(obs.runs, as_of, years)
     if len(runs) < 3:
-        raise DataError(f"{obs.source}: {len(runs)} training runs in {as_of.year - years + 1}-{as_of.year}; "
-                        "the organisations' fit needs at least 3")
+        raise DataError(
+            f"{obs.source}: {len(runs)} training runs in {as_of.year - years + 1}-{as_of.year}; "
+            "the organisations' fit needs at least 3"
+        )
     try:
-        trend = ols([decimal_year(r.date) for r in runs], [math.log10(r.flop) for r in runs], start,
-                    cluster=[r.date.year for r in runs])
+        trend = ols(
+            [decimal_year(r.date) for r in runs],
+            [math.log10(r.flop) for r in runs],
+            start,
+            cluster=[r.date.year for r in runs],
+        )
     except ValueError as e:
         raise DataError(f"{obs.source}: all runs' trend: {e}") from None
     offset = lambda r: math.log10(r.flop) - trend.slope * (decimal_year(r.date) - start)
@@ -388,18 +420,23 @@ def fit_organisations(obs: Observed, as_of: datetime.date, start: float, years: 
     yrs = list(range(fit_from, last_year + 1))
     counts = [sum(1 for r in new if r.date.year == y) for y in yrs]
     if len(members) < 3:
-        raise DataError(f"{obs.source}: {len(members)} organisations with a run in {member_from}-{as_of.year}; "
-                        "the organisations group needs at least 3")
+        raise DataError(
+            f"{obs.source}: {len(members)} organisations with a run in {member_from}-{as_of.year}; "
+            "the organisations group needs at least 3"
+        )
     entrants = [offset(r) for r in new if r.date.year <= last_year]
     if len(entrants) < 3:
-        raise DataError(f"{obs.source}: {len(entrants)} organisations first published in {fit_from}-{last_year}; "
-                        "the entry fit needs at least 3")
+        raise DataError(
+            f"{obs.source}: {len(entrants)} organisations first published in {fit_from}-{last_year}; "
+            "the entry fit needs at least 3"
+        )
     try:
         entry = poisson_trend([y + 0.5 for y in yrs], counts, start)
     except ValueError as e:
         raise DataError(f"{obs.source}: entry rate: {e}") from None
-    return OrganisationsFit(trend, fit_normal(list(members.values())), fit_normal(entrants), entry, tuple(yrs),
-                            tuple(counts), len(runs))
+    return OrganisationsFit(
+        trend, fit_normal(list(members.values())), fit_normal(entrants), entry, tuple(yrs), tuple(counts), len(runs)
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -420,8 +457,12 @@ def start_of(as_of: datetime.date) -> float:
     return round(decimal_year(as_of + datetime.timedelta(days=1)), 4)
 
 
-def calibrate(models: str | Path | Observed, hardware: str | Path | Hardware, as_of: datetime.date | str,
-              access: tuple[float, ...] = ()) -> Calibration:
+def calibrate(
+    models: str | Path | Observed,
+    hardware: str | Path | Hardware,
+    as_of: datetime.date | str,
+    access: tuple[float, ...] = (),
+) -> Calibration:
     """Fit every trend from the rows published by ``as_of`` (see the module docstring).
     Raises DataError (unreadable files, too little data before ``as_of``) or ArgumentError
     (a bad date or access budget)."""
@@ -432,8 +473,17 @@ def calibrate(models: str | Path | Observed, hardware: str | Path | Hardware, as
     obs = models if isinstance(models, Observed) else read_observed(models)
     hw = hardware if isinstance(hardware, Hardware) else read_hardware(hardware)
     start = start_of(as_of)
-    return Calibration(as_of, start, start + HORIZON_YEARS, obs, hw, fit_hardware(hw, as_of, start),
-                       fit_frontier(obs, as_of, start), fit_organisations(obs, as_of, start), tuple(access))
+    return Calibration(
+        as_of,
+        start,
+        start + HORIZON_YEARS,
+        obs,
+        hw,
+        fit_hardware(hw, as_of, start),
+        fit_frontier(obs, as_of, start),
+        fit_organisations(obs, as_of, start),
+        tuple(access),
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -569,15 +619,25 @@ def scenario_toml(c: Calibration, name: str | None = None, description: str | No
         f"budget = {_lognormal(og.entrants.mean - h0, og.entrants.sd)}",
     ]
     for k in range(k_lo, k_hi + 1):
-        out += ["", "[[thresholds]]", f'name = "1e{k}"',
-                f"# whole power of ten; grid from {THRESHOLDS_BELOW} below to {THRESHOLDS_ABOVE} above the frontier's "
-                f"start level 10^{top_level:.2f}",
-                f"flop = 1e{k}", 'kind = "physical"']
+        out += [
+            "",
+            "[[thresholds]]",
+            f'name = "1e{k}"',
+            f"# whole power of ten; grid from {THRESHOLDS_BELOW} below to {THRESHOLDS_ABOVE} above the frontier's "
+            f"start level 10^{top_level:.2f}",
+            f"flop = 1e{k}",
+            'kind = "physical"',
+        ]
     if c.access:
-        out += ["", "[access]", "# $ amounts given on the command line (--access)",
-                f"budgets = [{', '.join(format(b, '.3g') for b in c.access)}]"]
+        out += [
+            "",
+            "[access]",
+            "# $ amounts given on the command line (--access)",
+            f"budgets = [{', '.join(format(b, '.3g') for b in c.access)}]",
+        ]
     out += [
-        "", "[correlations]",
+        "",
+        "[correlations]",
         "# rank correlations (Spearman) whose normal-copula Pearson value is -SE_hw / s.d.: they keep",
         "# budget + hardware (compute, measured directly) at the compute fits' SE, in level and in rate",
         "pairs = [",
@@ -592,13 +652,15 @@ def scenario_toml(c: Calibration, name: str | None = None, description: str | No
 def summary(c: Calibration) -> str:
     """A few lines for the terminal: the fitted trends with their standard errors."""
     hw, fr, og = c.hw.line, c.frontier.line, c.orgs
-    return "\n".join([
-        f"calibrated at {c.as_of.isoformat()} (start {c.start}, horizon {c.horizon})",
-        f"  hardware FLOP/$ trend   {hw.slope:.3f} +- {hw.slope_se:.3f} OOM/yr (n = {hw.n} accelerators)",
-        f"  top runs' compute trend {fr.slope:.3f} +- {fr.slope_se:.3f} OOM/yr (n = {fr.n} years); "
-        f"start level 10^{fr.level:.2f} +- {fr.predict_se:.2f} FLOP",
-        f"  all runs' compute trend {og.trend.slope:.3f} +- {og.trend.slope_se:.3f} OOM/yr (n = {og.runs} runs)",
-        f"  organisations: {og.members.n} members, offsets {og.members.mean:.2f} +- sd {og.members.sd:.2f} OOM",
-        f"  entry: {og.entry.rate:.2f}/yr at the start (log10 SE {og.entry.log10_rate_se:.2f}), growing "
-        f"{og.entry.growth:.3f} +- {og.entry.growth_se:.3f} OOM/yr (n = {og.entry.n} years, {og.entry.total} entrants)",
-    ])
+    return "\n".join(
+        [
+            f"calibrated at {c.as_of.isoformat()} (start {c.start}, horizon {c.horizon})",
+            f"  hardware FLOP/$ trend   {hw.slope:.3f} +- {hw.slope_se:.3f} OOM/yr (n = {hw.n} accelerators)",
+            f"  top runs' compute trend {fr.slope:.3f} +- {fr.slope_se:.3f} OOM/yr (n = {fr.n} years); "
+            f"start level 10^{fr.level:.2f} +- {fr.predict_se:.2f} FLOP",
+            f"  all runs' compute trend {og.trend.slope:.3f} +- {og.trend.slope_se:.3f} OOM/yr (n = {og.runs} runs)",
+            f"  organisations: {og.members.n} members, offsets {og.members.mean:.2f} +- sd {og.members.sd:.2f} OOM",
+            f"  entry: {og.entry.rate:.2f}/yr at the start (log10 SE {og.entry.log10_rate_se:.2f}), growing "
+            f"{og.entry.growth:.3f} +- {og.entry.growth_se:.3f} OOM/yr (n = {og.entry.n} years, {og.entry.total} entrants)",
+        ]
+    )

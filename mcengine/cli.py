@@ -22,10 +22,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import click  # noqa: E402
 
 from . import api, engine, io, jaxsetup  # noqa: E402
+from .errors import UserError  # noqa: E402
 from .kernels import DEFAULT_GENERATOR, GENERATORS  # noqa: E402
 from .report import progress_bar, summary_data, summary_text  # noqa: E402
 from .results import read_results  # noqa: E402
-from .errors import UserError  # noqa: E402
 from .scenario import ScenarioError, builtin_names, load_scenario  # noqa: E402
 
 DEFAULT_SCENARIO = "baseline"
@@ -85,40 +85,90 @@ class PathArg(click.Path):
 
 
 _set_option = click.option(
-    "--set", "overrides", multiple=True, metavar="PATH=VALUE",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="PATH=VALUE",
     help="Override a scenario value (repeatable), e.g. --set hardware.rate=0.2 or "
-         "--set 'actors.frontier.budget={ lognormal = [1e8, 1e9] }'.")
+    "--set 'actors.frontier.budget={ lognormal = [1e8, 1e9] }'.",
+)
 
 
 @cli.command()
 @click.argument("scenario", required=False, default=DEFAULT_SCENARIO)
-@click.option("-n", "--trajectories", type=Count(), default=100_000, show_default=True,
-              help="Number of joint trajectories to sample (e.g. 200000, 1e6; at most 1e12).")
+@click.option(
+    "-n",
+    "--trajectories",
+    type=Count(),
+    default=100_000,
+    show_default=True,
+    help="Number of joint trajectories to sample (e.g. 200000, 1e6; at most 1e12).",
+)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True, help="Random seed.")
-@click.option("--out", "out", type=PathArg(), default=None,
-              help="Results folder [default: ./mcengine-results/<scenario name>].")
-@click.option("--chunk-size", type=Count(), default=None,
-              help="Trajectories per call, split over the devices (at least 64 per device) "
-                   "[default: chosen for the device]. Results do not depend on it.")
+@click.option(
+    "--out", "out", type=PathArg(), default=None, help="Results folder [default: ./mcengine-results/<scenario name>]."
+)
+@click.option(
+    "--chunk-size",
+    type=Count(),
+    default=None,
+    help="Trajectories per call, split over the devices (at least 64 per device) "
+    "[default: chosen for the device]. Results do not depend on it.",
+)
 @_set_option
 @click.option("--force", is_flag=True, help="Replace the results folder if it exists and mcengine wrote it.")
-@click.option("--max-days", type=click.FloatRange(min=0, min_open=True), default=7.0, show_default=True,
-              help="Refuse a run whose sampling is estimated (from its second chunk) to take longer.")
-@click.option("--checkpoint-every", type=click.IntRange(min=1), default=None, metavar="K",
-              help="Save the aggregation state every K chunks, beside the results folder.")
+@click.option(
+    "--max-days",
+    type=click.FloatRange(min=0, min_open=True),
+    default=7.0,
+    show_default=True,
+    help="Refuse a run whose sampling is estimated (from its second chunk) to take longer.",
+)
+@click.option(
+    "--checkpoint-every",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Save the aggregation state every K chunks, beside the results folder.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint (same options).")
-@click.option("--keep-trajectories", is_flag=True,
-              help="Also write trajectories.parquet: one row per trajectory (inputs, dates), streamed.")
-@click.option("--generator", type=click.Choice(GENERATORS), default=DEFAULT_GENERATOR, show_default=True,
-              help="Generator of the per-step shocks (recorded in the outputs); 'jax' is jax.random.normal, "
-                   "slower, for cross-checks.")
+@click.option(
+    "--keep-trajectories",
+    is_flag=True,
+    help="Also write trajectories.parquet: one row per trajectory (inputs, dates), streamed.",
+)
+@click.option(
+    "--generator",
+    type=click.Choice(GENERATORS),
+    default=DEFAULT_GENERATOR,
+    show_default=True,
+    help="Generator of the per-step shocks (recorded in the outputs); 'jax' is jax.random.normal, "
+    "slower, for cross-checks.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or status lines.")
-@click.option("--distributed", is_flag=True,
-              help="Join a multi-process run (jax.distributed): under SLURM (srun) or Open MPI nothing else "
-                   "is needed; otherwise set MCENGINE_COORDINATOR=host:port, MCENGINE_NUM_PROCESSES and "
-                   "MCENGINE_PROCESS_ID. Process 0 writes the results.")
-def run(scenario, trajectories, seed, out, chunk_size, overrides, force, max_days, checkpoint_every, resume,
-        keep_trajectories, generator, quiet, distributed):
+@click.option(
+    "--distributed",
+    is_flag=True,
+    help="Join a multi-process run (jax.distributed): under SLURM (srun) or Open MPI nothing else "
+    "is needed; otherwise set MCENGINE_COORDINATOR=host:port, MCENGINE_NUM_PROCESSES and "
+    "MCENGINE_PROCESS_ID. Process 0 writes the results.",
+)
+def run(
+    scenario,
+    trajectories,
+    seed,
+    out,
+    chunk_size,
+    overrides,
+    force,
+    max_days,
+    checkpoint_every,
+    resume,
+    keep_trajectories,
+    generator,
+    quiet,
+    distributed,
+):
     """Run SCENARIO (a .toml path or a built-in name; default: baseline) and write
     events.parquet, access.parquet and paths.parquet.
 
@@ -147,21 +197,32 @@ def run(scenario, trajectories, seed, out, chunk_size, overrides, force, max_day
     _status(quiet, terminal=True)(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")
     with progress_bar(trajectories, enabled=not quiet) as advance:
         try:
-            results = api.run(s, trajectories=trajectories, seed=seed, chunk_size=chunk_size, progress=advance,
-                              checkpoint=checkpoint, generator=generator, max_days=max_days,
-                              keep_trajectories=io.existing_ancestor(out.parent) if keep_trajectories else False)
+            results = api.run(
+                s,
+                trajectories=trajectories,
+                seed=seed,
+                chunk_size=chunk_size,
+                progress=advance,
+                checkpoint=checkpoint,
+                generator=generator,
+                max_days=max_days,
+                keep_trajectories=io.existing_ancestor(out.parent) if keep_trajectories else False,
+            )
         except KeyboardInterrupt:
             saved = checkpoint is not None and checkpoint.path.exists()
-            raise Interrupted("interrupted; no results were written" +
-                              (f"; continue with the same command and --resume ({checkpoint.path.name})"
-                               if saved else "")) from None
+            raise Interrupted(
+                "interrupted; no results were written"
+                + (f"; continue with the same command and --resume ({checkpoint.path.name})" if saved else "")
+            ) from None
     if not writer:
         return
     results.write(out, overwrite=force)
     m = results.metadata
     files = "events,access,paths,counts" + (",trajectories" if keep_trajectories else "")
-    status(f"compiled in {m['compile_seconds']:.1f} s, sampled in {m['sample_seconds']:.1f} s "
-           f"on {m['devices']} {m['platform']} device(s); wrote {out}/{{{files}}}.parquet")
+    status(
+        f"compiled in {m['compile_seconds']:.1f} s, sampled in {m['sample_seconds']:.1f} s "
+        f"on {m['devices']} {m['platform']} device(s); wrote {out}/{{{files}}}.parquet"
+    )
     click.echo(summary_text(results))
 
 
@@ -174,8 +235,10 @@ def validate(scenarios, overrides):
     for name in scenarios:
         try:
             s = load_scenario(name, overrides)
-            click.echo(f"ok: {name} ({s.name}: {len(s.actors)} actors, {len(s.thresholds)} thresholds, "
-                       f"{s.start:g}-{s.horizon:g})")
+            click.echo(
+                f"ok: {name} ({s.name}: {len(s.actors)} actors, {len(s.thresholds)} thresholds, "
+                f"{s.start:g}-{s.horizon:g})"
+            )
         except ScenarioError as e:
             click.echo(f"error: {' '.join(str(e).split())}", err=True)
             failed = True
@@ -201,11 +264,17 @@ def summary(folder, as_json):
 
 @cli.command()
 @click.argument("folder", type=PathArg())
-@click.option("--out", type=PathArg(), default=None,
-              help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead and -access beside it "
-                   "[default: FOLDER/plots.png].")
-@click.option("--threshold", default=None, help="Threshold for the date and lead-time plots [default: the first "
-                                                "the frontier reaches in the median].")
+@click.option(
+    "--out",
+    type=PathArg(),
+    default=None,
+    help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead and -access beside it [default: FOLDER/plots.png].",
+)
+@click.option(
+    "--threshold",
+    default=None,
+    help="Threshold for the date and lead-time plots [default: the first the frontier reaches in the median].",
+)
 @click.option("--force", is_flag=True, help="Replace existing figure files outside a results folder.")
 def plot(folder, out, threshold, force):
     """Draw a results FOLDER: fan chart of effective compute with the thresholds, the
@@ -221,13 +290,20 @@ def plot(folder, out, threshold, force):
 
 @cli.command()
 @click.argument("scenario")
-@click.option("--set", "axes", multiple=True, required=True, metavar="PATH=V1,V2,...",
-              help="A swept path and its values (repeatable: the grid is every combination).")
+@click.option(
+    "--set",
+    "axes",
+    multiple=True,
+    required=True,
+    metavar="PATH=V1,V2,...",
+    help="A swept path and its values (repeatable: the grid is every combination).",
+)
 @click.option("--fix", "fixed", multiple=True, metavar="PATH=VALUE", help="A fixed override for every point.")
 @click.option("-n", "--trajectories", type=Count(), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
-@click.option("--out", type=PathArg(), default=None,
-              help="Output folder [default: ./mcengine-results/<scenario name>-sweep].")
+@click.option(
+    "--out", type=PathArg(), default=None, help="Output folder [default: ./mcengine-results/<scenario name>-sweep]."
+)
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
 @click.option("-q", "--quiet", is_flag=True)
 def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
@@ -243,8 +319,9 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
 
     out = out if out is not None else Path("mcengine-results") / f"{load_scenario(scenario, fixed).name}-sweep"
     io.check_output_folder(out, overwrite=force)
-    path = sweeps.sweep(scenario, list(axes), tuple(fixed), trajectories, seed, out, force,
-                        progress=_status(quiet, terminal=True))
+    path = sweeps.sweep(
+        scenario, list(axes), tuple(fixed), trajectories, seed, out, force, progress=_status(quiet, terminal=True)
+    )
     _status(quiet)(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
 
 
@@ -253,8 +330,12 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
 @click.option("-n", "--trajectories", type=Count(100, 2_000_000), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
 @_set_option
-@click.option("--out", type=PathArg(), default=None,
-              help="Folder for sensitivity.parquet [default: ./mcengine-results/<scenario name>-sensitivity].")
+@click.option(
+    "--out",
+    type=PathArg(),
+    default=None,
+    help="Folder for sensitivity.parquet [default: ./mcengine-results/<scenario name>-sensitivity].",
+)
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
 def sensitivity(scenario, trajectories, seed, overrides, out, force):
     """Which uncertain input drives which output: rank correlation and first-order
@@ -266,9 +347,16 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
     out = out if out is not None else Path("mcengine-results") / f"{s.name}-sensitivity"
     io.check_output_folder(out, overwrite=force)
     table = sens.sensitivity(s, trajectories, seed)
-    lines = [f"{label:<28} {threshold:<16} " + ("; ".join(
-        f"{name} {share:.0%}" + (f" (rho {rho:+.2f})" if rho is not None else "") for name, share, rho in items)
-        or "none (the output does not vary in this sample)") for label, threshold, items in sens.top_drivers(table)]
+    lines = [
+        f"{label:<28} {threshold:<16} "
+        + (
+            "; ".join(
+                f"{name} {share:.0%}" + (f" (rho {rho:+.2f})" if rho is not None else "") for name, share, rho in items
+            )
+            or "none (the output does not vary in this sample)"
+        )
+        for label, threshold, items in sens.top_drivers(table)
+    ]
     try:
         from . import plot as plots
 
@@ -285,27 +373,49 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
 
 @cli.command()
 @click.argument("scenario", required=False, default=None)
-@click.option("--observed", type=PathArg(), required=True,
-              help="CSV of observed models in the layout of Epoch's database (organization, publication_date, "
-                   "training_compute_flop, base_model, ...).")
-@click.option("--as-of", "as_of", default=None, metavar="YYYY-MM-DD",
-              help="Score what was observed up to this date [default: the file's latest date].")
+@click.option(
+    "--observed",
+    type=PathArg(),
+    required=True,
+    help="CSV of observed models in the layout of Epoch's database (organization, publication_date, "
+    "training_compute_flop, base_model, ...).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Score what was observed up to this date [default: the file's latest date].",
+)
 @click.option("--group", default=None, help="The [[groups]] entry whose ranks are scored [default: the only one].")
 @click.option("-n", "--trajectories", type=Count(100, 2_000_000), default=20_000, show_default=True)
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
 @_set_option
 @click.option("--out", type=PathArg(), default=None, help="Folder for backtest.parquet.")
-@click.option("--rolling", default=None, metavar="YEAR,YEAR,...",
-              help="Rolling origins instead of SCENARIO: at each origin (a year = its 31 December, or YYYY-MM-DD) "
-                   "calibrate a scenario from the rows published by then (needs --hardware) and score it up to "
-                   "--as-of.")
-@click.option("--hardware", type=PathArg(), default=None,
-              help="With --rolling: CSV of ML hardware in the layout of Epoch's database.")
-@click.option("--plot", "plot_file", type=PathArg(), default=None, metavar="FILE.png",
-              help="Also draw the PIT histogram and reliability diagram of the observed events (png, svg, pdf).")
+@click.option(
+    "--rolling",
+    default=None,
+    metavar="YEAR,YEAR,...",
+    help="Rolling origins instead of SCENARIO: at each origin (a year = its 31 December, or YYYY-MM-DD) "
+    "calibrate a scenario from the rows published by then (needs --hardware) and score it up to "
+    "--as-of.",
+)
+@click.option(
+    "--hardware",
+    type=PathArg(),
+    default=None,
+    help="With --rolling: CSV of ML hardware in the layout of Epoch's database.",
+)
+@click.option(
+    "--plot",
+    "plot_file",
+    type=PathArg(),
+    default=None,
+    metavar="FILE.png",
+    help="Also draw the PIT histogram and reliability diagram of the observed events (png, svg, pdf).",
+)
 @click.option("--force", is_flag=True, help="Replace an existing --plot file.")
-def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, out, rolling, hardware, plot_file,
-             force):
+def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, out, rolling, hardware, plot_file, force):
     """Score SCENARIO's predicted dates against observed ones: for each physical threshold
     and rank k, when the k-th distinct organisation first published a model at or above it,
     the predicted quantile it fell at (PIT), 50%/90% interval coverage (over the events that
@@ -334,8 +444,19 @@ def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, ou
         if hardware is not None:
             raise click.UsageError("--hardware is for --rolling (a SCENARIO is scored as it is)")
         tables = []
-        click.echo(bt.command(scenario, observed, as_of=as_of, group=group, trajectories=trajectories, seed=seed,
-                              out=out, overrides=overrides, tables=tables))
+        click.echo(
+            bt.command(
+                scenario,
+                observed,
+                as_of=as_of,
+                group=group,
+                trajectories=trajectories,
+                seed=seed,
+                out=out,
+                overrides=overrides,
+                tables=tables,
+            )
+        )
         if plot_file is not None and tables:
             table = tables[0]
             path = bt.write_plot(bt.plot_pit([(bt.metadata(table).get("scenario", ""), table)]), plot_file, force)
@@ -348,9 +469,11 @@ def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, ou
     origins = bt.parse_origins(rolling)
     results = bt.rolling(observed, hardware, origins, as_of=as_of, trajectories=trajectories, seed=seed)
     first = bt.metadata(results[0][1])
-    click.echo(f"rolling-origin backtest against {first.get('observed')} up to {first.get('as_of')} "
-               f"({trajectories:,} trajectories per origin, seed {seed}); coverage and PIT over events that "
-               "happened, not-yet events apart")
+    click.echo(
+        f"rolling-origin backtest against {first.get('observed')} up to {first.get('as_of')} "
+        f"({trajectories:,} trajectories per origin, seed {seed}); coverage and PIT over events that "
+        "happened, not-yet events apart"
+    )
     click.echo(bt.format_rolling(results))
     if plot_file is not None:
         path = bt.write_plot(bt.plot_pit([(o.isoformat(), t) for o, t in results]), plot_file, force)
@@ -358,21 +481,41 @@ def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, ou
 
 
 @cli.command()
-@click.option("--models", type=PathArg(), required=True,
-              help="CSV of models in the layout of Epoch's database (organization, publication_date, "
-                   "training_compute_flop, base_model, ...).")
-@click.option("--hardware", type=PathArg(), required=True,
-              help="CSV of ML hardware in the layout of Epoch's database (Release date, Release price (USD), "
-                   "FLOP/s columns).")
-@click.option("--as-of", "as_of", required=True, metavar="YYYY-MM-DD",
-              help="Use only rows published (released) on or before this date; the scenario starts the next day.")
+@click.option(
+    "--models",
+    type=PathArg(),
+    required=True,
+    help="CSV of models in the layout of Epoch's database (organization, publication_date, "
+    "training_compute_flop, base_model, ...).",
+)
+@click.option(
+    "--hardware",
+    type=PathArg(),
+    required=True,
+    help="CSV of ML hardware in the layout of Epoch's database (Release date, Release price (USD), FLOP/s columns).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    required=True,
+    metavar="YYYY-MM-DD",
+    help="Use only rows published (released) on or before this date; the scenario starts the next day.",
+)
 @click.option("--out", type=PathArg(), required=True, help="The scenario file to write (TOML).")
 @click.option("--name", default=None, help="Scenario name [default: calibrated-<as-of>].")
 @click.option("--description", default=None, help="Scenario description [default: what it was calibrated from].")
-@click.option("--header", type=PathArg(), default=None,
-              help="A file of '#' comment lines to put first (e.g. the question and the sources).")
-@click.option("--access", default=None, metavar="$,$,...",
-              help="Access budgets in $ to add as [access] budgets, e.g. 1e5,1e6,1e7.")
+@click.option(
+    "--header",
+    type=PathArg(),
+    default=None,
+    help="A file of '#' comment lines to put first (e.g. the question and the sources).",
+)
+@click.option(
+    "--access",
+    default=None,
+    metavar="$,$,...",
+    help="Access budgets in $ to add as [access] budgets, e.g. 1e5,1e6,1e7.",
+)
 @click.option("--force", is_flag=True, help="Replace --out if it exists.")
 def calibrate(models, hardware, as_of, out, name, description, header, access, force):
     """Fit a scenario from data published by --as-of: the FLOP/$ trend of hardware, the
@@ -393,7 +536,9 @@ def calibrate(models, hardware, as_of, out, name, description, header, access, f
         try:
             budgets = tuple(float(x) for x in access.split(","))
         except ValueError:
-            raise ArgumentError(f"--access: expected $ amounts separated by commas, e.g. 1e5,1e6; got {access!r}") from None
+            raise ArgumentError(
+                f"--access: expected $ amounts separated by commas, e.g. 1e5,1e6; got {access!r}"
+            ) from None
     if out.exists() and not force:
         raise io.OutputError(f"{out}: already exists; pass --force to replace it, or choose another --out")
     head = ""
@@ -432,8 +577,11 @@ def main(argv=None) -> None:
     except Exception as e:
         if os.environ.get("MCENGINE_DEBUG", "0") not in ("", "0"):
             raise
-        _fail(f"internal error (a bug in mcengine): {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
-              "run again with MCENGINE_DEBUG=1 for the traceback", code=1)
+        _fail(
+            f"internal error (a bug in mcengine): {type(e).__name__}: {' '.join(str(e).split())[:300]}; "
+            "run again with MCENGINE_DEBUG=1 for the traceback",
+            code=1,
+        )
     finally:
         signal.signal(signal.SIGTERM, previous)
 
@@ -454,21 +602,32 @@ def _join_processes() -> bool:
 
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     env = os.environ
-    kwargs = {}
+    kwargs: dict = {}
     if "MCENGINE_COORDINATOR" in env:
         try:
-            kwargs = dict(coordinator_address=env["MCENGINE_COORDINATOR"],
-                          num_processes=int(env["MCENGINE_NUM_PROCESSES"]), process_id=int(env["MCENGINE_PROCESS_ID"]))
+            kwargs = dict(
+                coordinator_address=env["MCENGINE_COORDINATOR"],
+                num_processes=int(env["MCENGINE_NUM_PROCESSES"]),
+                process_id=int(env["MCENGINE_PROCESS_ID"]),
+            )
         except (KeyError, ValueError):
-            raise click.UsageError("MCENGINE_COORDINATOR needs MCENGINE_NUM_PROCESSES and MCENGINE_PROCESS_ID "
-                                   "(whole numbers)") from None
+            raise click.UsageError(
+                "MCENGINE_COORDINATOR needs MCENGINE_NUM_PROCESSES and MCENGINE_PROCESS_ID (whole numbers)"
+            ) from None
     try:
         jax.distributed.initialize(**kwargs)
     except (RuntimeError, ValueError) as e:
-        hint = "" if kwargs else ("; outside SLURM and Open MPI, name the coordinator: set MCENGINE_COORDINATOR=host:port, "
-                                  "MCENGINE_NUM_PROCESSES and MCENGINE_PROCESS_ID (see mcengine run --help)")
-        raise click.UsageError(f"--distributed: could not start jax.distributed "
-                               f"({' '.join(str(e).split())[:200]}){hint}") from None
+        hint = (
+            ""
+            if kwargs
+            else (
+                "; outside SLURM and Open MPI, name the coordinator: set MCENGINE_COORDINATOR=host:port, "
+                "MCENGINE_NUM_PROCESSES and MCENGINE_PROCESS_ID (see mcengine run --help)"
+            )
+        )
+        raise click.UsageError(
+            f"--distributed: could not start jax.distributed ({' '.join(str(e).split())[:200]}){hint}"
+        ) from None
     return jax.process_index() == 0
 
 

@@ -43,7 +43,7 @@ class Dist:
     def is_random(self) -> bool:
         return self.family != "fixed"
 
-    def with_transform(self, transform: str) -> "Dist":
+    def with_transform(self, transform: str) -> Dist:
         """The same draw expressed in another unit, simplified where exact."""
         if transform == "identity":
             return self

@@ -19,8 +19,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -50,8 +50,12 @@ def check_trajectories(trajectories) -> None:
     if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
         raise ArgumentError(f"trajectories must be a whole number >= 1, got {trajectories!r}")
     if trajectories > MAX_TRAJECTORIES:
-        raise ResourceError(f"{int(trajectories):,} trajectories is more than one run samples "
-                            f"({MAX_TRAJECTORIES:.0e})".replace("e+", "e") + "; quantiles settle long before that: use fewer")
+        raise ResourceError(
+            f"{int(trajectories):,} trajectories is more than one run samples ({MAX_TRAJECTORIES:.0e})".replace(
+                "e+", "e"
+            )
+            + "; quantiles settle long before that: use fewer"
+        )
 
 
 def _sample(seed_data, first_hi, first_lo, spec, count, model) -> Trajectories:
@@ -105,7 +109,9 @@ def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, co
     values = (model.layout.event_values(out), out.fan.reshape(-1, count)) + model.layout.count_values(out)
     blocks = [jnp.zeros((count,), jnp.int32)] + ([1 + out.regime] if model.regimes else [])
     for block in blocks:
-        histograms = [aggregate.fill(h, v, mask, lo, width, block) for h, v, (lo, width) in zip(histograms, values, bins)]
+        histograms = [
+            aggregate.fill(h, v, mask, lo, width, block) for h, v, (lo, width) in zip(histograms, values, bins)
+        ]
     regime_counts = regime_counts.at[out.regime].add(mask.astype(jnp.int32))
     return (*histograms, regime_counts), out
 
@@ -119,28 +125,41 @@ def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, 
     fan vars] (the pilot that sets the fan bins is run through this same program) and,
     with ``keep``, each trajectory's regime, dates and inputs."""
     mesh = Mesh(np.array(devices), ("d",))
-    key = (model, per_device, tuple(devices), shapes, keep, jax.tree.structure(spec),
-           tuple(np.shape(x) for x in jax.tree.leaves((spec, bins))))
+    key = (
+        model,
+        per_device,
+        tuple(devices),
+        shapes,
+        keep,
+        jax.tree.structure(spec),
+        tuple(np.shape(x) for x in jax.tree.leaves((spec, bins))),
+    )
     if key in _COMPILED:
         return _COMPILED[key], mesh
     head = min(per_device, PILOT_TRAJECTORIES)
 
     def local(counts, seed_data, hi, lo, n_valid, spec, bins):
-        new, out = _chunk_counts(tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins,
-                                 per_device, model)
+        new, out = _chunk_counts(
+            tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins, per_device, model
+        )
         first = out.trajectories_first()  # unused fields cost nothing: the compiler drops them
         kept = (first.regime, first.t_first, first.diffusion, first.inputs) if keep else ()
-        pilot = (first.fan[None, :head].reshape(1, head, -1),
-                 model.layout.count_values(out)[0][:, :head].T[None])
+        pilot = (first.fan[None, :head].reshape(1, head, -1), model.layout.count_values(out)[0][:, :head].T[None])
         return tuple(c[None] for c in new), kept, pilot
 
-    sharded = jax.shard_map(local, mesh=mesh, in_specs=(P("d"), P(), P("d"), P("d"), P("d"), P(), P()),
-                            out_specs=(P("d"), P("d"), P("d")), check_vma=False)
+    sharded = jax.shard_map(
+        local,
+        mesh=mesh,
+        in_specs=(P("d"), P(), P("d"), P("d"), P("d"), P(), P()),
+        out_specs=(P("d"), P("d"), P("d")),
+        check_vma=False,
+    )
     step = jax.jit(sharded, donate_argnums=(0,))
     d = len(devices)
     vec = np.zeros(d, np.uint32)
-    _COMPILED[key] = step.lower(_zeros(shapes, d, mesh), seed_data, vec, vec, vec.astype(np.int32), spec,
-                                bins).compile(compiler_options(devices[0].platform))
+    _COMPILED[key] = step.lower(_zeros(shapes, d, mesh), seed_data, vec, vec, vec.astype(np.int32), spec, bins).compile(
+        compiler_options(devices[0].platform)
+    )
     return _COMPILED[key], mesh
 
 
@@ -205,8 +224,17 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
     n_fan = (c.n_years + 1) * series
     lay = model.layout
     n_flags = lay.n_count_vars * len(lay.at_least)
-    histograms = 2 * 4 * blocks * (n_event_vars * event_bins + n_fan * aggregate.FAN_BINS
-                                   + lay.n_count_vars * aggregate.COUNT_BINS + 2 * n_flags)
+    histograms = (
+        2
+        * 4
+        * blocks
+        * (
+            n_event_vars * event_bins
+            + n_fan * aggregate.FAN_BINS
+            + lay.n_count_vars * aggregate.COUNT_BINS
+            + 2 * n_flags
+        )
+    )
     pairs = (len(model.rows) + model.n_access) * len(c.physical)
     state = 2 * c.buffer + 4 * pairs
     draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
@@ -218,10 +246,20 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
     # previous-low steps and reached entrants) at every step per threshold, its sampled
     # members' and entrants' dates, and the counts at every count time
     T = len(c.physical)
-    population = sum((c.n_steps + 1) * T * (3 + 4 * bool(p.entrants)) + 2 * (len(p.points) + p.entrants) * T
-                     + 4 * len(lay.count_bases) * (c.n_years + 1) * T for p in c.populations)
-    per_trajectory = 4 * (6 * blocks * (n_event_vars + n_fan + lay.n_count_vars * (1 + len(lay.at_least)))
-                          + 4 * state + records + block + population + 64)
+    population = sum(
+        (c.n_steps + 1) * T * (3 + 4 * bool(p.entrants))
+        + 2 * (len(p.points) + p.entrants) * T
+        + 4 * len(lay.count_bases) * (c.n_years + 1) * T
+        for p in c.populations
+    )
+    per_trajectory = 4 * (
+        6 * blocks * (n_event_vars + n_fan + lay.n_count_vars * (1 + len(lay.at_least)))
+        + 4 * state
+        + records
+        + block
+        + population
+        + 64
+    )
     return histograms + per_device * per_trajectory
 
 
@@ -257,10 +295,17 @@ def build_for(scenario: Scenario, generator: str = DEFAULT_GENERATOR) -> tuple[M
     return dataclasses.replace(model, config=model.config._replace(generator=generator)), spec
 
 
-def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
-        progress: Callable[[int], None] | None = None, checkpoint: Checkpoint | None = None,
-        on_chunk: Callable[[int, tuple], None] | None = None, generator: str = DEFAULT_GENERATOR,
-        max_seconds: float | None = None) -> Aggregates:
+def run(
+    scenario: Scenario,
+    trajectories: int,
+    seed: int,
+    chunk_size: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    checkpoint: Checkpoint | None = None,
+    on_chunk: Callable[[int, tuple], None] | None = None,
+    generator: str = DEFAULT_GENERATOR,
+    max_seconds: float | None = None,
+) -> Aggregates:
     """Sample ``trajectories`` trajectories in chunks over all devices and processes, and
     aggregate them. ``on_chunk(first, (regime, t_first, diffusion, inputs))``, if given,
     receives each chunk's per-trajectory arrays (numpy, valid rows only) in order.
@@ -286,23 +331,42 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     flag_bins = aggregate.Bins(np.full(n_flags, -0.5), np.ones(n_flags), 2)
     as_bins = lambda b: (jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32))
     unset = lambda n, nbins: aggregate.Bins(np.zeros(n), np.ones(n), nbins)  # for the pilot: counts discarded
-    pilot_bins = tuple(as_bins(b) for b in (ev_bins, unset(n_fan, aggregate.FAN_BINS),
-                                            unset(layout.n_count_vars, aggregate.COUNT_BINS), flag_bins))
-    shapes = tuple((blocks * b.lo.size, b.nbins) for b in (ev_bins, unset(n_fan, aggregate.FAN_BINS),
-                                                            unset(layout.n_count_vars, aggregate.COUNT_BINS), flag_bins))
+    pilot_bins = tuple(
+        as_bins(b)
+        for b in (
+            ev_bins,
+            unset(n_fan, aggregate.FAN_BINS),
+            unset(layout.n_count_vars, aggregate.COUNT_BINS),
+            flag_bins,
+        )
+    )
+    shapes: tuple[tuple[int, ...], ...] = tuple(
+        (blocks * b.lo.size, b.nbins)
+        for b in (
+            ev_bins,
+            unset(n_fan, aggregate.FAN_BINS),
+            unset(layout.n_count_vars, aggregate.COUNT_BINS),
+            flag_bins,
+        )
+    )
     shapes += ((max(1, model.regimes),),)
     while True:
-        step, mesh = _compile_step(model, spec, pilot_bins, seed_data, shapes, per_device, devices,
-                                   on_chunk is not None)
+        step, mesh = _compile_step(
+            model, spec, pilot_bins, seed_data, shapes, per_device, devices, on_chunk is not None
+        )
         need, free = compiled_bytes(step), available_memory(devices[0]) // (d if devices[0].platform == "cpu" else 1)
         if need is None or need <= 0.7 * free:
             break
         if chunk_size is not None or per_device <= MIN_PER_DEVICE:
-            raise ResourceError(f"this run needs {need / 2**30:.1f} GiB per device (XLA's memory analysis of the "
-                                f"compiled step) but {free / 2**30:.1f} GiB is free; "
-                                + ("use a smaller --chunk-size" if chunk_size is not None else
-                                   "use fewer thresholds, actors, group ranks, access budgets or regimes, "
-                                   "or fewer steps per year"))
+            raise ResourceError(
+                f"this run needs {need / 2**30:.1f} GiB per device (XLA's memory analysis of the "
+                f"compiled step) but {free / 2**30:.1f} GiB is free; "
+                + (
+                    "use a smaller --chunk-size"
+                    if chunk_size is not None
+                    else "use fewer thresholds, actors, group ranks, access budgets or regimes, or fewer steps per year"
+                )
+            )
         per_device = max(MIN_PER_DEVICE, per_device // 2)
         chunk = per_device * d
     compile_seconds = time.perf_counter() - t0
@@ -313,13 +377,14 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
         n_valid = min(chunk, trajectories - first)
         starts = [random.split_index(first + k * per_device) for k in range(d)]
         valid = np.clip(n_valid - per_device * np.arange(d), 0, per_device).astype(np.int32)
-        counts, kept, pilot = step(counts, seed_data, np.array([s[0] for s in starts]),
-                                   np.array([s[1] for s in starts]), valid, spec, bins)
+        counts, kept, pilot = step(
+            counts, seed_data, np.array([s[0] for s in starts]), np.array([s[1] for s in starts]), valid, spec, bins
+        )
         return counts, kept, valid, pilot
 
     # The fan and count bins come from a pilot of the first trajectories, sampled by the
     # same program (each device returns the values of its first trajectories).
-    pilot_n, heads = min(trajectories, PILOT_TRAJECTORIES), ([], [])
+    pilot_n, heads = min(trajectories, PILOT_TRAJECTORIES), ([], [])  # type: tuple[int, tuple[list, list]]
     for c in range(math.ceil(pilot_n / chunk)):
         _, _, valid, pilot = call(_zeros(shapes, d, mesh), c, pilot_bins)
         for parts, values in zip(heads, pilot):
@@ -334,8 +399,12 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     done = 0
     state = None
     if checkpoint is not None:
-        state = _Checkpointer(checkpoint, me, _fingerprint(scenario, trajectories, seed, chunk, processes, generator),
-                              (fan_bins, count_bins))
+        state = _Checkpointer(
+            checkpoint,
+            me,
+            _fingerprint(scenario, trajectories, seed, chunk, processes, generator),
+            (fan_bins, count_bins),
+        )
         if checkpoint.resume:
             done, host = state.load(host)
             if progress is not None:
@@ -351,12 +420,12 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
         n_valid = int(valid.sum())
         pending += n_valid
         last = i == len(mine) - 1
-        save = state is not None and ((i + 1) % checkpoint.every == 0) and not last
+        save = state is not None and checkpoint is not None and (i + 1) % checkpoint.every == 0 and not last
         if pending + chunk > _FLUSH_COUNT or last or save:
             for h, x in zip(host, dev):
                 h += np.asarray(x).sum(axis=0)
             dev, pending = _zeros(shapes, d, mesh), 0
-        if save:
+        if save and state is not None:
             state.save(i + 1, host)
         if progress is not None:
             progress(n_valid)
@@ -372,10 +441,23 @@ def run(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None
     if state is not None:
         state.remove()
     ev, fan, cnt, flags, regimes = host
-    return Aggregates(trajectories, model, ev.reshape(blocks, -1, ev_bins.nbins), ev_bins,
-                      fan.reshape(blocks, -1, fan_bins.nbins), fan_bins, cnt.reshape(blocks, -1, count_bins.nbins),
-                      count_bins, flags.reshape(blocks, -1, 2), regimes, chunk, d, processes,
-                      compile_seconds, sample_seconds)
+    return Aggregates(
+        trajectories,
+        model,
+        ev.reshape(blocks, -1, ev_bins.nbins),
+        ev_bins,
+        fan.reshape(blocks, -1, fan_bins.nbins),
+        fan_bins,
+        cnt.reshape(blocks, -1, count_bins.nbins),
+        count_bins,
+        flags.reshape(blocks, -1, 2),
+        regimes,
+        chunk,
+        d,
+        processes,
+        compile_seconds,
+        sample_seconds,
+    )
 
 
 def _fit_chunk(model, n_event_vars, event_bins, chunk, d, device, may_shrink: bool) -> int:
@@ -387,10 +469,15 @@ def _fit_chunk(model, n_event_vars, event_bins, chunk, d, device, may_shrink: bo
         chunk = max(MIN_PER_DEVICE * d, chunk // 2 // d * d)
     if need(chunk) > 0.7 * free:
         gib = need(chunk) / 2**30
-        hint = ("use a smaller --chunk-size" if need(MIN_PER_DEVICE * d) <= 0.7 * free else
-                "use fewer thresholds, actors, group ranks, access budgets or regimes, or fewer steps per year")
-        raise ResourceError(f"this run needs about {gib:.1f} GiB per device but {free / 2**30:.1f} GiB is free "
-                            f"({n_event_vars * (1 + model.regimes):,} output variables x {event_bins:,} bins); {hint}")
+        hint = (
+            "use a smaller --chunk-size"
+            if need(MIN_PER_DEVICE * d) <= 0.7 * free
+            else "use fewer thresholds, actors, group ranks, access budgets or regimes, or fewer steps per year"
+        )
+        raise ResourceError(
+            f"this run needs about {gib:.1f} GiB per device but {free / 2**30:.1f} GiB is free "
+            f"({n_event_vars * (1 + model.regimes):,} output variables x {event_bins:,} bins); {hint}"
+        )
     return chunk
 
 
@@ -400,10 +487,12 @@ def _check_time(chunk_seconds: float, chunks_left: int, chunk: int, max_seconds:
     left = chunk_seconds * chunks_left
     if left <= max_seconds:
         return
-    raise ResourceError(f"sampling would take about {_duration(left)} more ({chunk / chunk_seconds:,.0f} trajectories/s "
-                        f"on {len(devices)} {devices[0].platform} device(s) of this process), over the limit of "
-                        f"{_duration(max_seconds)}; use fewer trajectories or more devices, or raise the limit "
-                        "(--max-days, max_days=)")
+    raise ResourceError(
+        f"sampling would take about {_duration(left)} more ({chunk / chunk_seconds:,.0f} trajectories/s "
+        f"on {len(devices)} {devices[0].platform} device(s) of this process), over the limit of "
+        f"{_duration(max_seconds)}; use fewer trajectories or more devices, or raise the limit "
+        "(--max-days, max_days=)"
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -423,13 +512,23 @@ def _sum_over_processes(x: np.ndarray) -> np.ndarray:
     return ((his << 31) + los).sum(axis=0)
 
 
-def _fingerprint(scenario: Scenario, trajectories: int, seed: int, chunk: int, processes: int,
-                 generator: str) -> str:
+def _fingerprint(scenario: Scenario, trajectories: int, seed: int, chunk: int, processes: int, generator: str) -> str:
     """What a checkpoint must match to be resumed: everything that decides the counts."""
     import mcengine
 
-    key = json.dumps([scenario.text, trajectories, seed, chunk, processes, random.PRNG_IMPL, generator,
-                      mcengine.__version__, jax.__version__])
+    key = json.dumps(
+        [
+            scenario.text,
+            trajectories,
+            seed,
+            chunk,
+            processes,
+            random.PRNG_IMPL,
+            generator,
+            mcengine.__version__,
+            jax.__version__,
+        ]
+    )
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -443,8 +542,13 @@ class _Checkpointer:
     def save(self, chunks_done: int, host: list[np.ndarray]) -> None:
         with io.atomic_files(self.path) as (tmp,), open(tmp, "wb") as f:  # interrupted: the old one stays whole
             bins = {f"{k}{i}": getattr(b, k) for i, b in enumerate(self.pilot_bins) for k in ("lo", "width")}
-            np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done), **bins,
-                     **{f"counts{i}": h for i, h in enumerate(host)})
+            arrays: dict[str, np.ndarray] = {
+                "fingerprint": np.array(self.fingerprint),
+                "chunks_done": np.array(chunks_done),
+                **bins,
+                **{f"counts{i}": h for i, h in enumerate(host)},
+            }
+            np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle as a keyword
 
     def load(self, host: list[np.ndarray]) -> tuple[int, list[np.ndarray]]:
         if not self.path.is_file():
@@ -452,25 +556,33 @@ class _Checkpointer:
         try:
             with np.load(self.path) as z:
                 if str(z["fingerprint"]) != self.fingerprint:
-                    raise ResourceError(f"{self.path}: the checkpoint is from a different run (scenario, "
-                                        "trajectories, seed, chunk size or versions differ); run without --resume")
-                if not all(np.array_equal(z[f"{k}{i}"], getattr(b, k))
-                           for i, b in enumerate(self.pilot_bins) for k in ("lo", "width")):
-                    raise ResourceError(f"{self.path}: the checkpoint's fan-chart or count bins differ; "
-                                        "run without --resume")
+                    raise ResourceError(
+                        f"{self.path}: the checkpoint is from a different run (scenario, "
+                        "trajectories, seed, chunk size or versions differ); run without --resume"
+                    )
+                if not all(
+                    np.array_equal(z[f"{k}{i}"], getattr(b, k))
+                    for i, b in enumerate(self.pilot_bins)
+                    for k in ("lo", "width")
+                ):
+                    raise ResourceError(
+                        f"{self.path}: the checkpoint's fan-chart or count bins differ; run without --resume"
+                    )
                 return int(z["chunks_done"]), [z[f"counts{i}"].astype(np.int64) for i in range(len(host))]
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, ResourceError):
                 raise
-            raise ResourceError(f"{self.path}: unreadable checkpoint ({e.__class__.__name__}); "
-                                "run without --resume") from None
+            raise ResourceError(
+                f"{self.path}: unreadable checkpoint ({e.__class__.__name__}); run without --resume"
+            ) from None
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
 
 
-def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None,
-                        generator: str = DEFAULT_GENERATOR) -> Trajectories:
+def sample_trajectories(
+    scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None, generator: str = DEFAULT_GENERATOR
+) -> Trajectories:
     """Per-trajectory outputs as numpy arrays (years since start; NaN where censored).
     Memory grows with ``trajectories``: for analysis of modest samples and for tests."""
     check_trajectories(trajectories)
@@ -486,6 +598,8 @@ def sample_trajectories(scenario: Scenario, trajectories: int, seed: int, chunk_
             need = 2 * sum(x.nbytes for x in parts[0]) / len(parts[0].regime) * trajectories
             free = available_memory(jax.devices("cpu")[0])
             if need > 0.7 * free:
-                raise ResourceError(f"{trajectories:,} trajectories' outputs need about {need / 2**30:.1f} GiB of "
-                                    f"memory but {free / 2**30:.1f} GiB is free; use fewer trajectories")
+                raise ResourceError(
+                    f"{trajectories:,} trajectories' outputs need about {need / 2**30:.1f} GiB of "
+                    f"memory but {free / 2**30:.1f} GiB is free; use fewer trajectories"
+                )
     return Trajectories(*(np.concatenate(xs) for xs in zip(*parts)))

@@ -36,20 +36,29 @@ _STATS = [pa.field("n", pa.int64()), pa.field("p_reached", pa.float64()), pa.fie
     pa.field(quantile_column(q), pa.float64()) for q in QUANTILES
 ]
 _FAN_STATS = [pa.field(c, pa.float64()) for c in ["mean", *map(quantile_column, FAN_QUANTILES)]]
-_THRESHOLD = [pa.field("threshold", pa.string()), pa.field("threshold_flop", pa.float64()),
-              pa.field("threshold_kind", pa.string())]
+_THRESHOLD = [
+    pa.field("threshold", pa.string()),
+    pa.field("threshold_flop", pa.float64()),
+    pa.field("threshold_kind", pa.string()),
+]
 _HEAD = [pa.field("scenario", pa.string()), pa.field("regime", pa.string())]
 
 SCHEMAS = {
-    "events": pa.schema(_HEAD + [pa.field("actor", pa.string()), pa.field("rank", pa.int32()),
-                                 pa.field("row_kind", pa.string())] + _THRESHOLD
-                        + [pa.field("metric", pa.string()), pa.field("channel", pa.string())] + _STATS),
+    "events": pa.schema(
+        _HEAD
+        + [pa.field("actor", pa.string()), pa.field("rank", pa.int32()), pa.field("row_kind", pa.string())]
+        + _THRESHOLD
+        + [pa.field("metric", pa.string()), pa.field("channel", pa.string())]
+        + _STATS
+    ),
     "access": pa.schema(_HEAD + [pa.field("budget_usd", pa.float64())] + _THRESHOLD + _STATS),
-    "paths": pa.schema(_HEAD + [pa.field("series", pa.string()), pa.field("year", pa.float64())]
-                       + _FAN_STATS),
-    "counts": pa.schema(_HEAD + _THRESHOLD + [pa.field("basis", pa.string()), pa.field("year", pa.float64()),
-                                              pa.field("n", pa.int64())]
-                        + _FAN_STATS),
+    "paths": pa.schema(_HEAD + [pa.field("series", pa.string()), pa.field("year", pa.float64())] + _FAN_STATS),
+    "counts": pa.schema(
+        _HEAD
+        + _THRESHOLD
+        + [pa.field("basis", pa.string()), pa.field("year", pa.float64()), pa.field("n", pa.int64())]
+        + _FAN_STATS
+    ),
 }
 OPTIONAL_FILES = ("counts",)  # absent from results written before counts existed
 
@@ -75,8 +84,14 @@ def provenance(**fields) -> dict:
     dev = jax.devices()[0]
     return {
         **fields,
-        "versions": {"mcengine": __version__, "jax": jax.__version__, "jaxlib": jaxlib.__version__,
-                     "numpy": numpy.__version__, "pyarrow": pa.__version__, "python": platform.python_version()},
+        "versions": {
+            "mcengine": __version__,
+            "jax": jax.__version__,
+            "jaxlib": jaxlib.__version__,
+            "numpy": numpy.__version__,
+            "pyarrow": pa.__version__,
+            "python": platform.python_version(),
+        },
         "platform": dev.platform,
         "device_kind": dev.device_kind,
         "device_count": jax.device_count(),
@@ -106,8 +121,10 @@ def read_metadata(t: pa.Table) -> dict:
 MARKER = ".mcengine"  # in every folder mcengine writes: {"kind", "scenario", "written", "mcengine"}
 # Entries mcengine itself puts into its folders (results, sweeps, sensitivity; figures and
 # backtests added later); --force replaces a marked folder only if it holds nothing else.
-_OWN_ENTRIES = re.compile(r"\.mcengine|(events|access|paths|counts|trajectories|sensitivity|backtest)\.parquet"
-                          r"|sweep\.json|tornado\.png|.*-(fan|cdf|lead|access)\.(png|svg|pdf)")
+_OWN_ENTRIES = re.compile(
+    r"\.mcengine|(events|access|paths|counts|trajectories|sensitivity|backtest)\.parquet"
+    r"|sweep\.json|tornado\.png|.*-(fan|cdf|lead|access)\.(png|svg|pdf)"
+)
 _OWN_DATASETS = ("events", "access", "paths", "counts")  # a sweep's hive-partitioned folders
 
 
@@ -117,8 +134,12 @@ def write_marker(folder: Path, kind: str, scenario: str | None = None) -> None:
 
     from . import __version__
 
-    record = {"kind": kind, "scenario": scenario, "mcengine": __version__,
-              "written": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    record = {
+        "kind": kind,
+        "scenario": scenario,
+        "mcengine": __version__,
+        "written": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
     (Path(folder) / MARKER).write_text(json.dumps(record) + "\n", encoding="utf-8")
 
 
@@ -146,9 +167,12 @@ def written_by_mcengine(folder: Path) -> bool:
 
 def _foreign_entries(folder: Path) -> list[str]:
     """Entries of ``folder`` that mcengine does not write."""
-    return sorted(p.name for p in folder.iterdir()
-                  if not (p.is_dir() and not p.is_symlink() and p.name in _OWN_DATASETS)
-                  and not (p.is_file() and not p.is_symlink() and _OWN_ENTRIES.fullmatch(p.name)))
+    return sorted(
+        p.name
+        for p in folder.iterdir()
+        if not (p.is_dir() and not p.is_symlink() and p.name in _OWN_DATASETS)
+        and not (p.is_file() and not p.is_symlink() and _OWN_ENTRIES.fullmatch(p.name))
+    )
 
 
 def _protected(folder: Path) -> str | None:
@@ -213,23 +237,29 @@ def _check_output_folder(folder: Path, overwrite: bool) -> None:
         raise OutputError(f"{folder}: exists and is not a folder; choose another --out")
     if folder.exists():
         if not overwrite:
-            raise OutputError(f"{folder}: already exists; pass --force to replace a results folder written by "
-                              "mcengine, or choose another --out")
+            raise OutputError(
+                f"{folder}: already exists; pass --force to replace a results folder written by "
+                "mcengine, or choose another --out"
+            )
         reason = _protected(folder)
         if reason:
             raise OutputError(f"{folder}: is {reason}, which mcengine never replaces; choose another --out")
         try:
             empty = not any(folder.iterdir())
             if not empty and not written_by_mcengine(folder):
-                raise OutputError(f"{folder}: was not written by mcengine (no {MARKER} marker and no mcengine "
-                                  "results in it); --force replaces only folders mcengine wrote; choose another --out")
+                raise OutputError(
+                    f"{folder}: was not written by mcengine (no {MARKER} marker and no mcengine "
+                    "results in it); --force replaces only folders mcengine wrote; choose another --out"
+                )
             foreign = [] if empty else _foreign_entries(folder)
         except OSError as e:
             raise OutputError(f"{folder}: cannot read it ({e.strerror or e}); choose another --out") from None
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
-            raise OutputError(f"{folder}: holds files mcengine did not write ({shown}); --force would delete them; "
-                              "move them out or choose another --out")
+            raise OutputError(
+                f"{folder}: holds files mcengine did not write ({shown}); --force would delete them; "
+                "move them out or choose another --out"
+            )
     parent = existing_ancestor(folder.absolute().parent)
     if not parent.is_dir():
         raise OutputError(f"{folder}: cannot write there ({parent} is not a folder); choose another --out")
@@ -322,12 +352,18 @@ def atomic_folder(folder: Path, overwrite: bool = False, kind: str = "results", 
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = False,
-                 files: dict[str, Path] | None = None, kind: str = "results") -> Path:
+def write_folder(
+    folder: Path,
+    tables: dict[str, pa.Table],
+    overwrite: bool = False,
+    files: dict[str, Path] | None = None,
+    kind: str = "results",
+) -> Path:
     """Write the tables as ``<name>.parquet`` into ``folder`` atomically (see
     :func:`atomic_folder`). ``files`` are finished files moved in as ``{name: path}``."""
-    scenario = next((read_metadata(t).get("scenario") for t in tables.values()
-                     if METADATA_KEY in (t.schema.metadata or {})), None)
+    scenario = next(
+        (read_metadata(t).get("scenario") for t in tables.values() if METADATA_KEY in (t.schema.metadata or {})), None
+    )
     with atomic_folder(folder, overwrite, kind, scenario) as tmp:
         for name, t in tables.items():
             pq.write_table(t, tmp / f"{name}.parquet")
@@ -375,8 +411,9 @@ def read_folder(folder: Path) -> dict[str, pa.Table]:
     except (OSError, ValueError) as e:
         raise DataError(f"{folder}: cannot read it ({getattr(e, 'strerror', None) or e})") from None
     if kind != "folder":
-        raise DataError(f"{folder}: {'not a folder' if kind else 'no such folder'}; "
-                        "give a results folder written by mcengine run")
+        raise DataError(
+            f"{folder}: {'not a folder' if kind else 'no such folder'}; give a results folder written by mcengine run"
+        )
     missing = [n for n in FILES if not (folder / f"{n}.parquet").is_file()]
     if missing:
         raise DataError(f"{folder}: not a results folder (missing {', '.join(m + '.parquet' for m in missing)})")
@@ -408,8 +445,16 @@ class TrajectoryWriter:
     ``metadata["trajectories"]`` trajectories, 8 bytes a value, would not fit on the disk;
     an ``OSError`` while writing becomes an :class:`OutputError`."""
 
-    def __init__(self, path: Path, start: float, regimes: list[str], inputs: list[str], dates: list[str],
-                 diffusion: list[str], metadata: dict):
+    def __init__(
+        self,
+        path: Path,
+        start: float,
+        regimes: list[str],
+        inputs: list[str],
+        dates: list[str],
+        diffusion: list[str],
+        metadata: dict,
+    ):
         self.path, self.start, self.regimes = Path(path), start, regimes
         fields = [pa.field("trajectory", pa.int64()), pa.field("regime", pa.string())]
         fields += [pa.field(n, pa.float64()) for n in inputs + dates + diffusion]
@@ -418,9 +463,11 @@ class TrajectoryWriter:
             need = 8 * len(fields) * int(metadata.get("trajectories", 0))
             free = shutil.disk_usage(self.path.parent).free
             if need > free:
-                raise ResourceError(f"trajectories.parquet would take about {need / 2**30:,.1f} GiB but "
-                                    f"{free / 2**30:,.1f} GiB is free beside the results folder; use fewer "
-                                    "trajectories or run without --keep-trajectories")
+                raise ResourceError(
+                    f"trajectories.parquet would take about {need / 2**30:,.1f} GiB but "
+                    f"{free / 2**30:,.1f} GiB is free beside the results folder; use fewer "
+                    "trajectories or run without --keep-trajectories"
+                )
             self.writer = pq.ParquetWriter(self.path, self.schema)
         except BaseException:
             self.path.unlink(missing_ok=True)
@@ -431,8 +478,10 @@ class TrajectoryWriter:
 
         regime, t_first, diffusion, inputs = arrays
         n = len(regime)
-        cols = [pa.array(np.arange(first, first + n, dtype=np.int64)),
-                pa.array([self.regimes[i] for i in regime] if self.regimes else [None] * n, pa.string())]
+        cols = [
+            pa.array(np.arange(first, first + n, dtype=np.int64)),
+            pa.array([self.regimes[i] for i in regime] if self.regimes else [None] * n, pa.string()),
+        ]
         cols += [pa.array(inputs[:, i].astype(np.float64)) for i in range(inputs.shape[1])]
         for block in (t_first, diffusion):
             flat = block.reshape(n, -1).astype(np.float64) + self.start
@@ -440,8 +489,10 @@ class TrajectoryWriter:
         try:
             self.writer.write_table(pa.Table.from_arrays(cols, schema=self.schema))
         except OSError as e:
-            raise OutputError(f"{self.path}: cannot write per-trajectory rows ({e.strerror or e}); free some disk "
-                              "space or run without --keep-trajectories") from None
+            raise OutputError(
+                f"{self.path}: cannot write per-trajectory rows ({e.strerror or e}); free some disk "
+                "space or run without --keep-trajectories"
+            ) from None
 
     def close(self) -> None:
         self.writer.close()

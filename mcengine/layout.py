@@ -81,7 +81,7 @@ class OutputLayout:
     at_least: tuple[int, ...] = ()  # k of the P(count >= k) columns
 
     @classmethod
-    def of(cls, s: Scenario) -> "OutputLayout":
+    def of(cls, s: Scenario) -> OutputLayout:
         """The layout of scenario ``s``."""
         rows = []
         for a in s.actors:
@@ -106,17 +106,34 @@ class OutputLayout:
         delayed = {a.name for a in s.actors if a.publication_delay is not None}
         add("t_public", None, [r for r in rows if r.actor in delayed], DATE)
         add("lead_time", None, [r for i, r in enumerate(rows) if i != frontier], LEAD)
-        stored = (["hardware", "algorithms"] + [f"budget:{r.label}" for r in rows]
-                  + [f"effective:{r.label}" for r in rows] + ["hardware+algorithms"])
+        stored = (
+            ["hardware", "algorithms"]
+            + [f"budget:{r.label}" for r in rows]
+            + [f"effective:{r.label}" for r in rows]
+            + ["hardware+algorithms"]
+        )
         at = {name: i for i, name in enumerate(stored)}
         per_usd = at["hardware+algorithms"]
-        fan = ([FanSeries(name, i) for i, name in enumerate(stored[:-1])]
-               + [FanSeries(f"capability_at_budget:{usd_name(b)}", per_usd, 1, math.log10(b)) for b in s.access_budgets]
-               + [FanSeries(f"cost_to_reach:{t.name}", at["hardware"] if t.kind == "physical" else per_usd, -1, t.level)
-                  for t in s.thresholds])
-        return cls(tuple(rows), tuple(t.name for t in s.thresholds), tuple(s.access_budgets), via, tuple(blocks),
-                   tuple(stored), tuple(fan), int(math.floor(s.horizon - s.start + 1e-9)),
-                   ("reached", "public") if delayed else ("reached",), tuple(s.count_at_least))
+        fan = (
+            [FanSeries(name, i) for i, name in enumerate(stored[:-1])]
+            + [FanSeries(f"capability_at_budget:{usd_name(b)}", per_usd, 1, math.log10(b)) for b in s.access_budgets]
+            + [
+                FanSeries(f"cost_to_reach:{t.name}", at["hardware"] if t.kind == "physical" else per_usd, -1, t.level)
+                for t in s.thresholds
+            ]
+        )
+        return cls(
+            tuple(rows),
+            tuple(t.name for t in s.thresholds),
+            tuple(s.access_budgets),
+            via,
+            tuple(blocks),
+            tuple(stored),
+            tuple(fan),
+            int(math.floor(s.horizon - s.start + 1e-9)),
+            ("reached", "public") if delayed else ("reached",),
+            tuple(s.count_at_least),
+        )
 
     @property
     def frontier(self) -> int:
@@ -130,8 +147,8 @@ class OutputLayout:
 
     def channel_blocks(self, row: Row) -> tuple[Block, Block]:
         """The (trained, released) blocks of a row with access_via."""
-        return tuple(next(b for b in self.blocks if b.channel == ch and b.keys == (row,))
-                     for ch in ("trained", "released"))
+        find = lambda ch: next(b for b in self.blocks if b.channel == ch and b.keys == (row,))
+        return find("trained"), find("released")
 
     @property
     def n_dates(self) -> int:
@@ -174,8 +191,9 @@ class OutputLayout:
         array [years + 1, stored series, N] in the order of ``stored_fan``."""
         import jax.numpy as jnp
 
-        return jnp.concatenate([jnp.stack([fan.hardware, fan.algorithms], axis=1), fan.budget, fan.effective,
-                                fan.per_usd[:, None]], axis=1)
+        return jnp.concatenate(
+            [jnp.stack([fan.hardware, fan.algorithms], axis=1), fan.budget, fan.effective, fan.per_usd[:, None]], axis=1
+        )
 
     def event_values(self, out):
         """The event variables [vars, N] (years; NaN: censored) of trajectories-last outputs
@@ -193,14 +211,20 @@ class OutputLayout:
                 parts.append(out.diffusion.reshape(-1, n))
             elif b.metric == "t_public":
                 rows = [self.rows.index(r) for r in b.keys]
-                parts.append(out.t_public[jnp.asarray(rows, jnp.int32)].reshape(-1, n) if rows
-                             else jnp.zeros((0, n), jnp.float32))
+                parts.append(
+                    out.t_public[jnp.asarray(rows, jnp.int32)].reshape(-1, n)
+                    if rows
+                    else jnp.zeros((0, n), jnp.float32)
+                )
             elif b.metric == "t_first":
                 r = self.rows.index(b.keys[0])
                 trained, released = out.trained[r], out.released[r]
                 first_is_trained = jnp.isnan(released) | (trained <= released)
-                parts.append(jnp.where(first_is_trained, trained, jnp.nan) if b.channel == "trained"
-                             else jnp.where(first_is_trained, jnp.nan, released))
+                parts.append(
+                    jnp.where(first_is_trained, trained, jnp.nan)
+                    if b.channel == "trained"
+                    else jnp.where(first_is_trained, jnp.nan, released)
+                )
             elif b.metric == "lead_time":
                 f = self.frontier
                 parts.append(jnp.delete(out.t_first - out.t_first[f : f + 1], f, axis=0).reshape(-1, n))

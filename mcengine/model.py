@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +23,6 @@ from .distributions import Dist
 from .kernels import Config, Members, Params, Population, combine_releases, simulate
 from .layout import OutputLayout, Row
 from .scenario import Scenario, correlation_matrix
-
 
 jax.tree_util.register_dataclass(Dist, data_fields=["a", "b"], meta_fields=["family", "transform"])
 
@@ -106,9 +105,10 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
             hw.append(round(a.hw_lag * spy, 9))
             algo.append(round(a.algo_lag * spy, 9))
     base = s.draws()
-    per_regime = {path: tuple(r.overrides.get(path, base.get(path, _ABSENT.get(path.rsplit(".", 1)[-1])))
-                              for r in s.regimes)
-                  for path in sorted({p for r in s.regimes for p in r.overrides})}
+    per_regime = {
+        path: tuple(r.overrides.get(path, base.get(path, _ABSENT.get(path.rsplit(".", 1)[-1]))) for r in s.regimes)
+        for path in sorted({p for r in s.regimes for p in r.overrides})
+    }
     draws = {**base, **{p: _ABSENT[p.rsplit(".", 1)[-1]] for p in per_regime if p not in base}}
     decaying = tuple(i for i, prefix in enumerate(streams) if f"{prefix}.decay_years" in draws)
     dt = 1.0 / spy
@@ -116,8 +116,11 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
     for i, prefix in enumerate(streams):
         j = _process(s, prefix).jumps
         if j is not None:
-            most = max(d.quantile(1 - 1e-9) for d in (j.per_year,) + tuple(
-                r.overrides.get(f"{prefix}.jumps.per_year", j.per_year) for r in s.regimes))
+            most = max(
+                d.quantile(1 - 1e-9)
+                for d in (j.per_year,)
+                + tuple(r.overrides.get(f"{prefix}.jumps.per_year", j.per_year) for r in s.regimes)
+            )
             jumps.append((i, j.size.family, _poisson_bound(most * dt)))
             jump_specs.append(j.size)
     populations = []
@@ -127,18 +130,34 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
         entrants = a.ranks[-1] if a.entry is not None else 0
         points = tuple(range(1, min(a.ranks[-1], a.count) + 1)) if entrants else a.ranks
         entry = a.entry.budget if a.entry is not None else Dist("fixed", 0.0)
-        populations.append(Population(rows.index(Row(a.name, a.ranks[0], "group")), a.ranks, a.count, points,
-                                      (a.budget.family, a.budget.transform), entrants,
-                                      (entry.family, entry.transform), zlib.crc32(a.path.encode()),
-                                      a.publication_delay is not None))
+        populations.append(
+            Population(
+                rows.index(Row(a.name, a.ranks[0], "group")),
+                a.ranks,
+                a.count,
+                points,
+                (a.budget.family, a.budget.transform),
+                entrants,
+                (entry.family, entry.transform),
+                zlib.crc32(a.path.encode()),
+                a.publication_delay is not None,
+            )
+        )
     names = [row.actor for row in rows]  # releasers are single actors: one row each
-    via = tuple(tuple(names.index(v) for v in next(a for a in s.actors if a.name == row.actor).access_via)
-                for row in rows)
+    via = tuple(
+        tuple(names.index(v) for v in next(a for a in s.actors if a.name == row.actor).access_via) for row in rows
+    )
     config = Config(
-        n_steps=s.n_steps, steps_per_year=spy, n_years=math.ceil(s.n_steps / spy),
-        row_stream=tuple(row_stream), hw_lag_steps=tuple(hw), algo_lag_steps=tuple(algo),
+        n_steps=s.n_steps,
+        steps_per_year=spy,
+        n_years=math.ceil(s.n_steps / spy),
+        row_stream=tuple(row_stream),
+        hw_lag_steps=tuple(hw),
+        algo_lag_steps=tuple(algo),
         physical=tuple(t.kind == "physical" for t in s.thresholds),
-        buffer=int(math.floor(max(hw + algo))) + 2, decaying=decaying, jumps=tuple(jumps),
+        buffer=int(math.floor(max(hw + algo))) + 2,
+        decaying=decaying,
+        jumps=tuple(jumps),
         frontier=layout.frontier,
         catch_up=s.catch_up_rate != Dist("fixed", 0.0) or "algorithms.catch_up_rate" in per_regime,
         groups=tuple((row_stream.index(2 + i), len(a.ranks)) for i, a in enumerate(s.actors) if a.is_group),
@@ -149,11 +168,23 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
         stream_ids=tuple(zlib.crc32(prefix.encode()) for prefix in streams),
     )
     paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
-    inputs = tuple([p for p, d in draws.items() if d.is_random or p in per_regime]
-                   + [f"{path}.budget#{k}" for (path, _, ranks), pop in zip(groups, populations)
-                      for k in ranks if k in pop.points])
-    model = Model(config, layout, tuple(streams), tuple(rate_keys), tuple(groups), via, len(s.regimes),
-                  tuple(paths), s.horizon - s.start, len(s.access_budgets), inputs)
+    inputs = tuple(
+        [p for p, d in draws.items() if d.is_random or p in per_regime]
+        + [f"{path}.budget#{k}" for (path, _, ranks), pop in zip(groups, populations) for k in ranks if k in pop.points]
+    )
+    model = Model(
+        config,
+        layout,
+        tuple(streams),
+        tuple(rate_keys),
+        tuple(groups),
+        via,
+        len(s.regimes),
+        tuple(paths),
+        s.horizon - s.start,
+        len(s.access_budgets),
+        inputs,
+    )
     spec = {
         "draws": draws,
         "regime_draws": per_regime,
@@ -250,35 +281,60 @@ def _params(key, spec: dict, model: Model):
             if k in ranks:
                 recorded[f"{path}.budget#{k}"] = offsets[-1]
         entry = spec["entry_budgets"].get(path, Dist("fixed", 0.0))
-        arrivals = (jnp.cumsum(jax.random.exponential(random.draw_key(key, f"{path}.entry.arrivals"),
-                                                      (pop.entrants,), jnp.float32))
-                    if pop.entrants else jnp.zeros((0,), jnp.float32))
+        arrivals = (
+            jnp.cumsum(
+                jax.random.exponential(random.draw_key(key, f"{path}.entry.arrivals"), (pop.entrants,), jnp.float32)
+            )
+            if pop.entrants
+            else jnp.zeros((0,), jnp.float32)
+        )
         stack = lambda xs: jnp.stack(xs) if xs else jnp.zeros((0,), jnp.float32)
-        members.append(Members(
-            offsets=stack(offsets), shares=stack(shares), budget_a=jnp.float32(dist.a), budget_b=jnp.float32(dist.b),
-            entry_rate=value(f"{path}.entry.per_year", 0.0), entry_growth=value(f"{path}.entry.per_year_growth", 0.0),
-            entry_shift=value(f"{path}.entry.relative_growth", 0.0), entry_a=jnp.float32(entry.a),
-            entry_b=jnp.float32(entry.b), arrivals=arrivals, delay=value(f"{path}.publication_delay", 0.0)))
+        members.append(
+            Members(
+                offsets=stack(offsets),
+                shares=stack(shares),
+                budget_a=jnp.float32(dist.a),
+                budget_b=jnp.float32(dist.b),
+                entry_rate=value(f"{path}.entry.per_year", 0.0),
+                entry_growth=value(f"{path}.entry.per_year_growth", 0.0),
+                entry_shift=value(f"{path}.entry.relative_growth", 0.0),
+                entry_a=jnp.float32(entry.a),
+                entry_b=jnp.float32(entry.b),
+                arrivals=arrivals,
+                delay=value(f"{path}.publication_delay", 0.0),
+            )
+        )
     row_path = [f"{'groups' if row.is_group else 'actors'}.{row.actor}" for row in model.rows]
     # a group's rows: the offsets of its sampled members at the reported ranks (entrants aside)
-    b0 = [recorded.get(f"{p}.budget#{row.rank}", jnp.float32(jnp.nan)) if row.is_group else value(f"{p}.budget")
-          for p, row in zip(row_path, model.rows)]
+    b0 = [
+        recorded.get(f"{p}.budget#{row.rank}", jnp.float32(jnp.nan)) if row.is_group else value(f"{p}.budget")
+        for p, row in zip(row_path, model.rows)
+    ]
     jump_rate = [value(f"{model.streams[i]}.jumps.per_year") for i, _, _ in model.config.jumps]
     params = Params(
-        level0=level0, rate0=rate0, rate_inf=per_stream("long_run_rate", 0.0),
-        decay=per_stream("decay_years", jnp.inf), vol=per_stream("volatility", 0.0),
+        level0=level0,
+        rate0=rate0,
+        rate_inf=per_stream("long_run_rate", 0.0),
+        decay=per_stream("decay_years", jnp.inf),
+        vol=per_stream("volatility", 0.0),
         jump_rate=jnp.stack(jump_rate) if jump_rate else jnp.zeros((0,), jnp.float32),
         jump_a=jnp.asarray([d.a for d in spec["jump_sizes"]], jnp.float32),
         jump_b=jnp.asarray([d.b for d in spec["jump_sizes"]], jnp.float32),
-        b0=jnp.stack(b0), cap=jnp.stack([value(f"{p}.cap", jnp.inf) for p in row_path]),
+        b0=jnp.stack(b0),
+        cap=jnp.stack([value(f"{p}.cap", jnp.inf) for p in row_path]),
         penalty=jnp.stack([value(f"{p}.hw_penalty", 0.0) for p in row_path]),
-        thresholds=jnp.asarray(spec["thresholds"]), access=jnp.asarray(spec["access"]),
+        thresholds=jnp.asarray(spec["thresholds"]),
+        access=jnp.asarray(spec["access"]),
         catch_up=value("algorithms.catch_up_rate", 0.0),
-        delay=jnp.stack([value(f"{p}.publication_delay", 0.0) for p in row_path]), members=tuple(members),
+        delay=jnp.stack([value(f"{p}.publication_delay", 0.0) for p in row_path]),
+        members=tuple(members),
     )
     release_lag = jnp.stack([value(f"{p}.release_lag", 0.0) for p in row_path])
     inputs = jnp.stack([recorded[p] for p in model.inputs]) if model.inputs else jnp.zeros((0,), jnp.float32)
     return params, regime, release_lag, inputs
+
+
+Array = Any  # a jax.Array inside the engine, a numpy array once it is on the host
 
 
 class Trajectories(NamedTuple):
@@ -296,16 +352,16 @@ class Trajectories(NamedTuple):
     threshold by each whole year from the start, by reaching and by publishing (the
     latter [N, 0, thresholds] if no row has a delay)."""
 
-    regime: jax.Array
-    t_first: jax.Array
-    trained: jax.Array
-    released: jax.Array
-    diffusion: jax.Array
-    fan: jax.Array
-    inputs: jax.Array
-    t_public: jax.Array
-    counts: jax.Array
-    public_counts: jax.Array
+    regime: Array
+    t_first: Array
+    trained: Array
+    released: Array
+    diffusion: Array
+    fan: Array
+    inputs: Array
+    t_public: Array
+    counts: Array
+    public_counts: Array
 
     def trajectories_first(self) -> Trajectories:
         """The same outputs with the trajectories moved from the last axis to the first."""
@@ -322,5 +378,15 @@ def trajectories(keys, spec, model: Model) -> Trajectories:
     delayed = jnp.asarray(model.config.delayed)[:, None, None]
     public = out.t_first + params.delay[:, None]
     t_public = jnp.where(delayed & (public <= model.span), public, jnp.nan)
-    return Trajectories(regime, earliest, out.t_first, released, out.diffusion, model.layout.stack_fan(out.fan), inputs,
-                        t_public, out.counts, out.public_counts)
+    return Trajectories(
+        regime,
+        earliest,
+        out.t_first,
+        released,
+        out.diffusion,
+        model.layout.stack_fan(out.fan),
+        inputs,
+        t_public,
+        out.counts,
+        out.public_counts,
+    )

@@ -14,6 +14,7 @@ and labelled "not by <horizon>: X%".
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import textwrap
@@ -22,24 +23,35 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .results import Row, read_results
 from .errors import ArgumentError, DataError, OutputError
+from .results import Row, read_results
 
 EXTENSIONS = (".png", ".svg", ".pdf")
 FIGURES = ("fan", "cdf", "lead", "access")
 BAND_ALPHA = (0.10, 0.22)  # p5-p95, p25-p75
 NOTE = dict(fontsize=7.5, color="0.35")
 FRONTIER_COLOR = "black"
-PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22",
-           "#7f7f7f"]
-RC = {"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8, "xtick.labelsize": 8.5,
-      "ytick.labelsize": 8.5, "axes.spines.top": False, "axes.spines.right": False, "svg.fonttype": "none",
-      "pdf.fonttype": 42, "figure.dpi": 100, "savefig.dpi": 200}
+PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+RC = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
+    "figure.dpi": 100,
+    "savefig.dpi": 200,
+}
 
 
 # ---------------------------------------------------------------------------------------
 # Public functions
 # ---------------------------------------------------------------------------------------
+
 
 def fan_chart(results, regime=None):
     """Effective compute over time (``effective:<row>`` series), one panel per actor or
@@ -73,7 +85,7 @@ def fan_chart(results, regime=None):
         ylo = min([lo] + [t.log10 for t in shown])
         yhi = max([hi] + [t.log10 for t in shown])
         frontier = next((p for row, p in series.items() if row.actor == d.frontier), None)
-        for k, (ax, actor) in enumerate(zip(axes, entities)):
+        for ax, actor in zip(axes, entities):
             rows = [row for row in d.rows if row.actor == actor and row in series]
             group = len(rows) > 1 or rows[0].is_group
             for row in rows:
@@ -82,18 +94,37 @@ def fan_chart(results, regime=None):
                 ax.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=BAND_ALPHA[0] * fade * 1.3, lw=0)
                 ax.fill_between(p["year"], p["p25"], p["p75"], color=c, alpha=BAND_ALPHA[1] * fade, lw=0)
             for row in rows:
-                ax.plot(series[row]["year"], series[row]["p50"], color=d.color(row), lw=1.6,
-                        label=f"#{row.rank}" if group else row.display, gid="median")
+                ax.plot(
+                    series[row]["year"],
+                    series[row]["p50"],
+                    color=d.color(row),
+                    lw=1.6,
+                    label=f"#{row.rank}" if group else row.display,
+                    gid="median",
+                )
             if frontier is not None and actor != d.frontier:
-                ax.plot(frontier["year"], frontier["p50"], color=FRONTIER_COLOR, lw=0.9, ls=(0, (3, 2)),
-                        label="frontier (median)")
+                ax.plot(
+                    frontier["year"],
+                    frontier["p50"],
+                    color=FRONTIER_COLOR,
+                    lw=0.9,
+                    ls=(0, (3, 2)),
+                    label="frontier (median)",
+                )
             name = f"{actor} (group)" if group else actor
             ax.set_title(name, loc="left", fontsize=9, color=d.color(rows[0]) if not group else _dark(d, rows))
             for t in shown:
                 ax.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
             if group:
-                ax.legend(handles=[h for h in ax.get_lines() if h.get_gid() == "median"], loc="upper left",
-                          fontsize=7, frameon=False, handlelength=1.4, borderaxespad=0.3, labelspacing=0.25)
+                ax.legend(
+                    handles=[h for h in ax.get_lines() if h.get_gid() == "median"],
+                    loc="upper left",
+                    fontsize=7,
+                    frameon=False,
+                    handlelength=1.4,
+                    borderaxespad=0.3,
+                    labelspacing=0.25,
+                )
             ax.grid(axis="y", color="0.92", lw=0.5)
             ax.set_axisbelow(True)
         for ax in axes[n:]:
@@ -105,8 +136,9 @@ def fan_chart(results, regime=None):
         ax0.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
         for k, ax in enumerate(axes[:n]):  # threshold names right of the last panel of each row
             if k % ncols == ncols - 1 or k == n - 1:
-                _margin_labels(ax, [(t.log10, t.label, "0.3") for t in shown], x_from=d.horizon, fontsize=7,
-                               leaders=False)
+                _margin_labels(
+                    ax, [(t.log10, t.label, "0.3") for t in shown], x_from=d.horizon, fontsize=7, leaders=False
+                )
         _pow10(ax0.yaxis)
         _years(ax0.xaxis)
         for k, ax in enumerate(axes[:n]):
@@ -115,8 +147,10 @@ def fan_chart(results, regime=None):
             if k + ncols >= n or n <= 1:
                 ax.set_xlabel("Year")
                 ax.xaxis.set_tick_params(labelbottom=True)
-        notes = ["Line: median; dark band: 50% (p25-p75); light band: 90% (p5-p95) of trajectories. "
-                 "Dotted: effective thresholds (effective FLOP, in the scenario's reference algorithms)."]
+        notes = [
+            "Line: median; dark band: 50% (p25-p75); light band: 90% (p5-p95) of trajectories. "
+            "Dotted: effective thresholds (effective FLOP, in the scenario's reference algorithms)."
+        ]
         if d.groups:
             notes.append("Group panels: #k is the k-th largest member of the group.")
         if not effective:
@@ -190,22 +224,44 @@ def threshold_cdf(results, threshold, regime=None):
             for xb, reached, c in sorted(censored, key=lambda e: -e[1]):
                 y = (reached + 1.0) / 2
                 y = y if y_prev is None else min(y, y_prev - 0.055)
-                ax.annotate(f"not by {d.horizon:g}: {_pct(1 - reached)}", xy=(xb, (reached + 1.0) / 2),
-                    xytext=(xb - 0.015 * (d.horizon - d.start), y), textcoords="data", ha="right", va="center",
-                    fontsize=7.5, color=c, bbox=dict(fc="white", ec="none", alpha=0.85, pad=0.5),
-                    arrowprops=dict(arrowstyle="-", color=c, lw=0.6, shrinkA=0, shrinkB=1), zorder=5)
+                ax.annotate(
+                    f"not by {d.horizon:g}: {_pct(1 - reached)}",
+                    xy=(xb, (reached + 1.0) / 2),
+                    xytext=(xb - 0.015 * (d.horizon - d.start), y),
+                    textcoords="data",
+                    ha="right",
+                    va="center",
+                    fontsize=7.5,
+                    color=c,
+                    bbox=dict(fc="white", ec="none", alpha=0.85, pad=0.5),
+                    arrowprops=dict(arrowstyle="-", color=c, lw=0.6, shrinkA=0, shrinkB=1),
+                    zorder=5,
+                )
                 y_prev = y
-        ax.annotate(f"horizon {d.horizon:g}", xy=(d.horizon, 0.02), xytext=(-3, 0), textcoords="offset points",
-                    ha="right", va="bottom", rotation=90, fontsize=7, color="0.35")
+        ax.annotate(
+            f"horizon {d.horizon:g}",
+            xy=(d.horizon, 0.02),
+            xytext=(-3, 0),
+            textcoords="offset points",
+            ha="right",
+            va="bottom",
+            rotation=90,
+            fontsize=7,
+            color="0.35",
+        )
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7.5, handlelength=1.6)
-        notes = ["Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
-                 "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
-                 "the share reached by the horizon (dot), of which only the end is known. Bar above a dot: "
-                 f"trajectories not reaching the threshold by {d.horizon:g} (censored)."
-                 + (" Dates combine every channel (own training and open release)." if d.channels else "")]
+        notes = [
+            "Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
+            "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
+            "the share reached by the horizon (dot), of which only the end is known. Bar above a dot: "
+            f"trajectories not reaching the threshold by {d.horizon:g} (censored)."
+            + (" Dates combine every channel (own training and open release)." if d.channels else "")
+        ]
         if at_start:
-            notes.append(f"Already at or above the threshold at the start ({d.start:g}), drawn as a vertical line "
-                         f"there: {', '.join(at_start)}.")
+            notes.append(
+                f"Already at or above the threshold at the start ({d.start:g}), drawn as a vertical line "
+                f"there: {', '.join(at_start)}."
+            )
         if d.groups:
             notes.append("#k: date at which the k-th largest member of the group reaches it.")
         if missing:
@@ -228,20 +284,31 @@ def lead_times(results, threshold=None, regime=None):
         ncols = 4 if n > 9 else ncols
         nrows = math.ceil(n / ncols)
         height = max(1.6, 0.25 * len(rows) + 0.9)
-        fig, axes = _figure(7.5 if ncols == 1 else 2.9 * ncols + 1.6, height * nrows + 1.4, nrows, ncols,
-                            sharey=True, sharex=True)
+        fig, axes = _figure(
+            7.5 if ncols == 1 else 2.9 * ncols + 1.6, height * nrows + 1.4, nrows, ncols, sharey=True, sharex=True
+        )
         axes = np.atleast_1d(axes).ravel()
         _title(fig, d, "lead time behind the frontier" + (f", {thresholds[0].describe}" if threshold else ""))
         if not rows or not thresholds or not any(r["metric"] == "lead_time" for r in d.events):
             for ax in axes:
                 ax.set_axis_off()
-            _say(axes[0], "no thresholds in the results" if not thresholds else
-                 "no lead-time rows: the scenario has no actor besides the frontier" if not rows else
-                 "no lead-time rows in events.parquet")
+            _say(
+                axes[0],
+                "no thresholds in the results"
+                if not thresholds
+                else "no lead-time rows: the scenario has no actor besides the frontier"
+                if not rows
+                else "no lead-time rows in events.parquet",
+            )
             return fig
         ypos = {row: i for i, row in enumerate(rows)}
-        vals = [r[k] for thr in thresholds for _, r in d.event_rows("lead_time", thr.name)
-                for k in ("p5", "p25", "p50", "p75", "p95") if r[k] is not None]
+        vals = [
+            r[k]
+            for thr in thresholds
+            for _, r in d.event_rows("lead_time", thr.name)
+            for k in ("p5", "p25", "p50", "p75", "p95")
+            if r[k] is not None
+        ]
         xmax = max(vals, default=1.0)
         xmin = min(min(vals, default=0.0), 0.0)
         span = max(xmax - xmin, 0.5)
@@ -262,10 +329,12 @@ def lead_times(results, threshold=None, regime=None):
             if k + ncols >= n:
                 ax.set_xlabel("Lead time (years after the frontier)")
                 ax.xaxis.set_tick_params(labelbottom=True)
-        notes = ["Box: p25-p75; whiskers: p5-p95; line in the box: median; arrow: that quantile is later than the "
-                 f"horizon ({d.horizon:g}). Number beside each row: share of trajectories in which both the "
-                 "frontier and that actor reach the threshold by the horizon. Thresholds in effective FLOP unless "
-                 "marked physical."]
+        notes = [
+            "Box: p25-p75; whiskers: p5-p95; line in the box: median; arrow: that quantile is later than the "
+            f"horizon ({d.horizon:g}). Number beside each row: share of trajectories in which both the "
+            "frontier and that actor reach the threshold by the horizon. Thresholds in effective FLOP unless "
+            "marked physical."
+        ]
         if d.groups:
             notes.append("#k: the k-th largest member of the group.")
         _notes(fig, notes)
@@ -294,10 +363,18 @@ def access_and_performance(results, regime=None):
             if p is None or np.all(np.isnan(p["p50"])):
                 missing.append(t.name)
                 continue
-            left.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=0.15 / math.sqrt(max(1, len(colors) / 3)),
-                              lw=0)
-            left.plot(p["year"], p["p50"], color=c, lw=1.6, ls="-" if t.kind == "effective" else (0, (5, 2)),
-                      label=t.label, gid="median")
+            left.fill_between(
+                p["year"], p["p5"], p["p95"], color=c, alpha=0.15 / math.sqrt(max(1, len(colors) / 3)), lw=0
+            )
+            left.plot(
+                p["year"],
+                p["p50"],
+                color=c,
+                lw=1.6,
+                ls="-" if t.kind == "effective" else (0, (5, 2)),
+                label=t.label,
+                gid="median",
+            )
             ends.append((_last(p["year"], p["p50"])[1], t.short, c))
             lo.append(np.nanmin(np.concatenate([p["p5"], p["p50"]])))
             hi.append(np.nanmax(np.concatenate([p["p95"], p["p50"]])))
@@ -312,18 +389,33 @@ def access_and_performance(results, regime=None):
             for b in budgets:
                 if ylo <= math.log10(b) <= yhi:
                     left.axhline(math.log10(b), color="0.3", lw=0.8, ls=(0, (1, 1.5)), zorder=1.5)
-                    left.text(0.01, math.log10(b), _usd(b) + " budget", transform=left.get_yaxis_transform(),
-                              ha="left", va="bottom", fontsize=7, color="0.2",
-                              bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3), zorder=3)
+                    left.text(
+                        0.01,
+                        math.log10(b),
+                        _usd(b) + " budget",
+                        transform=left.get_yaxis_transform(),
+                        ha="left",
+                        va="bottom",
+                        fontsize=7,
+                        color="0.2",
+                        bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3),
+                        zorder=3,
+                    )
             _margin_labels(left, ends, x_from=d.horizon)
             left.grid(axis="y", color="0.92", lw=0.5)
             left.set_axisbelow(True)
             physical = any(t.kind == "physical" for t in d.thresholds)
-            notes.append("Left (access effect): the cost in $ of the training run that reaches each threshold with the "
-                         "frontier's hardware price-performance and algorithms"
-                         + (" (dashed: physical threshold, hardware only)" if physical else "")
-                         + ("; dotted: the access budgets, each reaching a threshold when its cost falls below it"
-                            if budgets else "") + ".")
+            notes.append(
+                "Left (access effect): the cost in $ of the training run that reaches each threshold with the "
+                "frontier's hardware price-performance and algorithms"
+                + (" (dashed: physical threshold, hardware only)" if physical else "")
+                + (
+                    "; dotted: the access budgets, each reaching a threshold when its cost falls below it"
+                    if budgets
+                    else ""
+                )
+                + "."
+            )
             if min(lo) < ylo:
                 notes.append(f"Bands are cut at {_pow10_text(ylo, dollars=True)}.")
             if missing:
@@ -358,13 +450,25 @@ def access_and_performance(results, regime=None):
             _pow10(right.yaxis)
             for t in shown:
                 right.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
-                right.text(0.01, t.log10, t.label, transform=right.get_yaxis_transform(), ha="left", va="bottom",
-                           fontsize=7, color="0.2", bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3), zorder=3)
+                right.text(
+                    0.01,
+                    t.log10,
+                    t.label,
+                    transform=right.get_yaxis_transform(),
+                    ha="left",
+                    va="bottom",
+                    fontsize=7,
+                    color="0.2",
+                    bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3),
+                    zorder=3,
+                )
             _margin_labels(right, ends, x_from=d.horizon)
             right.grid(axis="y", color="0.92", lw=0.5)
             right.set_axisbelow(True)
-            notes.append("Right (performance effect): effective compute of a training run costing each access budget, "
-                         "at frontier hardware and algorithms; dotted: effective thresholds.")
+            notes.append(
+                "Right (performance effect): effective compute of a training run costing each access budget, "
+                "at frontier hardware and algorithms; dotted: effective thresholds."
+            )
             hidden = [t.name for t in effective if t not in shown]
             if hidden:
                 notes.append(f"Thresholds outside the range shown: {', '.join(hidden)}.")
@@ -405,17 +509,27 @@ def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: 
             sign = -1.0 if (r["spearman"] or 0.0) < 0 else 1.0
             ax.barh(i, sign * max(r["variance_share"], 0.0), color="#b2182b" if sign > 0 else "#2166ac")
             rho = "" if r["spearman"] is None else f"  rho {r['spearman']:+.2f}"
-            ax.text(sign * max(r["variance_share"], 0.0), i, f" {r['variance_share']:.0%}{rho} ", va="center",
-                    ha="left" if sign > 0 else "right", fontsize=7.5)
+            ax.text(
+                sign * max(r["variance_share"], 0.0),
+                i,
+                f" {r['variance_share']:.0%}{rho} ",
+                va="center",
+                ha="left" if sign > 0 else "right",
+                fontsize=7.5,
+            )
         ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
         ax.axvline(0, color="0.3", lw=0.8)
         lim = max([abs(r["variance_share"]) for r in rows] + [0.05]) * 1.5
         ax.set_xlim(-lim, lim)
         ax.set_xlabel("first-order variance share of the output's rank (sign: direction of the rank correlation)")
         reached = rows[0]["p_reached"] if rows else None
-        fig.suptitle(f"{table.column('scenario')[0].as_py()}: what drives {output} of {actor} at {threshold}"
-                     + (f"\n{rows[0]['n']:,} trajectories; reached by the horizon in {reached:.0%}" if rows else ""),
-                     x=0.01, ha="left", fontsize=10)
+        fig.suptitle(
+            f"{table.column('scenario')[0].as_py()}: what drives {output} of {actor} at {threshold}"
+            + (f"\n{rows[0]['n']:,} trajectories; reached by the horizon in {reached:.0%}" if rows else ""),
+            x=0.01,
+            ha="left",
+            fontsize=10,
+        )
     return fig
 
 
@@ -498,6 +612,7 @@ def plot_command(folder, out=None, threshold=None, overwrite=False) -> list[Path
 # Reading the tables
 # ---------------------------------------------------------------------------------------
 
+
 class _Threshold:
     def __init__(self, name: str, flop: float, kind: str):
         self.name, self.flop, self.kind = name, flop, kind
@@ -552,13 +667,18 @@ class _Data:
         self.series: dict[str, list[dict]] = {}
         for r in paths:
             self.series.setdefault(r["series"], []).append(r)
-        self.thresholds = [_Threshold(*k) for k in dict.fromkeys(
-            (r["threshold"], r["threshold_flop"], r["threshold_kind"]) for r in events)]
+        self.thresholds = [
+            _Threshold(*k)
+            for k in dict.fromkeys((r["threshold"], r["threshold_flop"], r["threshold_kind"]) for r in events)
+        ]
         self.start = float(self.meta.get("start", min((r["year"] for r in paths), default=0.0)))
         self.horizon = float(self.meta.get("horizon", max((r["year"] for r in paths), default=self.start + 1)))
         self.frontier = "frontier"
-        self.rows = results.rows() if hasattr(results, "rows") else [
-            Row(*k) for k in dict.fromkeys((r["actor"], r["rank"], r["row_kind"]) for r in events)]
+        self.rows = (
+            results.rows()
+            if hasattr(results, "rows")
+            else [Row(*k) for k in dict.fromkeys((r["actor"], r["rank"], r["row_kind"]) for r in events)]
+        )
         self.groups = {row.actor for row in self.rows if row.is_group}
         if any(row.actor == "frontier" for row in self.rows):
             self.rows.sort(key=lambda row: row.actor != "frontier")
@@ -594,8 +714,11 @@ class _Data:
     def default_threshold(self) -> str:
         """The first threshold the frontier reaches (median) at least a year after the
         start; else the first it reaches at all; else the first."""
-        med = {r["threshold"]: r["p50"] for r in self.events
-               if r["metric"] == "t_first" and r["actor"] == self.frontier and r.get("channel") is None}
+        med = {
+            r["threshold"]: r["p50"]
+            for r in self.events
+            if r["metric"] == "t_first" and r["actor"] == self.frontier and r.get("channel") is None
+        }
         for t in self.thresholds:
             if med.get(t.name) is not None and med[t.name] >= self.start + 1:
                 return t.name
@@ -608,8 +731,11 @@ class _Data:
 
     def event_rows(self, metric: str, threshold: str):
         """(row, record) for each row with a ``metric`` record (combined channel)."""
-        found = {(r["actor"], r["rank"]): r for r in self.events
-                 if r["metric"] == metric and r["threshold"] == threshold and r.get("channel") is None}
+        found = {
+            (r["actor"], r["rank"]): r
+            for r in self.events
+            if r["metric"] == metric and r["threshold"] == threshold and r.get("channel") is None
+        }
         return [(row, found[(row.actor, row.rank)]) for row in self.rows if (row.actor, row.rank) in found]
 
     def path(self, series: str):
@@ -618,8 +744,10 @@ class _Data:
         if not recs:
             return None
         recs = sorted(recs, key=lambda r: r["year"])
-        return {k: np.array([np.nan if r[k] is None else r[k] for r in recs], float)
-                for k in ("year", "p5", "p25", "p50", "p75", "p95")}
+        return {
+            k: np.array([np.nan if r[k] is None else r[k] for r in recs], float)
+            for k in ("year", "p5", "p25", "p50", "p75", "p95")
+        }
 
     def path_by_budget(self, budget: float):
         for name in self.series:
@@ -635,10 +763,8 @@ class _Data:
         found = {r["budget_usd"] for r in self.access}
         for name in self.series:
             if name.startswith("capability_at_budget:"):
-                try:
+                with contextlib.suppress(ValueError):
                     found.add(float(name.split(":", 1)[1]))
-                except ValueError:
-                    pass
         return sorted(found)
 
 
@@ -655,6 +781,7 @@ def _load(results):
 # Drawing helpers
 # ---------------------------------------------------------------------------------------
 
+
 def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos, edge, show_title=True):
     recs = dict(d.event_rows("lead_time", thr.name))
     if show_title:
@@ -662,8 +789,7 @@ def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos, edge, show_title=True
     ax.axvline(0, color="0.55", lw=0.7, zorder=0)
     span = max(edge, 1.0)  # edge: where the arrow of a quantile beyond the horizon ends
     share = ax.get_yaxis_transform()  # x: axes fraction, y: data
-    ax.text(1.02, -0.5, "reached", transform=share, ha="left", va="bottom", fontsize=6.5, color="0.35",
-            clip_on=False)
+    ax.text(1.02, -0.5, "reached", transform=share, ha="left", va="bottom", fontsize=6.5, color="0.35", clip_on=False)
     drawn = 0
     for row in rows:
         y = ypos[row]
@@ -673,27 +799,48 @@ def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos, edge, show_title=True
         if r is None or r["p_reached"] is None or not r["n"]:
             ax.text(0.02, y, "no data", transform=share, va="center", ha="left", **NOTE)
             continue
-        ax.text(1.02, y, _pct(r["p_reached"]), transform=share, va="center", ha="left", fontsize=7, color=dark,
-                clip_on=False)
+        ax.text(
+            1.02,
+            y,
+            _pct(r["p_reached"]),
+            transform=share,
+            va="center",
+            ha="left",
+            fontsize=7,
+            color=dark,
+            clip_on=False,
+        )
         q = {k: r[k] for k in ("p5", "p25", "p50", "p75", "p95")}
         if q["p5"] is None:
-            ax.text(0.02, y, f"both reach it by {d.horizon:g} in under 5% of trajectories", transform=share,
-                    va="center", ha="left", **NOTE)
+            ax.text(
+                0.02,
+                y,
+                f"both reach it by {d.horizon:g} in under 5% of trajectories",
+                transform=share,
+                va="center",
+                ha="left",
+                **NOTE,
+            )
             continue
         hi_w = q["p95"] if q["p95"] is not None else edge
         ax.plot([q["p5"], hi_w], [y, y], color=dark, lw=1.0, solid_capstyle="butt", gid="whisker")
         ax.plot([q["p5"]] * 2, [y - 0.17, y + 0.17], color=dark, lw=1.0)
         if q["p95"] is None:
-            ax.annotate("", xy=(edge, y), xytext=(edge - 0.03 * span, y),
-                        arrowprops=dict(arrowstyle="-|>", color=dark, lw=1.0, mutation_scale=7, shrinkA=0, shrinkB=0))
+            ax.annotate(
+                "",
+                xy=(edge, y),
+                xytext=(edge - 0.03 * span, y),
+                arrowprops=dict(arrowstyle="-|>", color=dark, lw=1.0, mutation_scale=7, shrinkA=0, shrinkB=0),
+            )
         else:
             ax.plot([q["p95"]] * 2, [y - 0.17, y + 0.17], color=dark, lw=1.0)
         if q["p25"] is not None:
             hi_b = q["p75"] if q["p75"] is not None else edge
             ax.add_patch(_box(q["p25"], hi_b, y, c, dark))
         if q["p50"] is not None:
-            ax.plot([q["p50"]] * 2, [y - 0.32, y + 0.32], color=dark, lw=1.8, solid_capstyle="butt", gid="median",
-                    zorder=3)
+            ax.plot(
+                [q["p50"]] * 2, [y - 0.32, y + 0.32], color=dark, lw=1.8, solid_capstyle="butt", gid="median", zorder=3
+            )
         drawn += 1
     ax.grid(axis="x", color="0.92", lw=0.5)
     ax.set_axisbelow(True)
@@ -765,17 +912,20 @@ def _margin_labels(ax, items, x_from, fontsize=7.5, leaders=True):
     want = [min(max((items[i][0] - lo) / (hi - lo), 0.0), 1.0) for i in order]
     # clusters of labels that would overlap, each centred on the mean of its wishes
     clusters = [[k] for k in range(len(want))]
+
     def centre(c):
         return sum(want[k] for k in c) / len(c)
+
     def bottom(c):
         return min(max(centre(c) - gap * (len(c) - 1) / 2, 0.0), 1.0 - gap * (len(c) - 1))
+
     merged = True
     while merged:
         merged = False
         for j in range(len(clusters) - 1):
             a, b = clusters[j], clusters[j + 1]
             if bottom(a) + gap * len(a) > bottom(b) + 1e-12:
-                clusters[j:j + 2] = [a + b]
+                clusters[j : j + 2] = [a + b]
                 merged = True
                 break
     pos = {}
@@ -785,10 +935,21 @@ def _margin_labels(ax, items, x_from, fontsize=7.5, leaders=True):
             pos[k] = y0 + n * gap
     for k, i in enumerate(order):
         y, text, color = items[i]
-        ax.annotate(text, xy=(x_from, y), xycoords="data", xytext=(1.03, pos[k]), textcoords="axes fraction",
-                    va="center", ha="left", fontsize=fontsize, color=color, annotation_clip=False,
-                    arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.8, shrinkA=0, shrinkB=0,
-                                    relpos=(0, 0.5)) if leaders else None)
+        ax.annotate(
+            text,
+            xy=(x_from, y),
+            xycoords="data",
+            xytext=(1.03, pos[k]),
+            textcoords="axes fraction",
+            va="center",
+            ha="left",
+            fontsize=fontsize,
+            color=color,
+            annotation_clip=False,
+            arrowprops=dict(arrowstyle="-", color=color, lw=0.5, alpha=0.8, shrinkA=0, shrinkB=0, relpos=(0, 0.5))
+            if leaders
+            else None,
+        )
 
 
 def _title(fig, d: _Data, what: str):
@@ -799,11 +960,23 @@ def _title(fig, d: _Data, what: str):
         n = f"{k:,} of {n:,}" if k is not None and n else n
     elif n:
         n = f"{n:,}"
-    details = ", ".join(p for p in (f"{n} trajectories" if n else "", f"seed {m['seed']}" if "seed" in m else "",
-                                    f"regime {d.regime}" if d.regime else ("all regimes pooled" if d.regimes else ""))
-                        if p)
-    fig.suptitle(f"{m.get('scenario', 'results')}: {what}" + (f"\n{details}" if details else ""), x=0.01, ha="left",
-                 multialignment="left", fontsize=10, linespacing=1.4)
+    details = ", ".join(
+        p
+        for p in (
+            f"{n} trajectories" if n else "",
+            f"seed {m['seed']}" if "seed" in m else "",
+            f"regime {d.regime}" if d.regime else ("all regimes pooled" if d.regimes else ""),
+        )
+        if p
+    )
+    fig.suptitle(
+        f"{m.get('scenario', 'results')}: {what}" + (f"\n{details}" if details else ""),
+        x=0.01,
+        ha="left",
+        multialignment="left",
+        fontsize=10,
+        linespacing=1.4,
+    )
 
 
 def _notes(fig, lines):
@@ -815,18 +988,20 @@ def _notes(fig, lines):
 
 def _key(ax):
     """An empty panel used as the key to the bands."""
-    from matplotlib.patches import Patch
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     ax.set_axis_off()
-    handles = [Line2D([], [], color="0.2", lw=1.6, label="median"),
-               Patch(color="0.2", alpha=BAND_ALPHA[1] + BAND_ALPHA[0] * 1.3, lw=0,
-                     label="50% of trajectories (p25-p75)"),
-               Patch(color="0.2", alpha=BAND_ALPHA[0] * 1.3, lw=0, label="90% of trajectories (p5-p95)"),
-               Line2D([], [], color=FRONTIER_COLOR, lw=0.9, ls=(0, (3, 2)), label="frontier median (reference)"),
-               Line2D([], [], color="0.45", lw=0.8, ls=(0, (1, 1.5)), label="effective threshold")]
-    ax.legend(handles=handles, loc="center left", frameon=False, fontsize=7.5, title="Key", title_fontsize=8,
-              alignment="left")
+    handles = [
+        Line2D([], [], color="0.2", lw=1.6, label="median"),
+        Patch(color="0.2", alpha=BAND_ALPHA[1] + BAND_ALPHA[0] * 1.3, lw=0, label="50% of trajectories (p25-p75)"),
+        Patch(color="0.2", alpha=BAND_ALPHA[0] * 1.3, lw=0, label="90% of trajectories (p5-p95)"),
+        Line2D([], [], color=FRONTIER_COLOR, lw=0.9, ls=(0, (3, 2)), label="frontier median (reference)"),
+        Line2D([], [], color="0.45", lw=0.8, ls=(0, (1, 1.5)), label="effective threshold"),
+    ]
+    ax.legend(
+        handles=handles, loc="center left", frameon=False, fontsize=7.5, title="Key", title_fontsize=8, alignment="left"
+    )
 
 
 def _years(axis):
@@ -846,8 +1021,7 @@ def _dark(d: _Data, rows):
 
 
 def _say(ax, message):
-    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.3",
-            wrap=True)
+    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center", fontsize=9, color="0.3", wrap=True)
 
 
 def _last(x, y):
@@ -898,6 +1072,8 @@ def _usd(x: float) -> str:
 def _check_extension(out: Path) -> str:
     ext = out.suffix.lower()
     if ext not in EXTENSIONS:
-        raise OutputError(f"{out}: unsupported plot file type {repr(out.suffix) if out.suffix else '(none)'}; "
-                         f"use {', '.join(EXTENSIONS)}")
+        raise OutputError(
+            f"{out}: unsupported plot file type {repr(out.suffix) if out.suffix else '(none)'}; "
+            f"use {', '.join(EXTENSIONS)}"
+        )
     return ext

@@ -33,8 +33,15 @@ def summary_data(results: Results) -> dict:
     for r in ev:
         if r["metric"] == "t_first" and r["actor"] == "frontier":
             leads = {label(x): stats(x) for x in ev if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]}
-            thresholds.append({"threshold": r["threshold"], "flop": r["threshold_flop"], "kind": r["threshold_kind"],
-                               "frontier_date": stats(r), "lead_time": leads})
+            thresholds.append(
+                {
+                    "threshold": r["threshold"],
+                    "flop": r["threshold_flop"],
+                    "kind": r["threshold_kind"],
+                    "frontier_date": stats(r),
+                    "lead_time": leads,
+                }
+            )
     counts = []
     if results.counts is not None:
         rows = [r for r in results.counts.to_pylist() if r["regime"] is None and r["basis"] == "reached"]
@@ -42,11 +49,21 @@ def summary_data(results: Results) -> dict:
         shown = [start + k for k in COUNT_YEARS if any(r["year"] == start + k for r in rows)]
         for name in dict.fromkeys(r["threshold"] for r in rows):
             by_year = {r["year"]: r for r in rows if r["threshold"] == name}
-            counts.append({"threshold": name, "by_year": {f"{y:g}": {k: by_year[y][k] for k in ("p5", "p50", "p95")}
-                                                           for y in shown}})
-    return {"scenario": m["scenario"], "trajectories": m["trajectories"], "seed": m["seed"],
-            "horizon": m.get("horizon"), "device": f"{m['platform']} ({m['device_kind']})", "thresholds": thresholds,
-            "counts": counts}
+            counts.append(
+                {
+                    "threshold": name,
+                    "by_year": {f"{y:g}": {k: by_year[y][k] for k in ("p5", "p50", "p95")} for y in shown},
+                }
+            )
+    return {
+        "scenario": m["scenario"],
+        "trajectories": m["trajectories"],
+        "seed": m["seed"],
+        "horizon": m.get("horizon"),
+        "device": f"{m['platform']} ({m['device_kind']})",
+        "thresholds": thresholds,
+        "counts": counts,
+    }
 
 
 COUNT_YEARS = (2, 4, 6, 8, 10)  # years after the start shown in the summary's counts
@@ -69,13 +86,19 @@ def summary_text(results: Results, width: int = 110) -> str:
     actors: list[str] = []
     for t in d["thresholds"]:
         f = t["frontier_date"]
-        frontier.add_row(t["threshold"], t["kind"], fmt(f["p50"], ".2f"),
-                         f"{fmt(f['p5'], '.2f')} – {fmt(f['p95'], '.2f')}", fmt(f["p_reached"], ".1%"))
+        frontier.add_row(
+            t["threshold"],
+            t["kind"],
+            fmt(f["p50"], ".2f"),
+            f"{fmt(f['p5'], '.2f')} – {fmt(f['p95'], '.2f')}",
+            fmt(f["p_reached"], ".1%"),
+        )
         actors += [a for a in t["lead_time"] if a not in actors]
     out = [frontier]
     if actors:
-        titles.append("Median lead time (years after the frontier; the share reached by the horizon follows "
-                      "if below 100%)")
+        titles.append(
+            "Median lead time (years after the frontier; the share reached by the horizon follows if below 100%)"
+        )
         lead = Table(box=box.SIMPLE_HEAD)
         lead.add_column("actor")
         for t in d["thresholds"]:
@@ -84,26 +107,35 @@ def summary_text(results: Results, width: int = 110) -> str:
             cells = []
             for t in d["thresholds"]:
                 x = t["lead_time"].get(a)
-                reached = "" if x is None or x["p_reached"] is None or x["p_reached"] >= 0.9995 else \
-                    f" ({x['p_reached']:.1%})"
+                reached = (
+                    ""
+                    if x is None or x["p_reached"] is None or x["p_reached"] >= 0.9995
+                    else f" ({x['p_reached']:.1%})"
+                )
                 cells.append("" if x is None else fmt(x["p50"], "+.2f") + reached)
             lead.add_row(a, *cells)
         out.append(lead)
     if d["counts"] and d["counts"][0]["by_year"]:
         years = list(d["counts"][0]["by_year"])
-        titles.append("Organisations able to reach each threshold by 1 January of the year (actors and every "
-                      "group member; median and 90% interval)")
+        titles.append(
+            "Organisations able to reach each threshold by 1 January of the year (actors and every "
+            "group member; median and 90% interval)"
+        )
         table = Table(box=box.SIMPLE_HEAD)
         table.add_column("threshold")
         for y in years:
             table.add_column(y, justify="right")
         for c in d["counts"]:
-            table.add_row(c["threshold"], *(f"{fmt(v['p50'], '.0f')} ({fmt(v['p5'], '.0f')}–{fmt(v['p95'], '.0f')})"
-                                            for v in c["by_year"].values()))
+            table.add_row(
+                c["threshold"],
+                *(
+                    f"{fmt(v['p50'], '.0f')} ({fmt(v['p5'], '.0f')}–{fmt(v['p95'], '.0f')})"
+                    for v in c["by_year"].values()
+                ),
+            )
         out.append(table)
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
-    console.print(f"{d['scenario']}: {d['trajectories']:,} trajectories, seed {d['seed']}, {d['device']}",
-                  markup=False)
+    console.print(f"{d['scenario']}: {d['trajectories']:,} trajectories, seed {d['seed']}, {d['device']}", markup=False)
     for title, table in zip(titles, out):
         console.print()
         console.print(title, markup=False)
@@ -118,12 +150,25 @@ def progress_bar(total: int, enabled: bool = True):
     if not (enabled and sys.stderr.isatty()):
         yield lambda n: None
         return
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
     from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
-    columns = (TextColumn("sampling"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-               TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn())
+    columns = (
+        TextColumn("sampling"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("left"),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("sampling", total=total, rate="")
 

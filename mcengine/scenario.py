@@ -246,8 +246,9 @@ def _read_path(p: Path, path_or_name: str | Path) -> tuple[str, str]:
             raise ScenarioError(str(p), "", f"not UTF-8 text (byte {e.start}); save the file as UTF-8") from None
     name = str(path_or_name)
     if name not in builtin_names():
-        raise ScenarioError(name, "", "no such file and no built-in scenario of that name; "
-                            f"built-ins: {', '.join(builtin_names())}")
+        raise ScenarioError(
+            name, "", f"no such file and no built-in scenario of that name; built-ins: {', '.join(builtin_names())}"
+        )
     return f"built-in:{name}", (importlib.resources.files("mcengine.scenarios") / f"{name}.toml").read_text("utf-8")
 
 
@@ -258,8 +259,12 @@ def parse_scenario(text: str, source: str = "<string>", overrides: tuple[str, ..
     except tomllib.TOMLDecodeError as e:
         raise ScenarioError(source, "", f"not valid TOML: {e}") from None
     if not doc:
-        raise ScenarioError(source, "", "the file is empty (no TOML keys or tables); a scenario needs [scenario], "
-                            "[hardware], [algorithms], [[actors]] and [[thresholds]]")
+        raise ScenarioError(
+            source,
+            "",
+            "the file is empty (no TOML keys or tables); a scenario needs [scenario], "
+            "[hardware], [algorithms], [[actors]] and [[thresholds]]",
+        )
     if overrides:
         apply_overrides(doc, overrides, source)
         text += "\n# --set " + "\n# --set ".join(overrides) + "\n"
@@ -283,8 +288,9 @@ def apply_overrides(doc: dict, overrides, source: str) -> None:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             if not raw or any(c in raw for c in "[]{}=\"'\n\\#"):
-                raise ScenarioError(source, field, f"{raw!r} is not a TOML value (a number, a string, "
-                                    "a list or a { ... } table)") from None
+                raise ScenarioError(
+                    source, field, f"{raw!r} is not a TOML value (a number, a string, a list or a {{ ... }} table)"
+                ) from None
             value = raw
         target, rest = doc, path.split(".")
         while len(rest) > 1:
@@ -307,14 +313,16 @@ def apply_overrides(doc: dict, overrides, source: str) -> None:
                 raise ScenarioError(source, field, f"'{key}' is a value, not a table, so it has no fields")
         quantity = (id(target), "rate" if rest[0] in _RATE_ALTERNATIVES else rest[0])
         if quantity in given:
-            raise ScenarioError(source, field, f"sets the same quantity as --set {given[quantity]} given before; "
-                                "give each quantity once")
+            raise ScenarioError(
+                source,
+                field,
+                f"sets the same quantity as --set {given[quantity]} given before; give each quantity once",
+            )
         given[quantity] = path
         if rest[0] in _RATE_ALTERNATIVES:  # a rate given another way replaces the file's
             for other in _RATE_ALTERNATIVES - {rest[0]}:
                 target.pop(other, None)
         target[rest[0]] = value
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -368,8 +376,11 @@ class _Parser:
         number as written); ``transform`` converts it into engine units."""
         if isinstance(value, dict):
             if len(value) != 1 or next(iter(value)) not in ("fixed", "normal", "lognormal", "uniform"):
-                self.fail(field, "a distribution is a table with exactly one of fixed, normal, "
-                          "lognormal, uniform, e.g. { normal = [p5, p95] }")
+                self.fail(
+                    field,
+                    "a distribution is a table with exactly one of fixed, normal, "
+                    "lognormal, uniform, e.g. { normal = [p5, p95] }",
+                )
             family, arg = next(iter(value.items()))
             sub = _join(field, family)
             d = getattr(self, f"_{family}")(arg, sub, domain)
@@ -408,8 +419,11 @@ class _Parser:
             p5, p95 = self.pair(arg, field, ("p5", "p95"))
             mean, sd = (p5 + p95) / 2, (p95 - p5) / (2 * Z_P95)
         if domain != "real" and mean - 6 * sd < (0 if domain == "nonneg" else 1e-300):
-            self.fail(field, f"a normal distribution can draw values {'<' if domain == 'nonneg' else '<='} 0 "
-                      "here (mean - 6 sd crosses zero); use lognormal or uniform for this quantity")
+            self.fail(
+                field,
+                f"a normal distribution can draw values {'<' if domain == 'nonneg' else '<='} 0 "
+                "here (mean - 6 sd crosses zero); use lognormal or uniform for this quantity",
+            )
         return Dist("normal", mean, sd)
 
     def _lognormal(self, arg, field, domain):
@@ -434,39 +448,67 @@ class _Parser:
         for k in rate_keys:
             self.aliases[_join(field, k)] = (rate_path,) + _RATE_FORMS.get(k, ("real", "identity"))
         rate = self.dist(t[key], _join(field, key), *self.aliases[_join(field, key)][1:])
-        decay = {k: self.dist(t[k], _join(field, k), d) if k in t else None
-                 for k, d in (("long_run_rate", "real"), ("decay_years", "positive"))}
-        for k, d in (("long_run_rate", "real"), ("decay_years", "positive"), ("volatility", "nonneg"),
-                     ("jumps.per_year", "nonneg")):
+        decay = {
+            k: self.dist(t[k], _join(field, k), d) if k in t else None
+            for k, d in (("long_run_rate", "real"), ("decay_years", "positive"))
+        }
+        for k, d in (
+            ("long_run_rate", "real"),
+            ("decay_years", "positive"),
+            ("volatility", "nonneg"),
+            ("jumps.per_year", "nonneg"),
+        ):
             self.aliases[_join(field, k)] = (_join(field, k), d, "identity")
         if (decay["long_run_rate"] is None) != (decay["decay_years"] is None):
-            self.fail(_join(field, "decay_years" if decay["decay_years"] is None else "long_run_rate"),
-                      "missing; a decaying rate needs both long_run_rate (OOM/yr) and decay_years")
+            self.fail(
+                _join(field, "decay_years" if decay["decay_years"] is None else "long_run_rate"),
+                "missing; a decaying rate needs both long_run_rate (OOM/yr) and decay_years",
+            )
         jumps = None
         if "jumps" in t:
             jf = _join(field, "jumps")
             j = self.table(t["jumps"], jf, {"per_year", "size"}, set())
-            jumps = Jumps(self.dist(j["per_year"], _join(jf, "per_year"), "nonneg"),
-                          self.dist(j["size"], _join(jf, "size")))
+            jumps = Jumps(
+                self.dist(j["per_year"], _join(jf, "per_year"), "nonneg"), self.dist(j["size"], _join(jf, "size"))
+            )
             if jumps.per_year.quantile(1 - 1e-9) > 1000:
-                self.fail(_join(jf, "per_year"), "more than 1000 jumps per year; use volatility for frequent small moves")
-        return Process(rate=rate, volatility=self.dist(t.get("volatility", 0.0), _join(field, "volatility"), "nonneg"),
-                       jumps=jumps, **decay)
+                self.fail(
+                    _join(jf, "per_year"), "more than 1000 jumps per year; use volatility for frequent small moves"
+                )
+        return Process(
+            rate=rate,
+            volatility=self.dist(t.get("volatility", 0.0), _join(field, "volatility"), "nonneg"),
+            jumps=jumps,
+            **decay,
+        )
 
     # -- sections ---------------------------------------------------------------------------
     def scenario(self, doc: dict, text: str) -> Scenario:
         self.aliases: dict[str, tuple[str, str, str]] = {}  # set path -> (draw path, domain, transform)
-        self.table(doc, "", {"scenario", "hardware", "algorithms", "actors", "thresholds"},
-                   {"access", "groups", "regimes", "correlations", "counts"})
-        s = self.table(doc["scenario"], "scenario", {"name", "start", "horizon", "steps_per_year"},
-                       {"description", "schema_version"})
+        self.table(
+            doc,
+            "",
+            {"scenario", "hardware", "algorithms", "actors", "thresholds"},
+            {"access", "groups", "regimes", "correlations", "counts"},
+        )
+        s = self.table(
+            doc["scenario"],
+            "scenario",
+            {"name", "start", "horizon", "steps_per_year"},
+            {"description", "schema_version"},
+        )
         if "schema_version" in s and s["schema_version"] != SCHEMA_VERSION:
-            self.fail("scenario.schema_version", f"this mcengine reads schema_version {SCHEMA_VERSION}, "
-                      f"got {s['schema_version']!r}")
+            self.fail(
+                "scenario.schema_version",
+                f"this mcengine reads schema_version {SCHEMA_VERSION}, got {s['schema_version']!r}",
+            )
         name = self.string(s["name"], "scenario.name")
         if not _NAME.fullmatch(name):
-            self.fail("scenario.name", f"{name!r} cannot name a results folder; use 1 to 100 letters, digits, "
-                      "'-', '_' or '.', starting with a letter or digit")
+            self.fail(
+                "scenario.name",
+                f"{name!r} cannot name a results folder; use 1 to 100 letters, digits, "
+                "'-', '_' or '.', starting with a letter or digit",
+            )
         description = s.get("description", "")
         if not isinstance(description, str):
             self.fail("scenario.description", f"must be a string, got {_describe(description)}")
@@ -481,14 +523,17 @@ class _Parser:
             self.fail("scenario.steps_per_year", f"must be a whole number from 1 to 10000, got {_describe(spy)}")
         steps = (horizon - start) * spy
         if abs(steps - round(steps)) > 1e-6 * max(1.0, steps):
-            self.fail("scenario.horizon", f"horizon - start must be a whole number of steps: "
-                      f"({horizon:g} - {start:g}) x {spy} = {steps:g}")
+            self.fail(
+                "scenario.horizon",
+                f"horizon - start must be a whole number of steps: ({horizon:g} - {start:g}) x {spy} = {steps:g}",
+            )
         if steps > 1_000_000:
             self.fail("scenario.steps_per_year", f"{round(steps)} steps from start to horizon; at most 1,000,000")
 
         hardware = self.factor(doc["hardware"], "hardware", ("rate", "doubling_years", "factor_per_year"), set())
-        algorithms = self.factor(doc["algorithms"], "algorithms", ("rate", "halving_years", "factor_per_year"),
-                                 {"catch_up_rate"})
+        algorithms = self.factor(
+            doc["algorithms"], "algorithms", ("rate", "halving_years", "factor_per_year"), {"catch_up_rate"}
+        )
         catch_up = self.dist(doc["algorithms"].get("catch_up_rate", 0.0), "algorithms.catch_up_rate", "nonneg")
         self.aliases["algorithms.catch_up_rate"] = ("algorithms.catch_up_rate", "nonneg", "identity")
         actors = self.actors(doc["actors"], "actors")
@@ -508,8 +553,22 @@ class _Parser:
             if len(set(budgets)) != len(budgets):
                 self.fail("access.budgets", "contains the same budget twice")
         at_least = self.counts(doc["counts"]) if "counts" in doc else DEFAULT_AT_LEAST
-        scenario = Scenario(name, description, start, horizon, spy, hardware, algorithms, everyone, thresholds,
-                            budgets, catch_up, count_at_least=at_least, source=self.source, text=text)
+        scenario = Scenario(
+            name,
+            description,
+            start,
+            horizon,
+            spy,
+            hardware,
+            algorithms,
+            everyone,
+            thresholds,
+            budgets,
+            catch_up,
+            count_at_least=at_least,
+            source=self.source,
+            text=text,
+        )
         regimes = self.regimes(doc["regimes"], scenario) if "regimes" in doc else ()
         correlations = self.correlations(doc["correlations"], scenario) if "correlations" in doc else ()
         return dataclasses.replace(scenario, regimes=regimes, correlations=correlations)
@@ -518,9 +577,14 @@ class _Parser:
         """The [counts] table: ``at_least``, the k of the P(count >= k) columns."""
         t = self.table(value, "counts", set(), {"at_least"})
         ks = t.get("at_least", list(DEFAULT_AT_LEAST))
-        if (not isinstance(ks, list) or not ks
-                or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 10**12 for k in ks)):
-            self.fail("counts.at_least", f"must be a list of whole numbers >= 1, e.g. [1, 10, 100], got {_describe(ks)}")
+        if (
+            not isinstance(ks, list)
+            or not ks
+            or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 10**12 for k in ks)
+        ):
+            self.fail(
+                "counts.at_least", f"must be a list of whole numbers >= 1, e.g. [1, 10, 100], got {_describe(ks)}"
+            )
         if sorted(set(ks)) != ks:
             self.fail("counts.at_least", f"must be increasing, without repeats; got {ks}")
         if len(ks) > 100:
@@ -537,13 +601,16 @@ class _Parser:
         group = section == "groups"
         if not isinstance(value, list) or (not value and not group):
             self.fail(section, f"must be one or more [[{section}]] tables")
-        out = []
+        out: list[Actor] = []
         for i, raw in enumerate(value, start=1):
             field = f"{section}[{i}]"
             required = {"name", "budget"} | ({"count", "ranks"} if group else set())
-            optional = (_RATE_KEYS | _PROCESS_KEYS | {"cap", "algo_lag", "hw_lag", "hw_penalty", "access_via",
-                                                      "publication_delay"}
-                        | ({"entry"} if group else {"releases_weights", "release_lag"}))
+            optional = (
+                _RATE_KEYS
+                | _PROCESS_KEYS
+                | {"cap", "algo_lag", "hw_lag", "hw_penalty", "access_via", "publication_delay"}
+                | ({"entry"} if group else {"releases_weights", "release_lag"})
+            )
             t = self.table(raw, field, required, optional)
             name = self.string(t["name"], _join(field, "name"))
             if name in [a.name for a in out]:
@@ -555,7 +622,7 @@ class _Parser:
                 if not 0 <= lag <= 100:
                     self.fail(_join(field, key), f"must be a fixed number of years in [0, 100], got {lag:g}")
                 lags[key] = lag
-            count, ranks, entry = 1, (1,), None
+            count, ranks, entry = 1, (1,), None  # type: tuple[int, tuple[int, ...], Entry | None]
             if group:
                 entry = self.entry(t["entry"], _join(field, "entry")) if "entry" in t else None
                 count, ranks = self.count_and_ranks(t, field, entry is not None)
@@ -570,31 +637,49 @@ class _Parser:
             access_via = t.get("access_via", [])
             if not isinstance(access_via, list) or not all(isinstance(x, str) for x in access_via):
                 self.fail(_join(field, "access_via"), f"must be a list of actor names, got {_describe(access_via)}")
-            for key, domain, transform in (("cap", "positive", "log10"), ("hw_penalty", "real", "identity"),
-                                           ("release_lag", "nonneg", "identity"),
-                                           ("publication_delay", "nonneg", "identity")):
+            for key, domain, transform in (
+                ("cap", "positive", "log10"),
+                ("hw_penalty", "real", "identity"),
+                ("release_lag", "nonneg", "identity"),
+                ("publication_delay", "nonneg", "identity"),
+            ):
                 self.aliases[_join(field, key)] = (_join(field, key), domain, transform)
             actor = Actor(
-                name=name, budget=budget,
+                name=name,
+                budget=budget,
                 process=self.process(t, field, ("growth", "factor_per_year", "doubling_years")),
                 cap=self.dist(t["cap"], _join(field, "cap"), "positive", "log10") if "cap" in t else None,
                 hw_penalty=self.dist(t.get("hw_penalty", 0.0), _join(field, "hw_penalty")),
-                count=count, ranks=ranks, releases_weights=releases,
-                release_lag=(self.dist(t.get("release_lag", 0.0), _join(field, "release_lag"), "nonneg")
-                             if releases else None),
-                access_via=tuple(access_via), entry=entry,
-                publication_delay=(self.dist(t["publication_delay"], _join(field, "publication_delay"), "nonneg")
-                                   if "publication_delay" in t else None),
+                count=count,
+                ranks=ranks,
+                releases_weights=releases,
+                release_lag=(
+                    self.dist(t.get("release_lag", 0.0), _join(field, "release_lag"), "nonneg") if releases else None
+                ),
+                access_via=tuple(access_via),
+                entry=entry,
+                publication_delay=(
+                    self.dist(t["publication_delay"], _join(field, "publication_delay"), "nonneg")
+                    if "publication_delay" in t
+                    else None
+                ),
                 **lags,
             )
-            if name == FRONTIER and (group or actor.algo_lag or actor.hw_lag or actor.access_via
-                                     or actor.hw_penalty != Dist("fixed", 0.0)):
-                self.fail(field, "the frontier is a single actor with no lags, no hardware penalty and "
-                          "no access_via; remove them or set them to 0")
+            if name == FRONTIER and (
+                group or actor.algo_lag or actor.hw_lag or actor.access_via or actor.hw_penalty != Dist("fixed", 0.0)
+            ):
+                self.fail(
+                    field,
+                    "the frontier is a single actor with no lags, no hardware penalty and "
+                    "no access_via; remove them or set them to 0",
+                )
             out.append(actor)
         if not group and FRONTIER not in [a.name for a in out]:
-            self.fail("actors", f"no actor is named '{FRONTIER}'; exactly one must be "
-                      f"(actors: {', '.join(sorted(a.name for a in out))})")
+            self.fail(
+                "actors",
+                f"no actor is named '{FRONTIER}'; exactly one must be "
+                f"(actors: {', '.join(sorted(a.name for a in out))})",
+            )
         return tuple(out)
 
     def count_and_ranks(self, t: dict, field: str, entry: bool) -> tuple[int, tuple[int, ...]]:
@@ -607,9 +692,14 @@ class _Parser:
         if isinstance(count, bool) or not isinstance(count, int) or not low <= count <= 10**12:
             self.fail(_join(field, "count"), f"must be a whole number from {low} to 1e12, got {_describe(count)}")
         ranks = t["ranks"]
-        if (not isinstance(ranks, list) or not ranks
-                or not all(isinstance(k, int) and not isinstance(k, bool) for k in ranks)):
-            self.fail(_join(field, "ranks"), f"must be a list of whole numbers, e.g. [1, 10, 100], got {_describe(ranks)}")
+        if (
+            not isinstance(ranks, list)
+            or not ranks
+            or not all(isinstance(k, int) and not isinstance(k, bool) for k in ranks)
+        ):
+            self.fail(
+                _join(field, "ranks"), f"must be a list of whole numbers, e.g. [1, 10, 100], got {_describe(ranks)}"
+            )
         most = MAX_ENTRY_RANK if entry else count
         if sorted(set(ranks)) != ranks or ranks[0] < 1 or ranks[-1] > most:
             limit = f"{most:,} (a group with entrants)" if entry else f"count ({count})"
@@ -620,8 +710,7 @@ class _Parser:
 
     def entry(self, value: Any, field: str) -> Entry:
         """A group's [groups.entry] table: members joining over time."""
-        t = self.table(value, field, {"per_year", "budget"},
-                       {"per_year_growth", "per_year_factor", "relative_growth"})
+        t = self.table(value, field, {"per_year", "budget"}, {"per_year_growth", "per_year_factor", "relative_growth"})
         if "per_year_growth" in t and "per_year_factor" in t:
             self.fail(_join(field, "per_year_factor"), "given with per_year_growth; give one of them")
         growth_key = "per_year_factor" if "per_year_factor" in t else "per_year_growth"
@@ -630,7 +719,8 @@ class _Parser:
             self.aliases[_join(field, key)] = (_join(field, key), domain, transform)
         for key in ("per_year_growth", "per_year_factor"):
             self.aliases[_join(field, key)] = (_join(field, "per_year_growth"),) + (
-                ("positive", "log10") if key == "per_year_factor" else ("real", "identity"))
+                ("positive", "log10") if key == "per_year_factor" else ("real", "identity")
+            )
         per_year = self.dist(t["per_year"], _join(field, "per_year"), "nonneg")
         if per_year.quantile(1 - 1e-9) > 1e9:
             self.fail(_join(field, "per_year"), "more than 1e9 entrants per year; at most 1e9")
@@ -646,8 +736,11 @@ class _Parser:
         for a in everyone:
             for j, via in enumerate(a.access_via):
                 if via not in releasers:
-                    self.fail(f"{a.path}.access_via[{j + 1}]", f"'{via}' is not an actor with releases_weights = "
-                              f"true (releasing actors: {', '.join(sorted(releasers)) or 'none'})")
+                    self.fail(
+                        f"{a.path}.access_via[{j + 1}]",
+                        f"'{via}' is not an actor with releases_weights = "
+                        f"true (releasing actors: {', '.join(sorted(releasers)) or 'none'})",
+                    )
                 if via == a.name:
                     self.fail(f"{a.path}.access_via[{j + 1}]", "an actor cannot get access through itself")
             if len(set(a.access_via)) != len(a.access_via):
@@ -685,7 +778,7 @@ class _Parser:
         if not isinstance(value, list) or not value:
             self.fail("regimes", "must be one or more [[regimes]] tables")
         base = scenario.draws()
-        out = []
+        out: list = []
         for i, raw in enumerate(value, start=1):
             field = f"regimes[{i}]"
             t = self.table(raw, field, {"name", "weight"}, {"set"})
@@ -702,11 +795,17 @@ class _Parser:
                 draw_path, domain, transform = self.aliases[path]
                 sub = _join(_join(field, "set"), f'"{path}"')
                 if draw_path.endswith(".jumps.per_year") and draw_path not in base:
-                    self.fail(sub, f"{draw_path.rsplit('.', 1)[0]} is not in the scenario; define it there "
-                              "(per_year = 0 and a size) to vary it by regime")
+                    self.fail(
+                        sub,
+                        f"{draw_path.rsplit('.', 1)[0]} is not in the scenario; define it there "
+                        "(per_year = 0 and a size) to vary it by regime",
+                    )
                 if draw_path.endswith(".release_lag") and draw_path not in base:
-                    self.fail(sub, f"{draw_path.rsplit('.', 1)[0]} does not release weights; "
-                              "release_lag applies only with releases_weights = true")
+                    self.fail(
+                        sub,
+                        f"{draw_path.rsplit('.', 1)[0]} does not release weights; "
+                        "release_lag applies only with releases_weights = true",
+                    )
                 if draw_path in overrides:
                     self.fail(sub, f"sets {draw_path} twice")
                 overrides[draw_path] = self.dist(v, sub, domain, transform)
@@ -714,8 +813,11 @@ class _Parser:
                 for key in ("long_run_rate", "decay_years"):
                     path = f"{prefix}.{key}"
                     if path not in overrides and path not in base:
-                        self.fail(_join(field, "set"), f"sets a decaying rate for {prefix} without {path}; "
-                                  "give both long_run_rate and decay_years")
+                        self.fail(
+                            _join(field, "set"),
+                            f"sets a decaying rate for {prefix} without {path}; "
+                            "give both long_run_rate and decay_years",
+                        )
             out.append(Regime(name, weight, overrides))
         total = sum(r.weight for r in out)
         if abs(total - 1.0) > 1e-9:
@@ -731,15 +833,18 @@ class _Parser:
         for i, pair in enumerate(t["pairs"], start=1):
             field = f"correlations.pairs[{i}]"
             if not (isinstance(pair, list) and len(pair) == 3 and all(isinstance(x, str) for x in pair[:2])):
-                self.fail(field, f"must be [\"path.one\", \"path.two\", rank correlation], got {_describe(pair)}")
+                self.fail(field, f'must be ["path.one", "path.two", rank correlation], got {_describe(pair)}')
             a, b = (self.aliases.get(x, (x,))[0] for x in pair[:2])
             rho = self.number(pair[2], f"{field}[3]")
             for x in (a, b):
                 if x not in random_draws:
                     close = difflib.get_close_matches(x, sorted(random_draws), n=1)
                     hint = f"did you mean '{close[0]}'? " if close else ""
-                    self.fail(field, f"'{x}' is not an uncertain per-trajectory number of this scenario; {hint}"
-                              f"correlate distributions such as {', '.join(sorted(random_draws)[:3])}")
+                    self.fail(
+                        field,
+                        f"'{x}' is not an uncertain per-trajectory number of this scenario; {hint}"
+                        f"correlate distributions such as {', '.join(sorted(random_draws)[:3])}",
+                    )
             if a == b:
                 self.fail(field, "correlates a number with itself")
             if not -1 < rho < 1:
@@ -752,8 +857,11 @@ class _Parser:
             correlation_matrix(tuple(out))
         except ValueError:
             names = "; ".join(f"{a} ~ {b} = {r:g}" for a, b, r in out)
-            self.fail("correlations.pairs", f"these rank correlations cannot hold together (the matrix is not "
-                      f"positive definite): {names}; weaken some of them")
+            self.fail(
+                "correlations.pairs",
+                f"these rank correlations cannot hold together (the matrix is not "
+                f"positive definite): {names}; weaken some of them",
+            )
         return tuple(out)
 
 
@@ -775,8 +883,11 @@ def correlation_matrix(pairs: tuple[tuple[str, str, float], ...]):
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # a scenario name: one safe path component
-_RATE_FORMS = {"doubling_years": ("positive", "log2_over"), "halving_years": ("positive", "log2_over"),
-               "factor_per_year": ("positive", "log10")}
+_RATE_FORMS = {
+    "doubling_years": ("positive", "log2_over"),
+    "halving_years": ("positive", "log2_over"),
+    "factor_per_year": ("positive", "log10"),
+}
 _RATE_KEYS = {"growth", "factor_per_year", "doubling_years"}
 _RATE_ALTERNATIVES = {"rate", "growth", "doubling_years", "halving_years", "factor_per_year"}
 _PROCESS_KEYS = {"volatility", "long_run_rate", "decay_years", "jumps"}

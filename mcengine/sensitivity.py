@@ -24,12 +24,20 @@ from .errors import ArgumentError, ScenarioError
 from .model import build
 from .scenario import Scenario
 
-SCHEMA = pa.schema([
-    pa.field("scenario", pa.string()), pa.field("output", pa.string()), pa.field("actor", pa.string()),
-    pa.field("rank", pa.int32()), pa.field("threshold", pa.string()), pa.field("input", pa.string()),
-    pa.field("n", pa.int64()), pa.field("p_reached", pa.float64()), pa.field("spearman", pa.float64()),
-    pa.field("variance_share", pa.float64()),
-])
+SCHEMA = pa.schema(
+    [
+        pa.field("scenario", pa.string()),
+        pa.field("output", pa.string()),
+        pa.field("actor", pa.string()),
+        pa.field("rank", pa.int32()),
+        pa.field("threshold", pa.string()),
+        pa.field("input", pa.string()),
+        pa.field("n", pa.int64()),
+        pa.field("p_reached", pa.float64()),
+        pa.field("spearman", pa.float64()),
+        pa.field("variance_share", pa.float64()),
+    ]
+)
 
 
 def average_ranks(a: np.ndarray) -> np.ndarray:
@@ -81,8 +89,12 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
         raise ArgumentError(f"sensitivity needs between 100 and 2,000,000 trajectories, got {trajectories:,}")
     model, _ = build(scenario)
     if not model.inputs and not model.regimes:
-        raise ScenarioError(scenario.source, "", "no uncertain inputs (every number is fixed and there are no "
-                            "regimes), so nothing drives the outputs; give some numbers a distribution")
+        raise ScenarioError(
+            scenario.source,
+            "",
+            "no uncertain inputs (every number is fixed and there are no "
+            "regimes), so nothing drives the outputs; give some numbers a distribution",
+        )
     out = engine.sample_trajectories(scenario, trajectories, seed)
     inputs = {name: out.inputs[:, i] for i, name in enumerate(model.inputs)}
     if model.regimes:
@@ -94,10 +106,12 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
             if r == f:
                 outputs.append(("t_first", row.actor, row.rank, thr.name, out.t_first[:, f, t]))
             else:
-                outputs.append(("lead_time", row.actor, row.rank, thr.name, out.t_first[:, r, t] - out.t_first[:, f, t]))
+                outputs.append(
+                    ("lead_time", row.actor, row.rank, thr.name, out.t_first[:, r, t] - out.t_first[:, f, t])
+                )
         for k, budget in enumerate(scenario.access_budgets):
             outputs.append(("diffusion_date", f"${budget:g}", 1, thr.name, out.diffusion[:, k, t]))
-    rows = {name: [] for name in SCHEMA.names}
+    rows: dict[str, list] = {name: [] for name in SCHEMA.names}
     for metric, actor, rank, threshold, y in outputs:
         ry = censored_ranks(y)
         reached = float(np.mean(~np.isnan(y)))
@@ -106,12 +120,22 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
             constant = np.all(x == x[0]) or np.all(ry == ry[0])
             rho = float("nan") if constant or categorical else spearman(x, ry)
             share = float("nan") if constant else variance_share(x, ry, bins, categorical)
-            for key, v in (("scenario", scenario.name), ("output", metric), ("actor", actor), ("rank", rank),
-                           ("threshold", threshold), ("input", name), ("n", trajectories), ("p_reached", reached),
-                           ("spearman", rho), ("variance_share", share)):
+            for key, v in (
+                ("scenario", scenario.name),
+                ("output", metric),
+                ("actor", actor),
+                ("rank", rank),
+                ("threshold", threshold),
+                ("input", name),
+                ("n", trajectories),
+                ("p_reached", reached),
+                ("spearman", rho),
+                ("variance_share", share),
+            ):
                 rows[key].append(v)
-    meta = io.provenance(scenario=scenario.name, scenario_toml=scenario.text, seed=seed, trajectories=trajectories,
-                         bins=bins)
+    meta = io.provenance(
+        scenario=scenario.name, scenario_toml=scenario.text, seed=seed, trajectories=trajectories, bins=bins
+    )
     return io.table(SCHEMA, rows, meta)
 
 
@@ -126,7 +150,9 @@ def top_drivers(table: pa.Table, n: int = 3) -> list[tuple[str, str, list[tuple[
     out = []
     for (label, threshold), items in groups.items():
         defined = lambda x: x is not None and x == x  # null (or NaN) is undefined
-        items = sorted(((name, share, rho if defined(rho) else None) for name, share, rho in items
-                        if defined(share)), key=lambda i: -i[1])[:n]
+        items = sorted(
+            ((name, share, rho if defined(rho) else None) for name, share, rho in items if defined(share)),
+            key=lambda i: -i[1],
+        )[:n]
         out.append((label, threshold, items))
     return out

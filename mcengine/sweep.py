@@ -14,15 +14,14 @@ import math
 import re
 import tomllib
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.dataset as ds
 
 from . import api, engine, io
 from .scenario import ScenarioError, load_scenario
-
 
 MAX_POINTS = 10_000  # grid points of one sweep
 
@@ -65,9 +64,16 @@ def column_name(path: str) -> str:
     return re.sub(r"[^0-9A-Za-z_]", "_", path)
 
 
-def sweep(scenario: str | Path, axes: list[str], fixed: tuple[str, ...] = (), trajectories: int = 20_000,
-          seed: int = 0, out: Path = Path("sweep"), overwrite: bool = False,
-          progress: Callable[[str], None] | None = None) -> Path:
+def sweep(
+    scenario: str | Path,
+    axes: list[str],
+    fixed: tuple[str, ...] = (),
+    trajectories: int = 20_000,
+    seed: int = 0,
+    out: Path = Path("sweep"),
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Path:
     """Run every point of the grid ``axes`` (``path=v1,v2`` items) over ``scenario`` with
     the ``fixed`` overrides, and write the datasets (events, access, paths, counts) into
     ``out`` atomically."""
@@ -98,15 +104,36 @@ def sweep(scenario: str | Path, axes: list[str], fixed: tuple[str, ...] = (), tr
                     continue
                 for c, label in labels.items():
                     table = table.append_column(c, pa.array([label] * table.num_rows, pa.string()))
-                ds.write_dataset(table, tmp / name, format="parquet", partitioning=columns,
-                                 partitioning_flavor="hive", basename_template=f"part-{i}-{{i}}.parquet",
-                                 existing_data_behavior="overwrite_or_ignore")
-            manifest.append({"point": {p: v for p, v in point}, "partition": labels,
-                             "compile_seconds": results.metadata["compile_seconds"],
-                             "sample_seconds": results.metadata["sample_seconds"]})
-        (tmp / "sweep.json").write_text(json.dumps({"scenario": source, "fixed": list(fixed), "axes": axes,
-                                                     "seed": seed, "trajectories": trajectories,
-                                                     "points": manifest}, indent=1))
+                ds.write_dataset(
+                    table,
+                    tmp / name,
+                    format="parquet",
+                    partitioning=columns,
+                    partitioning_flavor="hive",
+                    basename_template=f"part-{i}-{{i}}.parquet",
+                    existing_data_behavior="overwrite_or_ignore",
+                )
+            manifest.append(
+                {
+                    "point": {p: v for p, v in point},
+                    "partition": labels,
+                    "compile_seconds": results.metadata["compile_seconds"],
+                    "sample_seconds": results.metadata["sample_seconds"],
+                }
+            )
+        (tmp / "sweep.json").write_text(
+            json.dumps(
+                {
+                    "scenario": source,
+                    "fixed": list(fixed),
+                    "axes": axes,
+                    "seed": seed,
+                    "trajectories": trajectories,
+                    "points": manifest,
+                },
+                indent=1,
+            )
+        )
     return Path(out)
 
 

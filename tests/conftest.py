@@ -33,8 +33,17 @@ def toml_value(v) -> str:
     return repr(v)
 
 
-def scenario_toml(scenario=None, hardware=None, algorithms=None, actors=None, thresholds=None, access=None,
-                  groups=(), regimes=(), correlations=None) -> str:
+def scenario_toml(
+    scenario=None,
+    hardware=None,
+    algorithms=None,
+    actors=None,
+    thresholds=None,
+    access=None,
+    groups=(),
+    regimes=(),
+    correlations=None,
+) -> str:
     """TOML text of a small scenario; each argument replaces its section (dict, or list
     of dicts for actors/thresholds/groups/regimes). ``None`` keeps a deterministic default."""
     scenario = scenario or {"name": "test", "start": 2025.0, "horizon": 2045.0, "steps_per_year": 12}
@@ -69,6 +78,22 @@ def exit_code(args) -> int:
     except SystemExit as e:
         return e.code
     return 0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _release_compiled_programs():
+    """After each test module, drop the compiled programs it made (JAX's caches and the
+    engine's compiled chunk steps), so that the memory of one long test process stays
+    that of its largest module rather than growing with every scenario shape compiled."""
+    yield
+    import sys
+
+    if "jax" in sys.modules:
+        sys.modules["jax"].clear_caches()
+    engine = sys.modules.get("mcengine.engine")
+    if engine is not None:
+        engine._COMPILED.clear()
+        engine._sample_chunk_program.cache_clear()
 
 
 @pytest.fixture

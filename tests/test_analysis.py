@@ -21,19 +21,39 @@ from .conftest import PEER, exit_code, scenario_toml
 SHORT = ["--set", "scenario.horizon=2033.0"]
 
 
-
-
 def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):
     out = tmp_path / "sw"
-    assert exit_code(["sweep", str(PEER), "--fix", "scenario.horizon=2033.0", "--set", "hardware.rate=0.05,0.2",
-                      "--set", "actors.frontier.cap=1e11,1e12", "-n", "500", "--out", str(out), "-q"]) == 0
+    assert (
+        exit_code(
+            [
+                "sweep",
+                str(PEER),
+                "--fix",
+                "scenario.horizon=2033.0",
+                "--set",
+                "hardware.rate=0.05,0.2",
+                "--set",
+                "actors.frontier.cap=1e11,1e12",
+                "-n",
+                "500",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
     duckdb = pytest.importorskip("duckdb")
     rows = duckdb.sql(f"""
         SELECT hardware_rate, actors_frontier_cap, count(*) AS n, avg(p50) AS p50
         FROM read_parquet('{out}/events/**/*.parquet', hive_partitioning = true)
         WHERE metric = 't_first' AND actor = 'frontier' GROUP BY ALL ORDER BY ALL""").fetchall()
     assert [(str(r[0]), str(r[1]), r[2]) for r in rows] == [
-        ("0.05", "1e11", 8), ("0.05", "1e12", 8), ("0.2", "1e11", 8), ("0.2", "1e12", 8)]
+        ("0.05", "1e11", 8),
+        ("0.05", "1e12", 8),
+        ("0.2", "1e11", 8),
+        ("0.2", "1e12", 8),
+    ]
     assert rows[0][3] > rows[2][3]  # slower hardware: later frontier dates
     import pandas as pd
 
@@ -46,10 +66,29 @@ def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):
 
 def test_sweep_points_are_the_same_as_single_runs(tmp_path):
     out = tmp_path / "sw"
-    assert exit_code(["sweep", str(PEER), "--fix", "scenario.horizon=2033.0", "--set", "algorithms.volatility=0.05,0.2",
-                      "-n", "300", "--seed", "4", "--out", str(out), "-q"]) == 0
-    single = mcengine.run(mcengine.load_scenario(PEER, ["scenario.horizon=2033.0", "algorithms.volatility=0.2"]),
-                          trajectories=300, seed=4)
+    assert (
+        exit_code(
+            [
+                "sweep",
+                str(PEER),
+                "--fix",
+                "scenario.horizon=2033.0",
+                "--set",
+                "algorithms.volatility=0.05,0.2",
+                "-n",
+                "300",
+                "--seed",
+                "4",
+                "--out",
+                str(out),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    single = mcengine.run(
+        mcengine.load_scenario(PEER, ["scenario.horizon=2033.0", "algorithms.volatility=0.2"]), trajectories=300, seed=4
+    )
     swept = pq.read_table(out / "events" / "algorithms_volatility=0.2")
     assert swept.select(single.events.column_names).equals(single.events)
 
@@ -62,8 +101,12 @@ def test_sweep_points_that_change_only_numbers_trace_the_kernel_once(tmp_path, m
     real = engine._chunk_counts
     monkeypatch.setattr(engine, "_chunk_counts", lambda *a, **k: (traces.append(1), real(*a, **k))[1])
     monkeypatch.setattr(engine, "_COMPILED", {})
-    sweep.sweep(PEER, ["hardware.rate=0.1,0.12,0.14", "algorithms.volatility=0.1,0.2"], trajectories=200,
-                out=tmp_path / "numbers")
+    sweep.sweep(
+        PEER,
+        ["hardware.rate=0.1,0.12,0.14", "algorithms.volatility=0.1,0.2"],
+        trajectories=200,
+        out=tmp_path / "numbers",
+    )
     assert len(traces) == 1
     sweep.sweep(PEER, ["scenario.horizon=2040.0,2042.0"], trajectories=200, out=tmp_path / "shapes")
     assert len(traces) == 3  # the horizon sets the number of steps: one trace per shape
@@ -76,11 +119,18 @@ def test_sensitivity_recovers_the_only_driver():
     trajectories: float32 dates tie, so not exactly -1 and 1 - 1/B**2); the growth's are
     those of an input with no effect: rank correlation about N(0, 1/(n-1)), corrected share
     about 0 with sd sqrt(2(B-1))/(n-1)."""
-    s = mcengine.parse_scenario(scenario_toml(
-        actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e10]}, "growth": 0.3},
-                {"name": "b", "budget": 1e8, "growth": {"normal": [0.1, 0.5]}}],
-        thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"},
-                    {"name": "1e50", "flop": 1e50, "kind": "effective"}]))
+    s = mcengine.parse_scenario(
+        scenario_toml(
+            actors=[
+                {"name": "frontier", "budget": {"lognormal": [1e8, 1e10]}, "growth": 0.3},
+                {"name": "b", "budget": 1e8, "growth": {"normal": [0.1, 0.5]}},
+            ],
+            thresholds=[
+                {"name": "1e28", "flop": 1e28, "kind": "effective"},
+                {"name": "1e50", "flop": 1e50, "kind": "effective"},
+            ],
+        )
+    )
     n, bins, k = 4000, 20, 5.0
     table = sensitivity.sensitivity(s, trajectories=n, seed=0, bins=bins)
     rows = {(r["output"], r["threshold"], r["input"]): r for r in table.to_pylist()}

@@ -40,8 +40,10 @@ SCENARIO = scenario_toml(
     hardware={"initial": 1e18, "rate": {"normal": {"mean": RATE_MEAN, "sd": RATE_SD}}, "volatility": 0.0},
     algorithms={"initial": 1.0, "rate": 0.4},
     actors=[{"name": "frontier", "budget": 1e9, "growth": GROWTH}],
-    thresholds=[{"name": "p1e28", "flop": 1e28, "kind": "physical"},
-                {"name": "e1e30", "flop": 1e30, "kind": "effective"}],
+    thresholds=[
+        {"name": "p1e28", "flop": 1e28, "kind": "physical"},
+        {"name": "e1e30", "flop": 1e30, "kind": "effective"},
+    ],
     groups=[{"name": "labs", "count": 5, "ranks": [1, 2, 3], "budget": 1e8, "growth": GROWTH}],
 )
 B0 = {"frontier": 9.0, "labs": 8.0}
@@ -110,18 +112,21 @@ def test_kth_distinct_organisation_dates(tmp_path):
     """Co-developers each count on the joint model's date; a fine-tune with huge compute,
     a model with unknown compute, a model below the threshold and one after as_of are
     ignored; an organisation publishing twice (spelled differently) counts once."""
-    path = write_csv(tmp_path, [
-        "Small,Zeta,2020-01-10,1e20,no,",
-        "Unknown,Epsilon,2020-02-01,,no,",
-        "A,Alpha,2020-03-01,2e23,yes,",
-        "Tuned,Delta,2020-04-01,1e30,no,A",
-        'B,"Beta , Gamma",2020-05-01,3e23,no,',
-        "A2, alpha ,2020-06-01,5e23,no,",
-        'Joint,"Beta,Theta,Theta",2020-07-01,4e23,no,',
-        "Late,Eta,2021-03-01,9e23,no,",
-        "Vague,Iota,2020-09,6e23,no,",
-        "Vaguer,Kappa,2020,1e24,no,",
-    ])
+    path = write_csv(
+        tmp_path,
+        [
+            "Small,Zeta,2020-01-10,1e20,no,",
+            "Unknown,Epsilon,2020-02-01,,no,",
+            "A,Alpha,2020-03-01,2e23,yes,",
+            "Tuned,Delta,2020-04-01,1e30,no,A",
+            'B,"Beta , Gamma",2020-05-01,3e23,no,',
+            "A2, alpha ,2020-06-01,5e23,no,",
+            'Joint,"Beta,Theta,Theta",2020-07-01,4e23,no,',
+            "Late,Eta,2021-03-01,9e23,no,",
+            "Vague,Iota,2020-09,6e23,no,",
+            "Vaguer,Kappa,2020,1e24,no,",
+        ],
+    )
     as_of = datetime.date(2020, 12, 31)
     events = bt.observed_events(path, 1e23, as_of)
     got = [(e.date, e.organization, e.model) for e in events]
@@ -150,11 +155,14 @@ def test_backtest_rows_statuses_and_output(tmp_path, scenario, samples):
     """Ranks map to the k-th organisation, the frontier to the first; events on or before
     the start are not scored; effective thresholds are skipped with a note; the table is
     written atomically and reads back with its provenance."""
-    path = write_csv(tmp_path, [
-        "Old,Old Lab,2019-06-01,2e28,no,",  # before the start: rank 1 already reached
-        "A,Alpha,2022-03-01,1.5e28,no,",
-        "FT,Beta,2021-01-01,1e31,no,A",  # a fine-tune: not a training run
-    ])
+    path = write_csv(
+        tmp_path,
+        [
+            "Old,Old Lab,2019-06-01,2e28,no,",  # before the start: rank 1 already reached
+            "A,Alpha,2022-03-01,1.5e28,no,",
+            "FT,Beta,2021-01-01,1e31,no,A",  # a fine-tune: not a training run
+        ],
+    )
     table = bt.backtest(scenario, path, as_of=datetime.date(2025, 6, 30), trajectories=N, seed=SEED)
     assert table.schema.names == bt.SCHEMA.names
     rows = rows_by(table)
@@ -178,7 +186,10 @@ def test_backtest_rows_statuses_and_output(tmp_path, scenario, samples):
     back = pq.read_table(out)
     assert back.equals(table) and bt.metadata(back)["as_of"] == "2025-06-30"
     assert bt.metadata(back)["group"] == "labs" and bt.metadata(back)["trajectories"] == N
-    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [".mcengine", "backtest.parquet"]  # no temporary left
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [
+        ".mcengine",
+        "backtest.parquet",
+    ]  # no temporary left
     bt.write(table, tmp_path / "results")  # replaces the earlier backtest
     (tmp_path / "file").write_text("x")
     with pytest.raises(io.OutputError, match="not a folder"):
@@ -223,8 +234,11 @@ def test_pit_and_intervals_match_the_closed_form(tmp_path, scenario, samples):
         assert abs(row["pit"] - empirical(samples[:, r, 0], y - START)) <= 1.0 / N
         assert row["p_by_as_of"] == empirical(samples[:, r, 0], c)
         assert row["crps"] == pytest.approx(tw_crps_integral(samples[:, r, 0], y - START, c), rel=1e-9, abs=1e-12)
-        q = np.quantile(np.where(np.isnan(samples[:, r, 0]), np.inf, samples[:, r, 0]) + START,
-                        [0.05, 0.5, 0.95], method="inverted_cdf")
+        q = np.quantile(
+            np.where(np.isnan(samples[:, r, 0]), np.inf, samples[:, r, 0]) + START,
+            [0.05, 0.5, 0.95],
+            method="inverted_cdf",
+        )
         assert [row["predicted_p5"], row["predicted_p50"], row["predicted_p95"]] == pytest.approx(q, abs=1e-9)
         if actor == "labs":
             p = targets[k]
@@ -245,11 +259,14 @@ def test_not_yet_observed_is_scored_as_censored(tmp_path, scenario, samples):
     """Rank 3 has not happened by as_of (its organisation publishes later): no PIT, no
     date, P(by as_of) = F(c), CRPS = integral of F(t)^2 up to c, and an interval counts
     as holding it exactly when it reaches beyond as_of."""
-    path = write_csv(tmp_path, [
-        "A,Alpha,2023-01-15,1e28,no,",
-        "B,Beta,2023-08-01,1e28,no,",
-        "C,Gamma,2025-01-01,1e28,no,",  # after as_of: not yet known
-    ])
+    path = write_csv(
+        tmp_path,
+        [
+            "A,Alpha,2023-01-15,1e28,no,",
+            "B,Beta,2023-08-01,1e28,no,",
+            "C,Gamma,2025-01-01,1e28,no,",  # after as_of: not yet known
+        ],
+    )
     as_of = datetime.date(2024, 3, 31)
     table = bt.backtest(scenario, path, as_of=as_of, trajectories=N, seed=SEED)
     row = rows_by(table)[("labs", 3, "p1e28")]
@@ -261,8 +278,10 @@ def test_not_yet_observed_is_scored_as_censored(tmp_path, scenario, samples):
     assert row["p_by_as_of"] == f_c
     assert 0.2 < f_c < 0.8  # the check below is not trivial
     x = np.sort(np.where(np.isnan(t), np.inf, t))
-    by_hand = sum((np.searchsorted(x, a, side="right") / N) ** 2 * (b - a)
-                  for a, b in zip(np.r_[0.0, x[x < c]], np.r_[x[x < c], c]))
+    by_hand = sum(
+        (np.searchsorted(x, a, side="right") / N) ** 2 * (b - a)
+        for a, b in zip(np.r_[0.0, x[x < c]], np.r_[x[x < c], c])
+    )
     assert row["crps"] == pytest.approx(by_hand, rel=1e-9)
     # not known to be inside: never counted as inside (nor outside); open_* says whether the
     # interval still reaches beyond as_of (false: a known miss)
@@ -312,7 +331,8 @@ def test_as_of_before_start_has_nothing_to_score(tmp_path, scenario, monkeypatch
     assert message in bt.format_table(table)
     # the default as_of is the file's latest date: here also before the start
     assert bt.notes(bt.backtest(scenario, path, trajectories=N))[-1] == (
-        "nothing to score yet: as-of 2019-03-01 is before the scenario start 2020.0")
+        "nothing to score yet: as-of 2019-03-01 is before the scenario start 2020.0"
+    )
     # command(): no file is written for an empty backtest
     text = bt.command(scenario, path, as_of="2019-12-31", out=tmp_path / "out")
     assert message in text and not (tmp_path / "out").exists()
@@ -321,23 +341,38 @@ def test_as_of_before_start_has_nothing_to_score(tmp_path, scenario, monkeypatch
 # -- (5) malformed input ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("header,lines,match", [
-    ("model,organization,publication_date,open_weights,base_model", ["A,Alpha,2020-01-01,no,"],
-     r"observed\.csv: missing column training_compute_flop"),
-    ("model,organization,training_compute_flop", ["A,Alpha,1e20"],
-     r"observed\.csv: missing columns publication_date, base_model"),
-    (HEADER, ["A,Alpha,2020-01-01,1e20,no,", "B,Beta,2020-13-01,1e20,no,"],
-     r"observed\.csv: line 3 \(model 'B'\): column publication_date: '2020-13-01' is not a date"),
-    (HEADER, ["A,Alpha,01/02/2020,1e20,no,"],
-     r"observed\.csv: line 2 \(model 'A'\): column publication_date: '01/02/2020' is not a date; expected "
-     r"YYYY-MM-DD, YYYY-MM or YYYY"),
-    (HEADER, ["A,Alpha,2020-02-30,1e20,no,"], r"line 2 .*publication_date: '2020-02-30' is not a date"),
-    (HEADER, ["A,Alpha,2020-01-01,lots,no,"], r"line 2 \(model 'A'\): column training_compute_flop: 'lots' is not"),
-    (HEADER, ["A,Alpha,2020-01-01,-5,no,"], r"line 2 .*training_compute_flop: must be a positive"),
-    (HEADER, ["A,Alpha,,1e20,no,"], r"line 2 .*publication_date: blank"),
-    (HEADER, ["A,Alpha,2020-01-01,1e20,no"], r"line 2: 5 fields, but the header has 6"),
-    ("", [], r"observed\.csv: empty file"),
-])
+@pytest.mark.parametrize(
+    "header,lines,match",
+    [
+        (
+            "model,organization,publication_date,open_weights,base_model",
+            ["A,Alpha,2020-01-01,no,"],
+            r"observed\.csv: missing column training_compute_flop",
+        ),
+        (
+            "model,organization,training_compute_flop",
+            ["A,Alpha,1e20"],
+            r"observed\.csv: missing columns publication_date, base_model",
+        ),
+        (
+            HEADER,
+            ["A,Alpha,2020-01-01,1e20,no,", "B,Beta,2020-13-01,1e20,no,"],
+            r"observed\.csv: line 3 \(model 'B'\): column publication_date: '2020-13-01' is not a date",
+        ),
+        (
+            HEADER,
+            ["A,Alpha,01/02/2020,1e20,no,"],
+            r"observed\.csv: line 2 \(model 'A'\): column publication_date: '01/02/2020' is not a date; expected "
+            r"YYYY-MM-DD, YYYY-MM or YYYY",
+        ),
+        (HEADER, ["A,Alpha,2020-02-30,1e20,no,"], r"line 2 .*publication_date: '2020-02-30' is not a date"),
+        (HEADER, ["A,Alpha,2020-01-01,lots,no,"], r"line 2 \(model 'A'\): column training_compute_flop: 'lots' is not"),
+        (HEADER, ["A,Alpha,2020-01-01,-5,no,"], r"line 2 .*training_compute_flop: must be a positive"),
+        (HEADER, ["A,Alpha,,1e20,no,"], r"line 2 .*publication_date: blank"),
+        (HEADER, ["A,Alpha,2020-01-01,1e20,no"], r"line 2: 5 fields, but the header has 6"),
+        ("", [], r"observed\.csv: empty file"),
+    ],
+)
 def test_malformed_files_name_the_file_line_and_column(tmp_path, header, lines, match):
     path = write_csv(tmp_path, lines, header=header)
     with pytest.raises(ValueError, match=match):
@@ -357,9 +392,15 @@ def test_bad_arguments_are_clear(tmp_path, scenario):
     no_groups = mcengine.parse_scenario(scenario_toml(), source="plain.toml")
     with pytest.raises(ValueError, match=r"plain.toml: the scenario has no \[\[groups\]\]"):
         bt.backtest(no_groups, path)
-    two = mcengine.parse_scenario(scenario_toml(groups=[
-        {"name": "a", "count": 3, "ranks": [1], "budget": 1e8, "growth": 0.3},
-        {"name": "b", "count": 3, "ranks": [1], "budget": 1e7, "growth": 0.3}]), source="two.toml")
+    two = mcengine.parse_scenario(
+        scenario_toml(
+            groups=[
+                {"name": "a", "count": 3, "ranks": [1], "budget": 1e8, "growth": 0.3},
+                {"name": "b", "count": 3, "ranks": [1], "budget": 1e7, "growth": 0.3},
+            ]
+        ),
+        source="two.toml",
+    )
     with pytest.raises(ValueError, match=r"two.toml: the scenario has several groups \(a, b\); name the one"):
         bt.backtest(two, path)
     (tmp_path / "blocker").write_text("x")
@@ -374,10 +415,13 @@ def test_coverage_excludes_not_yet_events(tmp_path, scenario, samples):
     """summarise() computes coverage, PIT and CRPS over the observed events only; a not-yet
     event is counted apart (never as inside an interval), and its CRPS enters only the
     not-yet and the all-rows means."""
-    path = write_csv(tmp_path, [
-        "A,Alpha,2023-01-15,1e28,no,",
-        "B,Beta,2023-08-01,1e28,no,",
-    ])
+    path = write_csv(
+        tmp_path,
+        [
+            "A,Alpha,2023-01-15,1e28,no,",
+            "B,Beta,2023-08-01,1e28,no,",
+        ],
+    )
     as_of = datetime.date(2024, 3, 31)
     table = bt.backtest(scenario, path, as_of=as_of, trajectories=N, seed=SEED)
     recs = table.to_pylist()

@@ -47,20 +47,20 @@ def synthetic(tmp_path, later: bool = False, seed: int = 1):
         d = _date(rng, year)
         t = decimal_year(d)
         top = TOP_LEVEL_2008 + TOP_RATE * (t - 2008) + rng.normal(0, TOP_NOISE)
-        models.append(f"Top{year},Frontier Lab,{d.isoformat()},{10 ** top:.6e},no,")
+        models.append(f"Top{year},Frontier Lab,{d.isoformat()},{10**top:.6e},no,")
         k = rng.poisson(ENTRY_AT_START * 10 ** (ENTRY_GROWTH * (year + 0.5 - START)))
         for _ in range(k):
             org += 1
             for j in range(1 + int(rng.integers(0, 2))):  # one or two runs in its first year
                 d = _date(rng, year)
                 x = RUN_LEVEL_2008 + RUN_RATE * (decimal_year(d) - 2008) + rng.normal(0, RUN_SD)
-                models.append(f"M{org}-{j},Org {org},{d.isoformat()},{10 ** x:.6e},no,")
+                models.append(f"M{org}-{j},Org {org},{d.isoformat()},{10**x:.6e},no,")
         models.append(f"Tune{year},Org 1,{d.isoformat()},1e40,no,Top{year}")  # a fine-tune: ignored
         for _ in range(4):
             d = _date(rng, year)
             y = HW_LEVEL_2008 + HW_RATE * (decimal_year(d) - 2008) + rng.normal(0, HW_NOISE)
             price = 1000.0
-            chips.append(f"Chip {len(chips)},{d.isoformat()},{price},{10 ** y * price:.6e},,")
+            chips.append(f"Chip {len(chips)},{d.isoformat()},{price},{10**y * price:.6e},,")
     if later:
         models += ["Huge,Frontier Lab,2020-03-01,1e40,no,", "Other,New Org,2021-01-05,1e39,no,"]
         chips += ["Cheap Chip,2020-05-01,0.01,1e20,,"]
@@ -150,9 +150,15 @@ def test_scenario_is_complete_sourced_and_runs(tmp_path):
     assert all(t.kind == "physical" for t in s.thresholds)
     draws = s.draws()
     # fitted numbers are distributions (with their SE), not points
-    for path in ("hardware.initial", "hardware.rate", "actors.frontier.budget", "actors.frontier.growth",
-                 "groups.organisations.growth", "groups.organisations.entry.per_year",
-                 "groups.organisations.entry.per_year_growth"):
+    for path in (
+        "hardware.initial",
+        "hardware.rate",
+        "actors.frontier.budget",
+        "actors.frontier.growth",
+        "groups.organisations.growth",
+        "groups.organisations.entry.per_year",
+        "groups.organisations.entry.per_year_growth",
+    ):
         assert draws[path].is_random, path
     assert draws["hardware.rate"].b == pytest.approx(c.hw.line.slope_se, rel=1e-3)
     from mcengine.model import build
@@ -179,8 +185,21 @@ def test_rolling_backtest_command(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     m, h = synthetic(tmp_path)
     plot = tmp_path / "pit.png"
-    code = exit_code(["backtest", "--rolling", ROLLING_ORIGIN.isoformat(), "--observed", str(m), "--hardware", str(h),
-                      "-n", str(N_RUN), "--plot", str(plot)])
+    code = exit_code(
+        [
+            "backtest",
+            "--rolling",
+            ROLLING_ORIGIN.isoformat(),
+            "--observed",
+            str(m),
+            "--hardware",
+            str(h),
+            "-n",
+            str(N_RUN),
+            "--plot",
+            str(plot),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     lines = out.splitlines()

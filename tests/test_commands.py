@@ -78,8 +78,13 @@ def folder(tmp_path_factory):
 @pytest.mark.parametrize("name", BUILTINS)
 def test_run_writes_a_marked_results_folder(name, folder):
     out = folder(name)
-    assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access.parquet", "counts.parquet",
-                                                     "events.parquet", "paths.parquet"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".mcengine",
+        "access.parquet",
+        "counts.parquet",
+        "events.parquet",
+        "paths.parquet",
+    ]
     marker = json.loads((out / ".mcengine").read_text())
     assert marker["kind"] == "results" and marker["scenario"] == name and marker["mcengine"] == mcengine.__version__
 
@@ -101,7 +106,11 @@ def test_plot(name, folder):
     pytest.importorskip("matplotlib")
     out = ok(cli("plot", folder(name)))
     assert sorted(p.name for p in folder(name).glob("plots-*.png")) == [
-        "plots-access.png", "plots-cdf.png", "plots-fan.png", "plots-lead.png"]
+        "plots-access.png",
+        "plots-cdf.png",
+        "plots-fan.png",
+        "plots-lead.png",
+    ]
     assert out.count("wrote ") == 4
     ok(cli("plot", folder(name)))  # again: figures inside a results folder are mcengine's own
 
@@ -121,8 +130,9 @@ def test_sensitivity(name, tmp_path):
 def test_backtest_scores_or_says_why_not(name, tmp_path):
     observed = tmp_path / "observed.csv"
     observed.write_text(OBSERVED)
-    code, out, err = cli("backtest", name, "--observed", observed, "--as-of", "2024-12-31", "-n", N,
-                         "--out", tmp_path / "bt")
+    code, out, err = cli(
+        "backtest", name, "--observed", observed, "--as-of", "2024-12-31", "-n", N, "--out", tmp_path / "bt"
+    )
     scenario = mcengine.load_scenario(name)
     groups = [a for a in scenario.actors if a.is_group]
     if len(groups) != 1:  # nothing to score against: one line, exit 2
@@ -138,20 +148,23 @@ def test_backtest_into_a_results_folder_keeps_it_replaceable(folder, tmp_path):
     observed = tmp_path / "observed.csv"
     observed.write_text(OBSERVED)
     results = folder("historical-2020")
-    out = ok(cli("backtest", "historical-2020", "--observed", observed, "--as-of", "2024-12-31", "-n", N,
-                 "--out", results))
+    out = ok(
+        cli("backtest", "historical-2020", "--observed", observed, "--as-of", "2024-12-31", "-n", N, "--out", results)
+    )
     assert "scored" in out and (results / "backtest.parquet").is_file()
     if DATA.is_file():  # the real file: nothing after 2019 in it, so nothing to score yet
-        assert "nothing to score yet" in ok(cli("backtest", "historical-2020", "--observed", DATA,
-                                                "--as-of", "2019-12-31", "-n", N))
+        assert "nothing to score yet" in ok(
+            cli("backtest", "historical-2020", "--observed", DATA, "--as-of", "2019-12-31", "-n", N)
+        )
     try:
         import matplotlib  # noqa: F401
     except ImportError:
         pass
     else:
         plot = tmp_path / "pit.png"
-        out = ok(cli("backtest", "historical-2020", "--observed", observed, "--as-of", "2024-12-31", "-n", N,
-                     "--plot", plot))
+        out = ok(
+            cli("backtest", "historical-2020", "--observed", observed, "--as-of", "2024-12-31", "-n", N, "--plot", plot)
+        )
         assert f"wrote {plot}" in out and plot.is_file()
         code, _, err = cli("backtest", "historical-2020", "--observed", observed, "--plot", plot, "-n", N)
         assert code == 2 and "already exists" in err
@@ -183,7 +196,7 @@ def test_sweep(name, tmp_path):
 def readme_block(heading: str) -> str:
     """The first python code block after ``heading`` in the README."""
     text = (ROOT / "README.md").read_text()
-    return re.search(r"```python\n(.*?)```", text[text.index(heading):], re.S).group(1)
+    return re.search(r"```python\n(.*?)```", text[text.index(heading) :], re.S).group(1)
 
 
 @pytest.mark.parametrize("name", BUILTINS)

@@ -36,14 +36,59 @@ LANES, ROWS = 2048, 50  # each case: 50 elements in each of 2048 lanes, 102,400 
 STREAM_P, STREAM_B = 11, 12
 
 LAMBDAS = (0.0, 1e-3, 0.5, 3.0, 9.99, 10.0, 30.0, 1e3, 1e6, 1e9)
-BINOMIALS = ((0, 0.3), (1, 0.5), (10, 1e-3), (20, 0.5), (100, 0.07), (1e4, 0.3), (1e6, 1e-5), (1e6, 0.999),
-             (1e12, 1e-9), (1e12, 0.5))
-POISSON_EDGES = (0.0, -1.0, np.nan, np.inf, -np.inf, 1e-30, 1e-45, 9.999999, 10.0, 10.000001, 2.0**24, 1e12, 1e18, 1e19,
-                 3e38)
-BINOMIAL_EDGES = ((5, 0.0), (5, 1.0), (0, 0.7), (1e12, 0.0), (1e12, 1.0), (-1, 0.5), (5, -0.1), (5, 1.1),
-                  (np.nan, 0.5), (5, np.nan), (np.inf, 0.5), (1e12, 1e-12), (1e6, 1.0001e-5), (1e6, 9.999e-6),
-                  (19, 0.5), (21, 0.5), (1e12, 1e-11), (3, 0.5000001), (2.0**24 + 2, 0.75), (1e12, 0.9999999),
-                  (1e18, 0.5), (2e18, 0.5))
+BINOMIALS = (
+    (0, 0.3),
+    (1, 0.5),
+    (10, 1e-3),
+    (20, 0.5),
+    (100, 0.07),
+    (1e4, 0.3),
+    (1e6, 1e-5),
+    (1e6, 0.999),
+    (1e12, 1e-9),
+    (1e12, 0.5),
+)
+POISSON_EDGES = (
+    0.0,
+    -1.0,
+    np.nan,
+    np.inf,
+    -np.inf,
+    1e-30,
+    1e-45,
+    9.999999,
+    10.0,
+    10.000001,
+    2.0**24,
+    1e12,
+    1e18,
+    1e19,
+    3e38,
+)
+BINOMIAL_EDGES = (
+    (5, 0.0),
+    (5, 1.0),
+    (0, 0.7),
+    (1e12, 0.0),
+    (1e12, 1.0),
+    (-1, 0.5),
+    (5, -0.1),
+    (5, 1.1),
+    (np.nan, 0.5),
+    (5, np.nan),
+    (np.inf, 0.5),
+    (1e12, 1e-12),
+    (1e6, 1.0001e-5),
+    (1e6, 9.999e-6),
+    (19, 0.5),
+    (21, 0.5),
+    (1e12, 1e-11),
+    (3, 0.5000001),
+    (2.0**24 + 2, 0.75),
+    (1e12, 0.9999999),
+    (1e18, 0.5),
+    (2e18, 0.5),
+)
 MIXED_ROWS = 12  # rows of random parameters over every regime, for the invariance checks
 REF_ROUNDS = 40  # rounds of the reference; an element needs more with probability < 0.3**40
 
@@ -269,8 +314,11 @@ def reference_binomial(kd, stream, n, p):
     j, used = lax.fori_loop(0, REF_ROUNDS, body, (jnp.full(n.shape, jnp.nan), jnp.zeros(n.shape, jnp.int32)))
     ns, ps = jnp.where(small, nv, 0.0), jnp.where(small, pp, 0.0)
     r = ps / (1.0 - ps)
-    inv = C._invert(threefry2x32(s0, s1, e, jnp.uint32(0))[0], jnp.exp(ns * jnp.log1p(-ps)),
-                    lambda k: (ns - np.float32(k - 1)) * (r * np.float32(1.0 / k)))
+    inv = C._invert(
+        threefry2x32(s0, s1, e, jnp.uint32(0))[0],
+        jnp.exp(ns * jnp.log1p(-ps)),
+        lambda k: (ns - np.float32(k - 1)) * (r * np.float32(1.0 / k)),
+    )
     out = jnp.where(small, jnp.where(flip, nv - inv, inv), C._btrs_finish(d, j))
     return jnp.where(valid, out, jnp.nan), jnp.where(valid & ~small, used, 0)
 
@@ -332,8 +380,10 @@ def test_two_prod():
     n = np.round(10.0 ** rng.uniform(0, 12, 10000)).astype(np.float32)
     p = (rng.uniform(0, 1, 10000) ** 3).astype(np.float32)
     exact = n.astype(np.float64) * p.astype(np.float64)
-    (hi, lo), (hi_jit, lo_jit) = ([np.asarray(x, np.float64) for x in f(jnp.asarray(n), jnp.asarray(p))]
-                                  for f in (C._two_prod, jax.jit(C._two_prod)))
+    (hi, lo), (hi_jit, lo_jit) = (
+        [np.asarray(x, np.float64) for x in f(jnp.asarray(n), jnp.asarray(p))]
+        for f in (C._two_prod, jax.jit(C._two_prod))
+    )
     assert same(hi, hi_jit) and same(lo, lo_jit)
     assert np.all(np.abs(hi + lo - exact) <= 2.0**-45 * exact)
 
@@ -355,21 +405,40 @@ def test_deviance_and_stirling_error_accuracy():
         assert np.all(np.abs(got - ref)[sel] <= 1e-6 * ref[sel] + 1e-12), mu
     x = np.arange(1, 200, dtype=np.float32)
     got = np.asarray(jax.jit(lambda x: C._stirlerr(x, 1.0 / x))(jnp.asarray(x)), np.float64)
-    ref = np.array([math.lgamma(k + 1) - (k + 0.5) * math.log(k) + k - 0.5 * math.log(2 * math.pi)
-                    for k in range(1, 200)])
+    ref = np.array(
+        [math.lgamma(k + 1) - (k + 0.5) * math.log(k) + k - 0.5 * math.log(2 * math.pi) for k in range(1, 200)]
+    )
     assert np.max(np.abs(got - ref)) < 4e-9
 
 
 def test_words_survive_the_complex_packing():
     """The two hash words travel through the round loop as the bits of a complex64: NaN and
     subnormal patterns included, they come back unchanged (jitted, through a loop)."""
-    pats = np.array([0, 1, 0x7F800000, 0x7F800001, 0x7FC00000, 0xFF800001, 0x7FBFFFFF, 0x80000001, 0x007FFFFF,
-                     0xFFFFFFFF, 0x80000000], np.uint32)
+    pats = np.array(
+        [
+            0,
+            1,
+            0x7F800000,
+            0x7F800001,
+            0x7FC00000,
+            0xFF800001,
+            0x7FBFFFFF,
+            0x80000001,
+            0x007FFFFF,
+            0xFFFFFFFF,
+            0x80000000,
+        ],
+        np.uint32,
+    )
     w = jnp.asarray(np.concatenate([pats, np.random.default_rng(1).integers(0, 2**32, 5000, dtype=np.uint32)]))
 
     def trip(a, b):
-        c = lax.fori_loop(0, 2, lambda i, c: c, lax.complex(lax.bitcast_convert_type(a, jnp.float32),
-                                                            lax.bitcast_convert_type(b, jnp.float32)))
+        c = lax.fori_loop(
+            0,
+            2,
+            lambda i, c: c,
+            lax.complex(lax.bitcast_convert_type(a, jnp.float32), lax.bitcast_convert_type(b, jnp.float32)),
+        )
         return C._bits(c)
 
     a, b = jax.jit(trip)(w, w[::-1])
@@ -429,10 +498,13 @@ def _speed_cases(rows: int, options, reuse: bool):
     pois = POISSON if reuse else jax.jit(lambda k, s, x: C.poisson(k, s, x), compiler_options=options)
     binom = BINOMIAL if reuse else jax.jit(lambda k, s, n, p: C.binomial(k, s, n, p), compiler_options=options)
     normal = jax.jit(lambda k: block_normals(block_draws(k, 0, rows), (rows,)), compiler_options=options)
-    jpois = jax.jit(jax.vmap(lambda k, x: jax.random.poisson(k, x, (rows,)), in_axes=(0, 1), out_axes=1),
-                    compiler_options=options)
-    jbinom = jax.jit(jax.vmap(lambda k, n, p: jax.random.binomial(k, n, p, (rows,)), in_axes=(0, 1, 1), out_axes=1),
-                     compiler_options=options)
+    jpois = jax.jit(
+        jax.vmap(lambda k, x: jax.random.poisson(k, x, (rows,)), in_axes=(0, 1), out_axes=1), compiler_options=options
+    )
+    jbinom = jax.jit(
+        jax.vmap(lambda k, n, p: jax.random.binomial(k, n, p, (rows,)), in_axes=(0, 1, 1), out_axes=1),
+        compiler_options=options,
+    )
     cases = {
         "normal (normals.block_draws)": (normal, (keys,)),
         "poisson, lam = 3": (pois, (kd, 1, full(3.0))),
@@ -448,8 +520,12 @@ def _speed_cases(rows: int, options, reuse: bool):
         "jax.random.binomial, n = 10**U(0, 12), p = U**4": (jbinom, (keys, mixed_n, mixed_p)),
     }
     if reuse:  # the quick report: fewer cases
-        for name in ("poisson, lam = 1e9", "binomial, n = 1e12, p = 1e-9", "jax.random.poisson, lam = 1e3",
-                     "jax.random.binomial, n = 10**U(0, 12), p = U**4"):
+        for name in (
+            "poisson, lam = 1e9",
+            "binomial, n = 1e12, p = 1e-9",
+            "jax.random.poisson, lam = 1e3",
+            "jax.random.binomial, n = 10**U(0, 12), p = U**4",
+        ):
             del cases[name]
     return cases
 
@@ -477,7 +553,6 @@ def test_speed_report(poisson_case):
             table[column] = {k: _best({k: v}, rounds, per[k])[k] for k, v in cases.items()}
         else:
             table[column] = _best(cases, rounds, rows * LANES)
-    print(f"\nns per draw per lane, N = 2048, best of {rounds} timed runs after an untimed one "
-          f"({', '.join(columns)}):")
+    print(f"\nns per draw per lane, N = 2048, best of {rounds} timed runs after an untimed one ({', '.join(columns)}):")
     for name in table[next(iter(columns))]:
         print(f"  {name:50s}" + "".join(f"{table[c][name]:9.1f}" for c in columns))

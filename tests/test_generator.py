@@ -24,9 +24,11 @@ K = 5.0  # Monte Carlo standard errors allowed for a mean
 
 def test_hash_matches_random123_known_answers():
     """Known-answer vectors of Threefry-2x32-20 from the Random123 distribution."""
-    cases = [((0x00000000, 0x00000000), (0x00000000, 0x00000000), (0x6B200159, 0x99BA4EFE)),
-             ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
-             ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0))]
+    cases = [
+        ((0x00000000, 0x00000000), (0x00000000, 0x00000000), (0x6B200159, 0x99BA4EFE)),
+        ((0xFFFFFFFF, 0xFFFFFFFF), (0xFFFFFFFF, 0xFFFFFFFF), (0x1CB996FC, 0xBB002BE7)),
+        ((0x13198A2E, 0x03707344), (0x243F6A88, 0x85A308D3), (0xC4923A9C, 0x483DF7A0)),
+    ]
     for key, counter, expected in cases:
         out = threefry2x32(*(jnp.uint32(x) for x in key + counter))
         assert [int(w) for w in out] == list(expected)
@@ -115,7 +117,9 @@ def test_inverse_error_function_is_accurate():
 
     from mcengine.kernels.normals import _erfinv
 
-    x = np.concatenate([np.linspace(-0.999, 0.999, 200_001), 1 - 2.0 ** -np.arange(10, 24), -(1 - 2.0 ** -np.arange(10, 24))])
+    x = np.concatenate(
+        [np.linspace(-0.999, 0.999, 200_001), 1 - 2.0 ** -np.arange(10, 24), -(1 - 2.0 ** -np.arange(10, 24))]
+    )
     x = x.astype(np.float32)
     got = np.asarray(_erfinv(jnp.asarray(x)), np.float64)
     exact = erfinv(x.astype(np.float64))

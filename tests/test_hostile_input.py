@@ -27,21 +27,54 @@ BASE = dict(
     scenario={"name": "h", "start": 2025.0, "horizon": 2027.0, "steps_per_year": 2},
     hardware={"initial": 1e18, "rate": {"normal": [0.1, 0.2]}, "volatility": 0.05},
     algorithms={"initial": 1.0, "rate": 0.4},
-    actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3, "cap": 1e12},
-            {"name": "b", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5}],
+    actors=[
+        {"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3, "cap": 1e12},
+        {"name": "b", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5},
+    ],
     thresholds=[{"name": "x", "flop": 1e27, "kind": "effective"}],
     access={"budgets": [1e6]},
 )
 
-numbers = st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**15, 10**15),
-                    st.sampled_from([0, -1, 1e300, -1e-300, 2**63, 0.5, 12, 1e6, 2045.0]))
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(10**15), 10**15),
+    st.sampled_from([0, -1, 1e300, -1e-300, 2**63, 0.5, 12, 1e6, 2045.0]),
+)
 leaf = st.one_of(numbers, st.text(max_size=8), st.booleans(), st.lists(numbers, max_size=3))
-dists = st.dictionaries(st.sampled_from(["fixed", "normal", "lognormal", "uniform", "beta", "mean"]),
-                        st.one_of(leaf, st.fixed_dictionaries({"mean": numbers, "sd": numbers})), max_size=2)
+dists = st.dictionaries(
+    st.sampled_from(["fixed", "normal", "lognormal", "uniform", "beta", "mean"]),
+    st.one_of(leaf, st.fixed_dictionaries({"mean": numbers, "sd": numbers})),
+    max_size=2,
+)
 values = st.one_of(leaf, dists)
-KEYS = ["name", "start", "horizon", "steps_per_year", "initial", "rate", "volatility", "budget", "growth", "cap",
-        "algo_lag", "hw_lag", "hw_penalty", "flop", "kind", "budgets", "doubling_years", "jumps", "count", "ranks",
-        "long_run_rate", "decay_years", "releases_weights", "access_via", "volatilty", "weight"]
+KEYS = [
+    "name",
+    "start",
+    "horizon",
+    "steps_per_year",
+    "initial",
+    "rate",
+    "volatility",
+    "budget",
+    "growth",
+    "cap",
+    "algo_lag",
+    "hw_lag",
+    "hw_penalty",
+    "flop",
+    "kind",
+    "budgets",
+    "doubling_years",
+    "jumps",
+    "count",
+    "ranks",
+    "long_run_rate",
+    "decay_years",
+    "releases_weights",
+    "access_via",
+    "volatilty",
+    "weight",
+]
 
 
 def tables(doc):
@@ -74,22 +107,41 @@ def hostile(draw):
         elif op == "drop_section" and len(doc) > 1:
             del doc[draw(st.sampled_from(sorted(doc)))]
     try:
-        text = scenario_toml(**{k: doc.get(k) for k in ("scenario", "hardware", "algorithms", "actors",
-                                                          "thresholds", "access")})
+        text = scenario_toml(
+            **{k: doc.get(k) for k in ("scenario", "hardware", "algorithms", "actors", "thresholds", "access")}
+        )
     except (AttributeError, TypeError):  # a section replaced by a non-table: write it raw
         text = "\n".join(f"{k} = {v!r}" for k, v in doc.items())
     if draw(st.booleans()) and draw(st.integers(0, 4)) == 0:
         at = draw(st.integers(0, len(text)))
         text = text[:at] + draw(st.text(max_size=5)) + text[at:]
-    sets = draw(st.lists(st.tuples(st.sampled_from(["hardware.rate", "actors.b.budget", "scenario.horizon",
-                                                    "thresholds.x.flop", "actors.zz.cap", "algorithms", "",
-                                                    "hardware.jumps.per_year", "scenario.steps_per_year"]),
-                                   st.one_of(st.text(max_size=6), numbers.map(repr))), max_size=2))
+    sets = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from(
+                    [
+                        "hardware.rate",
+                        "actors.b.budget",
+                        "scenario.horizon",
+                        "thresholds.x.flop",
+                        "actors.zz.cap",
+                        "algorithms",
+                        "",
+                        "hardware.jumps.per_year",
+                        "scenario.steps_per_year",
+                    ]
+                ),
+                st.one_of(st.text(max_size=6), numbers.map(repr)),
+            ),
+            max_size=2,
+        )
+    )
     return text, [f"{p}={v}" for p, v in sets]
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 @given(case=hostile())
 def test_hostile_input_runs_or_fails_with_one_line(case, tmp_path_factory, capsys):
     text, sets = case
@@ -111,8 +163,13 @@ def test_hostile_input_runs_or_fails_with_one_line(case, tmp_path_factory, capsy
     hypothesis.event(f"exit {code}")
     assert "Traceback" not in err
     if code == 0:
-        assert sorted(p.name for p in (folder / "out").iterdir()) == [".mcengine", "access.parquet", "counts.parquet",
-                                                                       "events.parquet", "paths.parquet"]
+        assert sorted(p.name for p in (folder / "out").iterdir()) == [
+            ".mcengine",
+            "access.parquet",
+            "counts.parquet",
+            "events.parquet",
+            "paths.parquet",
+        ]
     else:
         assert code != 1, f"an internal error (a bug), not a user error: {err}"
         assert code == 2, err

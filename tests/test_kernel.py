@@ -27,8 +27,14 @@ ACTORS = [  # name, log10 budget, growth OOM/yr, algo_lag yr, hw_lag yr, penalty
     ("restricted", 8.7, 0.25, 1.0, 2.0, 0.3),
     ("odd_lags", 8.0, 0.35, 0.37, 1.29, 0.1),  # lags that are not whole steps
 ]
-THRESHOLDS = [("1e27", 27.0, "effective"), ("1e28", 28.0, "effective"), ("1e30", 30.0, "effective"),
-              ("phys_1e27", 27.0, "physical"), ("below_start", 20.0, "effective"), ("never", 60.0, "effective")]
+THRESHOLDS = [
+    ("1e27", 27.0, "effective"),
+    ("1e28", 28.0, "effective"),
+    ("1e30", 30.0, "effective"),
+    ("phys_1e27", 27.0, "physical"),
+    ("below_start", 20.0, "effective"),
+    ("never", 60.0, "effective"),
+]
 ACCESS = [1e6, 1e8]
 
 
@@ -37,8 +43,10 @@ def deterministic_scenario(steps_per_year: int = 12):
         scenario={"name": "deterministic", "start": 2025.0, "horizon": 2045.0, "steps_per_year": steps_per_year},
         hardware={"initial": 10**H0, "rate": RH, "volatility": 0.0},
         algorithms={"initial": 10**A0, "rate": RA, "volatility": 0.0},
-        actors=[{"name": n, "budget": 10**b, "growth": g, "algo_lag": al, "hw_lag": hl, "hw_penalty": pen}
-                for n, b, g, al, hl, pen in ACTORS],
+        actors=[
+            {"name": n, "budget": 10**b, "growth": g, "algo_lag": al, "hw_lag": hl, "hw_penalty": pen}
+            for n, b, g, al, hl, pen in ACTORS
+        ],
         thresholds=[{"name": n, "flop": 10**x, "kind": k} for n, x, k in THRESHOLDS],
         access={"budgets": ACCESS},
     )
@@ -127,8 +135,10 @@ def test_soft_cap_bends_budget_below_cap():
 
 
 def test_cap_limits_budget_in_fan_chart():
-    text = scenario_toml(actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5, "cap": 1e11}],
-                         scenario={"name": "cap", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 4})
+    text = scenario_toml(
+        actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5, "cap": 1e11}],
+        scenario={"name": "cap", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 4},
+    )
     out = mcengine.sample_trajectories(mcengine.parse_scenario(text), trajectories=1, seed=0)
     budget = out.fan[0, :, 2]  # hardware, algorithms, budget:frontier, effective:frontier
     uncapped = 9.0 + 0.5 * np.arange(11)
@@ -158,25 +168,41 @@ def test_group_ranks_from_a_shared_series_match_ranks_computed_one_by_one(capped
     (a few ulp of compute over one step's growth is ~1e-5 years). With noise, jumps-free
     random rates, lags, a penalty, catch-up, physical and effective thresholds, and more
     ranks than thresholds (so a capped group is shared too)."""
-    group = {"name": "labs", "count": 200, "ranks": [1, 2, 3, 5, 10, 20, 50],
-             "budget": {"lognormal": [1e6, 1e9]}, "growth": {"normal": [0.0, 0.3]}, "volatility": 0.15,
-             "hw_lag": 0.75, "algo_lag": 0.4, "hw_penalty": 0.2}
+    group = {
+        "name": "labs",
+        "count": 200,
+        "ranks": [1, 2, 3, 5, 10, 20, 50],
+        "budget": {"lognormal": [1e6, 1e9]},
+        "growth": {"normal": [0.0, 0.3]},
+        "volatility": 0.15,
+        "hw_lag": 0.75,
+        "algo_lag": 0.4,
+        "hw_penalty": 0.2,
+    }
     if capped:
         group["cap"] = {"lognormal": [3e8, 3e10]}
     text = scenario_toml(
         hardware={"initial": 1e18, "rate": {"normal": [0.08, 0.16]}, "volatility": 0.05},
         algorithms={"initial": 1.0, "rate": {"normal": [0.2, 0.6]}, "volatility": 0.1, "catch_up_rate": 0.1},
-        actors=[{"name": "frontier", "budget": {"lognormal": [3e8, 3e9]}, "growth": 0.3, "volatility": 0.1,
-                 "cap": 1e11}],
-        thresholds=[{"name": "a", "flop": 1e27, "kind": "effective"}, {"name": "b", "flop": 1e31, "kind": "effective"},
-                    {"name": "p", "flop": 1e27, "kind": "physical"}, {"name": "c", "flop": 1e39, "kind": "effective"}],
-        groups=[group])
+        actors=[
+            {"name": "frontier", "budget": {"lognormal": [3e8, 3e9]}, "growth": 0.3, "volatility": 0.1, "cap": 1e11}
+        ],
+        thresholds=[
+            {"name": "a", "flop": 1e27, "kind": "effective"},
+            {"name": "b", "flop": 1e31, "kind": "effective"},
+            {"name": "p", "flop": 1e27, "kind": "physical"},
+            {"name": "c", "flop": 1e39, "kind": "effective"},
+        ],
+        groups=[group],
+    )
     model, spec = model_mod.build(mcengine.parse_scenario(text))
-    assert model.config.groups == ((1, 7),) and 7 > len(model.config.physical)
+    assert model.config.groups == ((1, 7),) and len(model.config.physical) < 7
     one_by_one = dataclasses.replace(model, config=model.config._replace(groups=()))
     keys = random.trajectory_keys(jax.random.key_data(random.seed_key(3)), 0, 0, 2000)
-    shared, single = (np.asarray(jax.jit(lambda k, m=m: model_mod.trajectories(k, spec, m).t_first)(keys))
-                      for m in (model, one_by_one))
+    shared, single = (
+        np.asarray(jax.jit(lambda k, m=m: model_mod.trajectories(k, spec, m).t_first)(keys))
+        for m in (model, one_by_one)
+    )
     ranks = shared[1:]  # [ranks, thresholds, N]
     assert (ranks > 0).mean() > 0.5 and (ranks == 0).mean() > 0.05  # crossed during the run, or at the start
     assert 0.05 < np.isnan(ranks[:, 3]).mean() < 0.95  # "c" is often censored

@@ -17,23 +17,60 @@ from .conftest import scenario_toml
 
 BASE = dict(
     scenario={"name": "kw", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 4},
-    hardware={"initial": 1e18, "rate": {"normal": [0.08, 0.16]}, "volatility": 0.05,
-              "long_run_rate": 0.05, "decay_years": 10.0, "jumps": {"per_year": 0.3, "size": {"normal": [0.1, 0.5]}}},
+    hardware={
+        "initial": 1e18,
+        "rate": {"normal": [0.08, 0.16]},
+        "volatility": 0.05,
+        "long_run_rate": 0.05,
+        "decay_years": 10.0,
+        "jumps": {"per_year": 0.3, "size": {"normal": [0.1, 0.5]}},
+    },
     algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.1, "catch_up_rate": 0.2},
-    actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.5]},
-             "volatility": 0.1, "cap": 1e11},
-            {"name": "ow", "budget": 3e7, "growth": 0.3, "algo_lag": 0.5, "releases_weights": True,
-             "release_lag": 0.25},
-            {"name": "follower", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5, "hw_lag": 1.0, "hw_penalty": 0.2,
-             "cap": 1e10, "access_via": ["ow"]}],
-    groups=[{"name": "orgs", "count": 100, "ranks": [1, 10], "budget": {"lognormal": [1e5, 1e8]}, "growth": 0.3,
-             "volatility": 0.1, "cap": 1e10, "algo_lag": 0.25, "hw_lag": 0.5, "hw_penalty": 0.1,
-             "access_via": ["ow"]}],
-    thresholds=[{"name": "e28", "flop": 1e28, "kind": "effective"}, {"name": "e29", "flop": 1e29, "kind": "effective"},
-                {"name": "p26", "flop": 1e26, "kind": "physical"}],
+    actors=[
+        {
+            "name": "frontier",
+            "budget": {"lognormal": [1e8, 1e9]},
+            "growth": {"normal": [0.2, 0.5]},
+            "volatility": 0.1,
+            "cap": 1e11,
+        },
+        {"name": "ow", "budget": 3e7, "growth": 0.3, "algo_lag": 0.5, "releases_weights": True, "release_lag": 0.25},
+        {
+            "name": "follower",
+            "budget": 1e8,
+            "growth": 0.3,
+            "algo_lag": 0.5,
+            "hw_lag": 1.0,
+            "hw_penalty": 0.2,
+            "cap": 1e10,
+            "access_via": ["ow"],
+        },
+    ],
+    groups=[
+        {
+            "name": "orgs",
+            "count": 100,
+            "ranks": [1, 10],
+            "budget": {"lognormal": [1e5, 1e8]},
+            "growth": 0.3,
+            "volatility": 0.1,
+            "cap": 1e10,
+            "algo_lag": 0.25,
+            "hw_lag": 0.5,
+            "hw_penalty": 0.1,
+            "access_via": ["ow"],
+        }
+    ],
+    thresholds=[
+        {"name": "e28", "flop": 1e28, "kind": "effective"},
+        {"name": "e29", "flop": 1e29, "kind": "effective"},
+        {"name": "p26", "flop": 1e26, "kind": "physical"},
+    ],
     access={"budgets": [1e6, 1e8]},
-    regimes=[{"name": "a", "weight": 0.4, "set": {"algorithms.rate": 0.8}},
-             {"name": "b", "weight": 0.6, "set": {"hardware.jumps.per_year": 1.0}}],
+    regimes=[
+        {"name": "a", "weight": 0.4, "set": {"algorithms.rate": 0.8}},
+        {"name": "b", "weight": 0.6, "set": {"hardware.jumps.per_year": 1.0}},
+    ],
     correlations={"pairs": [["algorithms.rate", "actors.frontier.growth", 0.5]]},
 )
 
@@ -59,19 +96,38 @@ def drop_path(parts, path):
 
 CASES = [
     ("scenario.steps_per_year", 12),
-    ("hardware.initial", 2e18), ("hardware.rate", {"normal": [0.1, 0.2]}), ("hardware.volatility", 0.2),
-    ("hardware.long_run_rate", 0.0), ("hardware.decay_years", 3.0), ("hardware.jumps.per_year", 1.0),
+    ("hardware.initial", 2e18),
+    ("hardware.rate", {"normal": [0.1, 0.2]}),
+    ("hardware.volatility", 0.2),
+    ("hardware.long_run_rate", 0.0),
+    ("hardware.decay_years", 3.0),
+    ("hardware.jumps.per_year", 1.0),
     ("hardware.jumps.size", {"normal": [-0.5, 0.5]}),
-    ("algorithms.initial", 3.0), ("algorithms.rate", {"normal": [0.2, 0.5]}), ("algorithms.volatility", 0.3),
+    ("algorithms.initial", 3.0),
+    ("algorithms.rate", {"normal": [0.2, 0.5]}),
+    ("algorithms.volatility", 0.3),
     ("algorithms.catch_up_rate", 0.8),
-    ("actors.frontier.budget", {"lognormal": [2e8, 2e9]}), ("actors.frontier.growth", {"normal": [0.4, 0.7]}),
-    ("actors.frontier.volatility", 0.3), ("actors.frontier.cap", 1e10),
-    ("actors.ow.release_lag", 1.0), ("actors.ow.algo_lag", 1.0),
-    ("actors.follower.hw_lag", 2.0), ("actors.follower.hw_penalty", 0.6), ("actors.follower.cap", 1e9),
-    ("groups.orgs.count", 1000), ("groups.orgs.ranks", [1, 5]), ("groups.orgs.budget", {"lognormal": [1e6, 1e8]}),
-    ("groups.orgs.growth", 0.1), ("groups.orgs.volatility", 0.3), ("groups.orgs.cap", 1e8),
-    ("groups.orgs.algo_lag", 1.0), ("groups.orgs.hw_lag", 1.5), ("groups.orgs.hw_penalty", 0.5),
-    ("thresholds.e29.flop", 3e29), ("thresholds.e28.kind", "physical"), ("access.budgets", [1e6, 1e9]),
+    ("actors.frontier.budget", {"lognormal": [2e8, 2e9]}),
+    ("actors.frontier.growth", {"normal": [0.4, 0.7]}),
+    ("actors.frontier.volatility", 0.3),
+    ("actors.frontier.cap", 1e10),
+    ("actors.ow.release_lag", 1.0),
+    ("actors.ow.algo_lag", 1.0),
+    ("actors.follower.hw_lag", 2.0),
+    ("actors.follower.hw_penalty", 0.6),
+    ("actors.follower.cap", 1e9),
+    ("groups.orgs.count", 1000),
+    ("groups.orgs.ranks", [1, 5]),
+    ("groups.orgs.budget", {"lognormal": [1e6, 1e8]}),
+    ("groups.orgs.growth", 0.1),
+    ("groups.orgs.volatility", 0.3),
+    ("groups.orgs.cap", 1e8),
+    ("groups.orgs.algo_lag", 1.0),
+    ("groups.orgs.hw_lag", 1.5),
+    ("groups.orgs.hw_penalty", 0.5),
+    ("thresholds.e29.flop", 3e29),
+    ("thresholds.e28.kind", "physical"),
+    ("access.budgets", [1e6, 1e9]),
 ]
 
 
@@ -85,10 +141,7 @@ def base():
 
 
 def differs(a, b) -> bool:
-    for x, y in zip(a, b):
-        if x.shape != y.shape or not np.array_equal(x, y, equal_nan=True):
-            return True
-    return False
+    return any(x.shape != y.shape or not np.array_equal(x, y, equal_nan=True) for x, y in zip(a, b))
 
 
 @pytest.mark.parametrize("path,value", CASES, ids=[c[0] for c in CASES])
@@ -111,9 +164,21 @@ def test_an_earlier_horizon_censors_what_comes_after_it_and_keeps_the_rest(base)
         assert np.array_equal(np.where(kept, a, np.nan), b, equal_nan=True), name
 
 
-@pytest.mark.parametrize("change", [
-    "doubling_years", "halving_years", "factor_per_year", "growth_factor", "no_release", "no_access_via",
-    "regime_weight", "regime_set", "correlation", "start"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "doubling_years",
+        "halving_years",
+        "factor_per_year",
+        "growth_factor",
+        "no_release",
+        "no_access_via",
+        "regime_weight",
+        "regime_set",
+        "correlation",
+        "start",
+    ],
+)
 def test_alternative_and_structural_keywords_change_the_outputs(change, base):
     parts = copy.deepcopy(BASE)
     if change == "doubling_years":

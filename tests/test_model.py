@@ -49,9 +49,18 @@ def test_deterministic_limit_with_decaying_rates():
     s = parse(
         hardware={"initial": 1e18, "rate": 0.15, "long_run_rate": 0.03, "decay_years": 8.0},
         algorithms={"initial": 1.0, "rate": 0.5, "long_run_rate": 0.1, "decay_years": 4.0},
-        actors=[{"name": "frontier", "budget": 1e9, "growth": 0.4, "long_run_rate": 0.0, "decay_years": 6.0},
-                {"name": "lagged", "budget": 1e9, "growth": 0.4, "long_run_rate": 0.0, "decay_years": 6.0,
-                 "algo_lag": 1.5, "hw_lag": 0.75}],
+        actors=[
+            {"name": "frontier", "budget": 1e9, "growth": 0.4, "long_run_rate": 0.0, "decay_years": 6.0},
+            {
+                "name": "lagged",
+                "budget": 1e9,
+                "growth": 0.4,
+                "long_run_rate": 0.0,
+                "decay_years": 6.0,
+                "algo_lag": 1.5,
+                "hw_lag": 0.75,
+            },
+        ],
         thresholds=[{"name": f"1e{x}", "flop": 10.0**x, "kind": "effective"} for x in (28, 29, 30)],
     )
     out = mcengine.sample_trajectories(s, trajectories=2, seed=0)
@@ -72,11 +81,13 @@ def test_deterministic_limit_with_decaying_rates():
 
 
 def passage_times(spy: int, n: int = 4000):
-    s = parse(scenario={"name": "bm", "start": 2025.0, "horizon": 2035.0, "steps_per_year": spy},
-              hardware={"initial": 1e18, "rate": 0.5, "volatility": 0.3},
-              algorithms={"initial": 1.0, "rate": 0.0},
-              actors=[{"name": "frontier", "budget": 1e9, "growth": 0.0}],
-              thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"}])
+    s = parse(
+        scenario={"name": "bm", "start": 2025.0, "horizon": 2035.0, "steps_per_year": spy},
+        hardware={"initial": 1e18, "rate": 0.5, "volatility": 0.3},
+        algorithms={"initial": 1.0, "rate": 0.0},
+        actors=[{"name": "frontier", "budget": 1e9, "growth": 0.0}],
+        thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"}],
+    )
     return mcengine.sample_trajectories(s, trajectories=n, seed=17, chunk_size=n).t_first[:, 0, 0]
 
 
@@ -102,18 +113,23 @@ def test_volatility_first_passage_is_inverse_gaussian_and_bias_shrinks():
 # -- jumps ---------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size,moments", [
-    ({"normal": {"mean": 0.5, "sd": 0.2}}, (0.5, 0.5**2 + 0.2**2)),
-    ({"fixed": -0.3}, (-0.3, 0.09)),
-    ({"uniform": [0.0, 2.0]}, (1.0, 4.0 / 3.0)),
-    ({"lognormal": [0.1, 1.0]}, None),
-])
+@pytest.mark.parametrize(
+    "size,moments",
+    [
+        ({"normal": {"mean": 0.5, "sd": 0.2}}, (0.5, 0.5**2 + 0.2**2)),
+        ({"fixed": -0.3}, (-0.3, 0.09)),
+        ({"uniform": [0.0, 2.0]}, (1.0, 4.0 / 3.0)),
+        ({"lognormal": [0.1, 1.0]}, None),
+    ],
+)
 def test_compound_poisson_level_has_exact_mean_and_variance(size, moments):
     """No drift or noise: H(T) - H0 = sum of N ~ Poisson(lambda T) jumps. Mean lambda T E[S],
     variance lambda T E[S^2]."""
     lam, years = 0.8, 10.0
-    s = parse(scenario={"name": "j", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 12},
-              hardware={"initial": 1e18, "rate": 0.0, "jumps": {"per_year": lam, "size": size}})
+    s = parse(
+        scenario={"name": "j", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 12},
+        hardware={"initial": 1e18, "rate": 0.0, "jumps": {"per_year": lam, "size": size}},
+    )
     x = mcengine.sample_trajectories(s, trajectories=6000, seed=3).fan[:, -1, 0] - 18.0
     if moments is None:  # lognormal sizes: log10 S ~ N(m, sd)
         lo, hi = math.log10(0.1), math.log10(1.0)
@@ -133,19 +149,28 @@ REGIMES = """
 [[regimes]]
 name = "fast"
 weight = 0.3
-set = { "hardware.doubling_years" = 1.5, "algorithms.volatility" = 0.3, "actors.frontier.budget" = { lognormal = [1e9, 2e9] } }
+[regimes.set]
+"hardware.doubling_years" = 1.5
+"algorithms.volatility" = 0.3
+"actors.frontier.budget" = { lognormal = [1e9, 2e9] }
 
 [[regimes]]
 name = "slow"
 weight = 0.7
 set = { "algorithms.long_run_rate" = 0.05, "algorithms.decay_years" = 3.0 }
 """
-BASE = dict(hardware={"initial": 1e18, "rate": {"normal": [0.08, 0.16]}, "volatility": 0.05},
-            algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.1},
-            actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3, "volatility": 0.1},
-                    {"name": "follower", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5}],
-            thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"},
-                        {"name": "1e30", "flop": 1e30, "kind": "effective"}])
+BASE = dict(
+    hardware={"initial": 1e18, "rate": {"normal": [0.08, 0.16]}, "volatility": 0.05},
+    algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.1},
+    actors=[
+        {"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3, "volatility": 0.1},
+        {"name": "follower", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5},
+    ],
+    thresholds=[
+        {"name": "1e28", "flop": 1e28, "kind": "effective"},
+        {"name": "1e30", "flop": 1e30, "kind": "effective"},
+    ],
+)
 
 
 def test_regime_shares_match_weights():
@@ -162,13 +187,31 @@ def test_regime_shares_match_weights():
     assert {r["regime"] for r in res.paths.to_pylist()} == {None, "fast", "slow"}
 
 
-@pytest.mark.parametrize("regime,alone", [
-    (0, dict(hardware={"initial": 1e18, "doubling_years": 1.5, "volatility": 0.05},
-             algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.3},
-             frontier_budget={"lognormal": [1e9, 2e9]})),
-    (1, dict(algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.1,
-                         "long_run_rate": 0.05, "decay_years": 3.0})),
-])
+@pytest.mark.parametrize(
+    "regime,alone",
+    [
+        (
+            0,
+            dict(
+                hardware={"initial": 1e18, "doubling_years": 1.5, "volatility": 0.05},
+                algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.3},
+                frontier_budget={"lognormal": [1e9, 2e9]},
+            ),
+        ),
+        (
+            1,
+            dict(
+                algorithms={
+                    "initial": 1.0,
+                    "rate": {"normal": [0.3, 0.6]},
+                    "volatility": 0.1,
+                    "long_run_rate": 0.05,
+                    "decay_years": 3.0,
+                }
+            ),
+        ),
+    ],
+)
 def test_per_regime_results_equal_the_regime_run_alone(regime, alone):
     """Trajectories that drew a regime are exactly the trajectories of the scenario with that
     regime's settings and no regimes, with the same keys."""
@@ -183,19 +226,22 @@ def test_per_regime_results_equal_the_regime_run_alone(regime, alone):
     pick = mix.regime == regime
     assert pick.sum() > 50
     for name in ("t_first", "diffusion", "fan"):
-        np.testing.assert_allclose(getattr(mix, name)[pick], getattr(one, name)[pick], rtol=0, atol=2e-5,
-                                   equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            getattr(mix, name)[pick], getattr(one, name)[pick], rtol=0, atol=2e-5, equal_nan=True, err_msg=name
+        )
 
 
 # -- correlations --------------------------------------------------------------------------------
 
 
 def test_sampled_rank_correlations_match_the_requested_ones():
-    s = parse(hardware={"initial": {"lognormal": [1e17, 1e19]}, "rate": {"normal": [0.1, 0.2]}},
-              algorithms={"initial": 1.0, "rate": {"uniform": [0.2, 0.8]}},
-              actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3}],
-              extra='[correlations]\npairs = [["hardware.initial", "actors.frontier.budget", 0.7], '
-                    '["algorithms.rate", "hardware.rate", -0.4]]\n')
+    s = parse(
+        hardware={"initial": {"lognormal": [1e17, 1e19]}, "rate": {"normal": [0.1, 0.2]}},
+        algorithms={"initial": 1.0, "rate": {"uniform": [0.2, 0.8]}},
+        actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3}],
+        extra='[correlations]\npairs = [["hardware.initial", "actors.frontier.budget", 0.7], '
+        '["algorithms.rate", "hardware.rate", -0.4]]\n',
+    )
     n = 4000
     fan = mcengine.sample_trajectories(s, trajectories=n, seed=12).fan
     h0, b0 = fan[:, 0, 0], fan[:, 0, 2]
@@ -207,11 +253,13 @@ def test_sampled_rank_correlations_match_the_requested_ones():
 
 def test_impossible_correlations_are_refused_naming_the_pairs():
     with pytest.raises(mcengine.ScenarioError, match="not positive definite.*hardware.rate ~ algorithms.rate"):
-        parse(hardware={"initial": 1e18, "rate": {"normal": [0.1, 0.2]}},
-              algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}},
-              actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.4]}}],
-              extra='[correlations]\npairs = [["hardware.rate", "algorithms.rate", 0.9], '
-                    '["algorithms.rate", "actors.frontier.growth", 0.9], ["hardware.rate", "actors.frontier.growth", -0.9]]\n')
+        parse(
+            hardware={"initial": 1e18, "rate": {"normal": [0.1, 0.2]}},
+            algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}},
+            actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.4]}}],
+            extra='[correlations]\npairs = [["hardware.rate", "algorithms.rate", 0.9], '
+            '["algorithms.rate", "actors.frontier.growth", 0.9], ["hardware.rate", "actors.frontier.growth", -0.9]]\n',
+        )
 
 
 # -- groups: order statistics -------------------------------------------------------------------
@@ -219,7 +267,10 @@ def test_impossible_correlations_are_refused_naming_the_pairs():
 
 def group_scenario(count, ranks, budget=None):
     budget = budget or {"lognormal": [1e6, 1e9]}
-    extra = f'[[groups]]\nname = "orgs"\ncount = {count}\nranks = {list(ranks)}\nbudget = {{ lognormal = {budget["lognormal"]} }}\ngrowth = 0.3\n'
+    extra = (
+        f'[[groups]]\nname = "orgs"\ncount = {count}\nranks = {list(ranks)}\n'
+        f"budget = {{ lognormal = {budget['lognormal']} }}\ngrowth = 0.3\n"
+    )
     return parse(extra=extra)
 
 
@@ -244,8 +295,9 @@ def test_order_statistic_shares_are_exact_beta_for_a_large_group():
     and a gap below it, read back from the sampled budgets through the normal tail."""
     count, ranks, lo, hi = 1_000_000, (1, 2, 3, 20, 30), 6.0, 9.0
     assert ranks[3] - ranks[2] > model_mod.MAX_PRODUCT_GAP >= ranks[4] - ranks[3]
-    out = mcengine.sample_trajectories(group_scenario(count, ranks, {"lognormal": [10**lo, 10**hi]}),
-                                       trajectories=3000, seed=5)
+    out = mcengine.sample_trajectories(
+        group_scenario(count, ranks, {"lognormal": [10**lo, 10**hi]}), trajectories=3000, seed=5
+    )
     budgets = out.fan[:, 0, 3 : 3 + len(ranks)].astype(np.float64)
     shares = stats.norm.sf((budgets - (lo + hi) / 2) / ((hi - lo) / (2 * Z95)))
     for i, k in enumerate(ranks):
@@ -257,8 +309,11 @@ def test_group_count_does_not_change_the_cost():
     texts = []
     for count in (10, 1_000_000):
         model, spec = engine.build(group_scenario(count, (1, 10)))
-        texts.append(engine._sample_chunk_program("cpu").lower(engine.random.seed_key(0), np.uint32(0), np.uint32(0), spec,
-                                               count=64, model=model).as_text())
+        texts.append(
+            engine._sample_chunk_program("cpu")
+            .lower(engine.random.seed_key(0), np.uint32(0), np.uint32(0), spec, count=64, model=model)
+            .as_text()
+        )
     assert abs(len(texts[0]) - len(texts[1])) < 64
     assert texts[0].count("\n") == texts[1].count("\n")
 
@@ -272,11 +327,18 @@ def test_catch_up_shortens_the_lead_as_in_closed_form():
     Physical thresholds and access budgets (MODEL.md §5: budget + H + A) are unaffected."""
     R, c = 0.3 + 0.12 + 0.4, 0.5
     for rate in (0.0, c):
-        s = parse(algorithms={"initial": 1.0, "rate": 0.4, "catch_up_rate": rate},
-                  actors=[{"name": "frontier", "budget": 1e9, "growth": 0.3},
-                          {"name": "follower", "budget": 1e8, "growth": 0.3}],
-                  thresholds=[{"name": "1e29", "flop": 1e29, "kind": "effective"},
-                              {"name": "p1e28", "flop": 1e28, "kind": "physical"}], access={"budgets": [1e6]})
+        s = parse(
+            algorithms={"initial": 1.0, "rate": 0.4, "catch_up_rate": rate},
+            actors=[
+                {"name": "frontier", "budget": 1e9, "growth": 0.3},
+                {"name": "follower", "budget": 1e8, "growth": 0.3},
+            ],
+            thresholds=[
+                {"name": "1e29", "flop": 1e29, "kind": "effective"},
+                {"name": "p1e28", "flop": 1e28, "kind": "physical"},
+            ],
+            access={"budgets": [1e6]},
+        )
         out = mcengine.sample_trajectories(s, trajectories=1, seed=0)
         tau_f = (29 - 27) / R
         expected = (29 - 26 + rate * tau_f) / (R + rate)
@@ -289,11 +351,15 @@ def test_catch_up_shortens_the_lead_as_in_closed_form():
 def test_open_release_gives_the_earlier_channel():
     """A releaser crosses at tau_r; with release_lag l, an actor with access_via it gets the
     capability at min(own crossing, tau_r + l); rows by channel carry the shares."""
-    s = parse(actors=[{"name": "frontier", "budget": 1e9, "growth": 0.3},
-                      {"name": "ow", "budget": 5e8, "growth": 0.3, "releases_weights": True, "release_lag": 0.5},
-                      {"name": "small", "budget": 1e7, "growth": 0.3, "access_via": ["ow"]},
-                      {"name": "rich", "budget": 8e8, "growth": 0.3, "access_via": ["ow"]}],
-              thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"}])
+    s = parse(
+        actors=[
+            {"name": "frontier", "budget": 1e9, "growth": 0.3},
+            {"name": "ow", "budget": 5e8, "growth": 0.3, "releases_weights": True, "release_lag": 0.5},
+            {"name": "small", "budget": 1e7, "growth": 0.3, "access_via": ["ow"]},
+            {"name": "rich", "budget": 8e8, "growth": 0.3, "access_via": ["ow"]},
+        ],
+        thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"}],
+    )
     R = 0.3 + 0.12 + 0.4
     tau = lambda b: (28 - (b + 18)) / R
     out = mcengine.sample_trajectories(s, trajectories=1, seed=0)
@@ -308,10 +374,14 @@ def test_open_release_gives_the_earlier_channel():
 
 
 def test_release_after_the_horizon_does_not_count():
-    s = parse(scenario={"name": "h", "start": 2025.0, "horizon": 2030.0, "steps_per_year": 12},
-              actors=[{"name": "frontier", "budget": 1e9, "growth": 0.3},
-                      {"name": "ow", "budget": 5e8, "growth": 0.3, "releases_weights": True, "release_lag": 5.0},
-                      {"name": "small", "budget": 1e3, "growth": 0.0, "access_via": ["ow"]}])
+    s = parse(
+        scenario={"name": "h", "start": 2025.0, "horizon": 2030.0, "steps_per_year": 12},
+        actors=[
+            {"name": "frontier", "budget": 1e9, "growth": 0.3},
+            {"name": "ow", "budget": 5e8, "growth": 0.3, "releases_weights": True, "release_lag": 5.0},
+            {"name": "small", "budget": 1e3, "growth": 0.0, "access_via": ["ow"]},
+        ],
+    )
     out = mcengine.sample_trajectories(s, trajectories=1, seed=0)
     assert np.isnan(out.t_first[0, 2, 0]) and np.isnan(out.released[0, 2, 0])
 
@@ -320,9 +390,14 @@ def test_groups_warning_window_physical_thresholds_and_series():
     """Deterministic group: warning_window rows equal lead_time rows; physical thresholds
     ignore algorithms; capability_at_budget and cost_to_reach follow the closed forms."""
     extra = '[[groups]]\nname = "orgs"\ncount = 5\nranks = [1, 5]\nbudget = 1e8\ngrowth = 0.3\nhw_lag = 1.0\n'
-    s = parse(thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"},
-                          {"name": "p1e27", "flop": 1e27, "kind": "physical"}],
-              access={"budgets": [1e6]}, extra=extra)
+    s = parse(
+        thresholds=[
+            {"name": "1e28", "flop": 1e28, "kind": "effective"},
+            {"name": "p1e27", "flop": 1e27, "kind": "physical"},
+        ],
+        access={"budgets": [1e6]},
+        extra=extra,
+    )
     out = mcengine.sample_trajectories(s, trajectories=1, seed=0)
     # orgs: budget 8 + 0.3 tau, hardware 18 + 0.12 (tau - 1)
     assert abs(out.t_first[0, 1, 1] - (27 - 8 - 18 + 0.12) / (0.3 + 0.12)) < 1e-3
@@ -331,9 +406,11 @@ def test_groups_warning_window_physical_thresholds_and_series():
     np.testing.assert_allclose(out.fan[0, :, -1], 18 + 0.52 * years, atol=1e-4)  # H + A: effective FLOP per $
     paths = {(r["series"], r["year"]): r for r in mcengine.run(s, trajectories=10, seed=0).paths.to_pylist()}
     for year in years:
-        for name, expected in (("capability_at_budget:1e6", 6 + 18 + 0.52 * year),
-                               ("cost_to_reach:1e28", 28 - 18 - 0.52 * year),
-                               ("cost_to_reach:p1e27", 27 - 18 - 0.12 * year)):  # physical: no A
+        for name, expected in (
+            ("capability_at_budget:1e6", 6 + 18 + 0.52 * year),
+            ("cost_to_reach:1e28", 28 - 18 - 0.52 * year),
+            ("cost_to_reach:p1e27", 27 - 18 - 0.12 * year),
+        ):  # physical: no A
             for q in ("mean", "p5", "p50", "p95"):
                 assert abs(paths[name, 2025.0 + year][q] - expected) < 2e-3, (name, year, q)
     rows = mcengine.run(s, trajectories=10, seed=0).events.to_pylist()
@@ -346,21 +423,29 @@ def test_correlation_keeps_its_sign_through_a_decreasing_conversion():
     """halving_years -> rate is decreasing; a positive correlation on algorithms.rate must
     still give a positive rank correlation of the rate itself, whatever the family."""
     for halving in ({"uniform": [0.5, 1.2]}, {"normal": [0.6, 1.0]}, {"lognormal": [0.5, 1.2]}):
-        s = parse(algorithms={"initial": 1.0, "halving_years": halving},
-                  actors=[{"name": "frontier", "budget": 1e9, "growth": {"normal": [0.2, 0.5]}}],
-                  correlations={"pairs": [["algorithms.rate", "actors.frontier.growth", 0.6]]})
+        s = parse(
+            algorithms={"initial": 1.0, "halving_years": halving},
+            actors=[{"name": "frontier", "budget": 1e9, "growth": {"normal": [0.2, 0.5]}}],
+            correlations={"pairs": [["algorithms.rate", "actors.frontier.growth", 0.6]]},
+        )
         fan = mcengine.sample_trajectories(s, trajectories=2000, seed=2).fan
         a_rate, b_rate = fan[:, 1, 1] - fan[:, 0, 1], fan[:, 1, 2] - fan[:, 0, 2]
         assert abs(stats.spearmanr(a_rate, b_rate).statistic - 0.6) <= K * spearman_se(0.6, 2000), halving
 
 
 def test_a_regime_can_cap_an_uncapped_actor_and_refuses_release_lag_without_release():
-    s = parse(actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5}],
-              regimes=[{"name": "capped", "weight": 0.5, "set": {"actors.frontier.cap": 1e10}},
-                       {"name": "free", "weight": 0.5}])
+    s = parse(
+        actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5}],
+        regimes=[
+            {"name": "capped", "weight": 0.5, "set": {"actors.frontier.cap": 1e10}},
+            {"name": "free", "weight": 0.5},
+        ],
+    )
     out = mcengine.sample_trajectories(s, trajectories=200, seed=1)
     budget_end = out.fan[:, -1, 2]
     assert np.all(budget_end[out.regime == 0] <= 10.0) and np.allclose(budget_end[out.regime == 1], 19.0, atol=1e-3)
     with pytest.raises(mcengine.ScenarioError, match="does not release weights"):
-        parse(actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5}],
-              regimes=[{"name": "r", "weight": 1.0, "set": {"actors.frontier.release_lag": 1.0}}])
+        parse(
+            actors=[{"name": "frontier", "budget": 1e9, "growth": 0.5}],
+            regimes=[{"name": "r", "weight": 1.0, "set": {"actors.frontier.release_lag": 1.0}}],
+        )

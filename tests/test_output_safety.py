@@ -42,9 +42,11 @@ from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 EXAMPLES = 60
-TINY = dict(scenario={"name": "t", "start": 2025.0, "horizon": 2027.0, "steps_per_year": 2},
-            algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.5]}},
-            thresholds=[{"name": "x", "flop": 1e26, "kind": "effective"}])
+TINY = dict(
+    scenario={"name": "t", "start": 2025.0, "horizon": 2027.0, "steps_per_year": 2},
+    algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.5]}},
+    thresholds=[{"name": "x", "flop": 1e26, "kind": "effective"}],
+)
 # folders the sandbox holds that mcengine may replace with --force: empty or written by it
 REPLACEABLE = {"empty", "old-results", "marked", "work/mcengine-results/t", "work/mcengine-results/t-sweep"}
 
@@ -101,14 +103,57 @@ def tree(root: Path) -> dict[str, tuple]:
     return out
 
 
-OUTS = [None, ".", "..", "../..", "", "new", "new/nested/deep", "../user", "../user/thesis.tex", "../user/sub",
-        "../file.txt", "../file.txt/sub", "../empty", "../old-results", "../marked", "../marked-plus", "../link",
-        "../link/inner", "../link-file", "../dangling", "../dangling/x", "mcengine-results", "mcengine-results/t",
-        "../home", "/", "ABS/user", "ABS/marked", "ABS/new/x", "ABS/old-results", "ABS", "ABS/work"]
-ACCEPTABLE = [None, None, "new", "new/nested/deep", "../link/inner", "ABS/new/x", "../empty", "../old-results",
-              "../marked", "mcengine-results/t", "../user/sub/new"]  # may be written (some only with --force)
-NAMES = ["t"] * 10 + ["a.b-c_d"] * 2 + ["../../escaped", "..", ".hidden", "a/b", "a\\b", "x\ny", " ", "", "e" * 101,
-         "t\u00e9"]
+OUTS = [
+    None,
+    ".",
+    "..",
+    "../..",
+    "",
+    "new",
+    "new/nested/deep",
+    "../user",
+    "../user/thesis.tex",
+    "../user/sub",
+    "../file.txt",
+    "../file.txt/sub",
+    "../empty",
+    "../old-results",
+    "../marked",
+    "../marked-plus",
+    "../link",
+    "../link/inner",
+    "../link-file",
+    "../dangling",
+    "../dangling/x",
+    "mcengine-results",
+    "mcengine-results/t",
+    "../home",
+    "/",
+    "ABS/user",
+    "ABS/marked",
+    "ABS/new/x",
+    "ABS/old-results",
+    "ABS",
+    "ABS/work",
+]
+ACCEPTABLE = [
+    None,
+    None,
+    "new",
+    "new/nested/deep",
+    "../link/inner",
+    "ABS/new/x",
+    "../empty",
+    "../old-results",
+    "../marked",
+    "mcengine-results/t",
+    "../user/sub/new",
+]  # may be written (some only with --force)
+NAMES = (
+    ["t"] * 10
+    + ["a.b-c_d"] * 2
+    + ["../../escaped", "..", ".hidden", "a/b", "a\\b", "x\ny", " ", "", "e" * 101, "t\u00e9"]
+)
 
 
 @st.composite
@@ -118,19 +163,25 @@ def cases(draw):
     return command, out, draw(st.sampled_from(NAMES)), draw(st.booleans())
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-          suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+)
 @given(case=cases())
 def test_nothing_outside_the_results_folder_changes(case, tmp_path_factory):
     command, out, name, force = case
     root = tmp_path_factory.mktemp("sandbox").resolve()
     make_sandbox(root)
     scenario = root / "s.toml"
-    scenario.write_text(scenario_toml(**{**TINY, "scenario": {**TINY["scenario"], "name": name}}).replace(
-        f'name = "{name}"', f"name = {json.dumps(name)}", 1))
-    args = {"run": ["run", str(scenario), "-n", "100", "-q"],
-            "sweep": ["sweep", str(scenario), "--set", "hardware.rate=0.1,0.2", "-n", "100", "-q"],
-            "sensitivity": ["sensitivity", str(scenario), "-n", "100"]}[command]
+    scenario.write_text(
+        scenario_toml(**{**TINY, "scenario": {**TINY["scenario"], "name": name}}).replace(
+            f'name = "{name}"', f"name = {json.dumps(name)}", 1
+        )
+    )
+    args = {
+        "run": ["run", str(scenario), "-n", "100", "-q"],
+        "sweep": ["sweep", str(scenario), "--set", "hardware.rate=0.1,0.2", "-n", "100", "-q"],
+        "sensitivity": ["sensitivity", str(scenario), "-n", "100"],
+    }[command]
     if out is not None:
         args += ["--out", out.replace("ABS", str(root))]
     args += ["--force"] if force else []
@@ -190,14 +241,22 @@ def test_force_refuses_a_folder_mcengine_did_not_write(tmp_path, tiny, capsys, m
     make_sandbox(tmp_path)
     monkeypatch.setattr(mcengine.api, "run", lambda *a, **k: pytest.fail("sampled before checking --out"))
     before = tree(tmp_path)
-    one_line_refusal(["run", str(tiny), "--out", str(tmp_path / "user"), "--force"], capsys,
-                     "user: was not written by mcengine")
-    one_line_refusal(["run", str(tiny), "--out", str(tmp_path / "marked-plus"), "--force"], capsys,
-                     "holds files mcengine did not write (notes.txt)")
+    one_line_refusal(
+        ["run", str(tiny), "--out", str(tmp_path / "user"), "--force"], capsys, "user: was not written by mcengine"
+    )
+    one_line_refusal(
+        ["run", str(tiny), "--out", str(tmp_path / "marked-plus"), "--force"],
+        capsys,
+        "holds files mcengine did not write (notes.txt)",
+    )
     one_line_refusal(["run", str(tiny), "--out", str(tmp_path / "link"), "--force"], capsys, "symbolic link")
     monkeypatch.chdir(tmp_path / "work")
-    for out, what in ((".", "the current folder"), ("..", "a folder above the current one"),
-                      (str(tmp_path / "work"), "the current folder"), ("/", "the root folder")):
+    for out, what in (
+        (".", "the current folder"),
+        ("..", "a folder above the current one"),
+        (str(tmp_path / "work"), "the current folder"),
+        ("/", "the root folder"),
+    ):
         one_line_refusal(["run", str(tiny), "--out", out, "--force"], capsys, what)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home" / "x").write_text("")
@@ -212,9 +271,13 @@ def test_force_replaces_results_folders_old_and_new(tmp_path, tiny):
     assert not io.written_by_mcengine(tmp_path / "user") and not io.written_by_mcengine(tmp_path / "empty")
     for name in ("old-results", "marked", "empty"):
         assert exit_code(["run", str(tiny), "-n", "100", "-q", "--out", str(tmp_path / name), "--force"]) == 0
-        assert sorted(p.name for p in (tmp_path / name).iterdir()) == [".mcengine", "access.parquet",
-                                                                      "counts.parquet", "events.parquet",
-                                                                      "paths.parquet"]
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == [
+            ".mcengine",
+            "access.parquet",
+            "counts.parquet",
+            "events.parquet",
+            "paths.parquet",
+        ]
     assert (tmp_path / "user" / "thesis.tex").is_file()
 
 
@@ -234,16 +297,19 @@ def test_every_builtin_name_is_a_safe_name():
         assert mcengine.load_scenario(name).name == name
 
 
-@pytest.mark.parametrize("n, match", [
-    ("10000000000000", "more than one run samples (1e12)"),
-    ("18446744073709551616", "more than one run samples (1e12)"),
-    ("1e300", "more than one run samples (1e12)"),
-    ("2.5", "'2.5' is not a whole number"),
-    ("1e6x", "is not a whole number"),
-    ("nan", "is not a whole number"),
-    ("0", "0 is not at least 1"),
-    ("-1e3", "is not at least 1"),
-])
+@pytest.mark.parametrize(
+    "n, match",
+    [
+        ("10000000000000", "more than one run samples (1e12)"),
+        ("18446744073709551616", "more than one run samples (1e12)"),
+        ("1e300", "more than one run samples (1e12)"),
+        ("2.5", "'2.5' is not a whole number"),
+        ("1e6x", "is not a whole number"),
+        ("nan", "is not a whole number"),
+        ("0", "0 is not at least 1"),
+        ("-1e3", "is not at least 1"),
+    ],
+)
 def test_impossible_sizes_are_refused_before_sampling(n, match, tmp_path, tiny, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(mcengine.engine, "run", lambda *a, **k: pytest.fail("sampled"))
@@ -255,14 +321,22 @@ def test_whole_numbers_in_exponent_form_are_accepted(tmp_path, tiny):
     from mcengine.cli import Count
 
     assert [Count().convert(v, None, None) for v in ("1e6", "2.5e5", "200000", "1_000", 7)] == [
-        10**6, 250_000, 200_000, 1000, 7]
+        10**6,
+        250_000,
+        200_000,
+        1000,
+        7,
+    ]
     assert exit_code(["run", str(tiny), "-n", "1.5e2", "-q", "--out", str(tmp_path / "r")]) == 0
     assert pq.read_table(tmp_path / "r" / "events.parquet").column("n")[0].as_py() == 150
 
 
 def test_a_run_estimated_to_take_too_long_is_refused(tmp_path, tiny, capsys):
-    err = one_line_refusal(["run", str(tiny), "-n", "1e5", "-q", "--chunk-size", "64", "--max-days", "1e-9",
-                            "--out", str(tmp_path / "r")], capsys, "sampling would take about")
+    err = one_line_refusal(
+        ["run", str(tiny), "-n", "1e5", "-q", "--chunk-size", "64", "--max-days", "1e-9", "--out", str(tmp_path / "r")],
+        capsys,
+        "sampling would take about",
+    )
     assert "trajectories/s" in err and "--max-days" in err and not (tmp_path / "r").exists()
     with pytest.raises(mcengine.engine.ResourceError, match="over the limit"):
         mcengine.run(mcengine.load_scenario(tiny), trajectories=10_000, chunk_size=64, max_days=1e-9)
@@ -273,8 +347,9 @@ def test_failed_commands_leave_no_empty_results_root(tmp_path, tiny, capsys, mon
     monkeypatch.chdir(tmp_path)
     one_line_refusal(["run", str(tiny), "-n", "100", "--chunk-size", "1e15"], capsys, "use a smaller --chunk-size")
     one_line_refusal(["sweep", str(tiny), "--set", "hardware.rate=0.1,-", "-n", "100"], capsys, "error")
-    one_line_refusal(["sweep", str(tiny), "--set", "scenario.steps_per_year=2,0", "-n", "100"], capsys,
-                     "steps_per_year")
+    one_line_refusal(
+        ["sweep", str(tiny), "--set", "scenario.steps_per_year=2,0", "-n", "100"], capsys, "steps_per_year"
+    )
     one_line_refusal(["sensitivity", str(tiny), "-n", "5"], capsys, "5 is not from 100")
     fixed = tmp_path / "fixed.toml"
     fixed.write_text(scenario_toml(scenario=TINY["scenario"]))
@@ -318,8 +393,13 @@ def test_internal_errors_are_exit_1_in_one_line_and_write_nothing(tmp_path, tiny
 def test_user_errors_share_one_base():
     from mcengine import backtest, errors, scenario
 
-    for cls in (scenario.ScenarioError, io.OutputError, mcengine.engine.ResourceError, errors.DataError,
-                errors.ArgumentError):
+    for cls in (
+        scenario.ScenarioError,
+        io.OutputError,
+        mcengine.engine.ResourceError,
+        errors.DataError,
+        errors.ArgumentError,
+    ):
         assert issubclass(cls, errors.UserError) and issubclass(cls, ValueError)
     with pytest.raises(errors.DataError):
         backtest.read_observed(Path(__file__))  # not the CSV layout
@@ -327,32 +407,49 @@ def test_user_errors_share_one_base():
         mcengine.run("baseline", trajectories=0)
 
 
-@pytest.mark.parametrize("kind, match", [
-    ("folder", "is a folder, not a scenario file"),
-    ("latin1", "not UTF-8 text (byte 5); save the file as UTF-8"),
-    ("empty", "the file is empty"),
-    ("comments", "the file is empty"),
-])
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("folder", "is a folder, not a scenario file"),
+        ("latin1", "not UTF-8 text (byte 5); save the file as UTF-8"),
+        ("empty", "the file is empty"),
+        ("comments", "the file is empty"),
+    ],
+)
 def test_unreadable_scenario_files_say_what_to_do(kind, match, tmp_path, capsys):
     path = tmp_path / "s.toml"
     if kind == "folder":
         path.mkdir()
     else:
-        path.write_bytes({"latin1": "# caf\u00e9 \u00e9t\u00e9".encode("latin-1"), "empty": b"",
-                          "comments": b"# nothing yet\n\n"}[kind])
+        path.write_bytes(
+            {"latin1": "# caf\u00e9 \u00e9t\u00e9".encode("latin-1"), "empty": b"", "comments": b"# nothing yet\n\n"}[
+                kind
+            ]
+        )
     err = one_line_refusal(["run", str(path)], capsys, match)
     assert "Error)" not in err  # not an exception's class name
 
 
 def test_two_forms_of_one_quantity_are_refused(capsys):
-    err = one_line_refusal(["validate", "baseline", "--set", "hardware.rate=0.2", "--set", "hardware.doubling_years=3"],
-                           capsys, "--set hardware.doubling_years: sets the same quantity as --set hardware.rate")
+    err = one_line_refusal(
+        ["validate", "baseline", "--set", "hardware.rate=0.2", "--set", "hardware.doubling_years=3"],
+        capsys,
+        "--set hardware.doubling_years: sets the same quantity as --set hardware.rate",
+    )
     assert "given before" in err
-    one_line_refusal(["validate", "baseline", "--set", "algorithms.halving_years=1", "--set",
-                      "algorithms.factor_per_year=3"], capsys, "same quantity")
-    one_line_refusal(["validate", "baseline", "--set", "actors.frontier.cap=1e11", "--set",
-                      "actors.frontier.cap=1e12"], capsys, "same quantity")
-    assert exit_code(["validate", "baseline", "--set", "hardware.doubling_years=3"]) == 0  # one form replaces the file's
+    one_line_refusal(
+        ["validate", "baseline", "--set", "algorithms.halving_years=1", "--set", "algorithms.factor_per_year=3"],
+        capsys,
+        "same quantity",
+    )
+    one_line_refusal(
+        ["validate", "baseline", "--set", "actors.frontier.cap=1e11", "--set", "actors.frontier.cap=1e12"],
+        capsys,
+        "same quantity",
+    )
+    assert (
+        exit_code(["validate", "baseline", "--set", "hardware.doubling_years=3"]) == 0
+    )  # one form replaces the file's
 
 
 def test_distributed_without_a_coordinator_names_the_variables(tmp_path, tiny, capsys, monkeypatch):
@@ -361,22 +458,36 @@ def test_distributed_without_a_coordinator_names_the_variables(tmp_path, tiny, c
     import jax
 
     monkeypatch.setattr(jax.config, "update", lambda *a: None)
-    monkeypatch.setattr(jax.distributed, "initialize",
-                        lambda **k: (_ for _ in ()).throw(ValueError("coordinator_address should be defined.")))
-    err = one_line_refusal(["run", str(tiny), "-n", "100", "--distributed", "--out", str(tmp_path / "r")], capsys,
-                           "MCENGINE_COORDINATOR=host:port")
+    monkeypatch.setattr(
+        jax.distributed,
+        "initialize",
+        lambda **k: (_ for _ in ()).throw(ValueError("coordinator_address should be defined.")),
+    )
+    err = one_line_refusal(
+        ["run", str(tiny), "-n", "100", "--distributed", "--out", str(tmp_path / "r")],
+        capsys,
+        "MCENGINE_COORDINATOR=host:port",
+    )
     assert "MCENGINE_NUM_PROCESSES" in err and "MCENGINE_PROCESS_ID" in err
 
 
 def test_every_file_gets_the_same_mode(tmp_path, tiny):
     old = os.umask(0o022)
     try:
-        assert exit_code(["run", str(tiny), "-n", "100", "-q", "--keep-trajectories", "--out", str(tmp_path / "r")]) == 0
+        assert (
+            exit_code(["run", str(tiny), "-n", "100", "-q", "--keep-trajectories", "--out", str(tmp_path / "r")]) == 0
+        )
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "r").iterdir()}
-    assert set(modes) == {".mcengine", "events.parquet", "access.parquet", "counts.parquet", "paths.parquet",
-                          "trajectories.parquet"}
+    assert set(modes) == {
+        ".mcengine",
+        "events.parquet",
+        "access.parquet",
+        "counts.parquet",
+        "paths.parquet",
+        "trajectories.parquet",
+    }
     assert set(modes.values()) == {0o644}, modes
 
 
@@ -385,15 +496,23 @@ def test_plot_does_not_overwrite_files_outside_a_results_folder(tmp_path, tiny, 
     assert exit_code(["run", str(tiny), "-n", "100", "-q", "--out", str(tmp_path / "r")]) == 0
     (tmp_path / "figs").mkdir()
     (tmp_path / "figs" / "a-fan.png").write_text("my own figure")
-    one_line_refusal(["plot", str(tmp_path / "r"), "--out", str(tmp_path / "figs" / "a.png")], capsys,
-                     "a-fan.png: already exists; pass --force")
+    one_line_refusal(
+        ["plot", str(tmp_path / "r"), "--out", str(tmp_path / "figs" / "a.png")],
+        capsys,
+        "a-fan.png: already exists; pass --force",
+    )
     assert (tmp_path / "figs" / "a-fan.png").read_text() == "my own figure"
-    one_line_refusal(["plot", str(tmp_path / "r"), "--out", str(tmp_path / "tiny.toml" / "a.png")], capsys,
-                     "cannot write there")
+    one_line_refusal(
+        ["plot", str(tmp_path / "r"), "--out", str(tmp_path / "tiny.toml" / "a.png")], capsys, "cannot write there"
+    )
     one_line_refusal(["plot", str(tmp_path / "figs")], capsys, "not a results folder")
     assert exit_code(["plot", str(tmp_path / "r"), "--out", str(tmp_path / "figs" / "a.png"), "--force"]) == 0
-    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["a-access.png", "a-cdf.png", "a-fan.png",
-                                                                     "a-lead.png"]
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "a-access.png",
+        "a-cdf.png",
+        "a-fan.png",
+        "a-lead.png",
+    ]
 
 
 def test_backtest_replaces_only_its_own_file(tmp_path, capsys):
@@ -420,6 +539,7 @@ def test_per_trajectory_rows_that_cannot_fit_on_the_disk_are_refused(tmp_path, t
     usage = collections.namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10**12, 10**12 - 10**6, 10**6))
     monkeypatch.chdir(tmp_path)
-    one_line_refusal(["run", str(tiny), "-n", "1e5", "-q", "--keep-trajectories"], capsys,
-                     "trajectories.parquet would take about")
+    one_line_refusal(
+        ["run", str(tiny), "-n", "1e5", "-q", "--keep-trajectories"], capsys, "trajectories.parquet would take about"
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no scratch file, no folder

@@ -17,14 +17,16 @@ from mcengine import io
 from .conftest import PEER, exit_code, scenario_toml
 
 SMALL = scenario_toml(
-    actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3, "volatility": 0.1},
-            {"name": "follower", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5}],
-    thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"},
-                {"name": "1e26_physical", "flop": 1e26, "kind": "physical"}],
+    actors=[
+        {"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": 0.3, "volatility": 0.1},
+        {"name": "follower", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5},
+    ],
+    thresholds=[
+        {"name": "1e28", "flop": 1e28, "kind": "effective"},
+        {"name": "1e26_physical", "flop": 1e26, "kind": "physical"},
+    ],
     access={"budgets": [1e6, 1e8]},
 )
-
-
 
 
 @pytest.fixture(scope="module")
@@ -37,24 +39,43 @@ def small_run(tmp_path_factory):
 
 def test_folder_has_three_files_with_schemas(small_run):
     folder, _ = small_run
-    assert sorted(p.name for p in folder.iterdir()) == [".mcengine", "access.parquet", "counts.parquet",
-                                                        "events.parquet", "paths.parquet"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".mcengine",
+        "access.parquet",
+        "counts.parquet",
+        "events.parquet",
+        "paths.parquet",
+    ]
     for name in io.FILES:
         t = pq.read_table(folder / f"{name}.parquet")
         assert t.schema.remove_metadata() == io.SCHEMAS[name], name
     events = pq.read_table(folder / "events.parquet").to_pylist()
     keys = {(r["actor"], r["threshold"], r["metric"]) for r in events}
-    assert keys == {(a, t, m) for a in ("frontier", "follower") for t in ("1e28", "1e26_physical")
-                    for m in ("t_first", "lead_time") if not (a == "frontier" and m == "lead_time")}
+    assert keys == {
+        (a, t, m)
+        for a in ("frontier", "follower")
+        for t in ("1e28", "1e26_physical")
+        for m in ("t_first", "lead_time")
+        if not (a == "frontier" and m == "lead_time")
+    }
     assert all(r["rank"] == 1 and r["regime"] is None and r["channel"] is None and r["n"] == 500 for r in events)
     access = pq.read_table(folder / "access.parquet").to_pylist()
-    assert {(r["budget_usd"], r["threshold"]) for r in access} == {(b, t) for b in (1e6, 1e8)
-                                                                    for t in ("1e28", "1e26_physical")}
+    assert {(r["budget_usd"], r["threshold"]) for r in access} == {
+        (b, t) for b in (1e6, 1e8) for t in ("1e28", "1e26_physical")
+    }
     paths = pq.read_table(folder / "paths.parquet").to_pylist()
-    assert {r["series"] for r in paths} == {"hardware", "algorithms", "budget:frontier", "budget:follower",
-                                            "effective:frontier", "effective:follower",
-                                            "capability_at_budget:1e6", "capability_at_budget:1e8",
-                                            "cost_to_reach:1e28", "cost_to_reach:1e26_physical"}
+    assert {r["series"] for r in paths} == {
+        "hardware",
+        "algorithms",
+        "budget:frontier",
+        "budget:follower",
+        "effective:frontier",
+        "effective:follower",
+        "capability_at_budget:1e6",
+        "capability_at_budget:1e8",
+        "cost_to_reach:1e28",
+        "cost_to_reach:1e26_physical",
+    }
     assert sorted({r["year"] for r in paths}) == [2025.0 + m for m in range(21)]
 
 
@@ -62,8 +83,10 @@ def test_censored_quantiles_are_null_not_sentinels():
     """A quantile that falls among trajectories that never reach the threshold is null, and
     exactly those are: quantile q of n trajectories is read at rank q*(n-1), so it exists
     iff that rank (rounded up) is below the number that reached."""
-    text = scenario_toml(hardware={"initial": 1e18, "rate": {"normal": [0.02, 0.22]}, "volatility": 0.0},
-                         access={"budgets": [1.0, 1e2, 1e4]})
+    text = scenario_toml(
+        hardware={"initial": 1e18, "rate": {"normal": [0.02, 0.22]}, "volatility": 0.0},
+        access={"budgets": [1.0, 1e2, 1e4]},
+    )
     n = 400
     access = mcengine.run(mcengine.parse_scenario(text, "censored.toml"), trajectories=n, seed=3).tables()["access"]
     nulls = 0
@@ -161,8 +184,12 @@ def test_forced_failed_write_keeps_the_old_folder(tmp_path, small_run, monkeypat
 
 def test_command_line_end_to_end_in_a_subprocess(tmp_path):
     """The installed console script: runs the peer scenario, prints the summary, exit 0."""
-    out = subprocess.run(["mcengine", "run", str(PEER), "-n", "300", "--out", str(tmp_path / "peer")],
-                         capture_output=True, text=True, cwd=tmp_path)
+    out = subprocess.run(
+        ["mcengine", "run", str(PEER), "-n", "300", "--out", str(tmp_path / "peer")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     assert "follower" in out.stdout and (tmp_path / "peer" / "paths.parquet").is_file()
     bad = subprocess.run(["mcengine", "run", str(tmp_path / "missing.toml")], capture_output=True, text=True)

@@ -9,8 +9,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from benchmarks import compare_peer, numpy_peer
+
+pytestmark = pytest.mark.slow  # long statistical or multi-process checks: `pytest -m "not slow"` skips them
 
 K = 5.0
 

@@ -14,16 +14,21 @@ from mcengine import plot  # noqa: E402
 from .conftest import PEER, scenario_toml  # noqa: E402
 
 SMALL = scenario_toml(
-    actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.4]},
-             "volatility": 0.1},
-            {"name": "follower", "budget": {"lognormal": [1e7, 1e8]}, "growth": 0.3, "algo_lag": 0.5}],
+    actors=[
+        {"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.4]}, "volatility": 0.1},
+        {"name": "follower", "budget": {"lognormal": [1e7, 1e8]}, "growth": 0.3, "algo_lag": 0.5},
+    ],
     groups=[{"name": "labs", "count": 10, "ranks": [1, 3], "budget": {"lognormal": [1e6, 1e8]}, "growth": 0.3}],
-    thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"},
-                {"name": "reporting", "flop": 1e26, "kind": "physical"},
-                {"name": "1e40", "flop": 1e40, "kind": "effective"}],  # mostly censored: null quantiles
+    thresholds=[
+        {"name": "1e28", "flop": 1e28, "kind": "effective"},
+        {"name": "reporting", "flop": 1e26, "kind": "physical"},
+        {"name": "1e40", "flop": 1e40, "kind": "effective"},
+    ],  # mostly censored: null quantiles
     access={"budgets": [1e6, 1e8]},
-    regimes=[{"name": "fast", "weight": 0.5, "set": {"hardware.rate": 0.2}},
-             {"name": "slow", "weight": 0.5, "set": {"hardware.rate": 0.05}}],
+    regimes=[
+        {"name": "fast", "weight": 0.5, "set": {"hardware.rate": 0.2}},
+        {"name": "slow", "weight": 0.5, "set": {"hardware.rate": 0.05}},
+    ],
 )
 ROWS = ["frontier", "follower", "labs #1", "labs #3"]
 
@@ -73,8 +78,11 @@ def test_threshold_cdf_ends_at_share_reached(run):
     curves = [line for line in ax.get_lines() if line.get_gid() == "cdf"]
     assert [line.get_label().split(" \u2014 ")[0] for line in curves] == ROWS
     assert all("not by 2045: " in line.get_label() for line in curves)
-    ev = [r for r in results.events.to_pylist() if r["metric"] == "t_first" and r["threshold"] == "1e40"
-          and r["regime"] is None and r["actor"] == "frontier"]
+    ev = [
+        r
+        for r in results.events.to_pylist()
+        if r["metric"] == "t_first" and r["threshold"] == "1e40" and r["regime"] is None and r["actor"] == "frontier"
+    ]
     reached = ev[0]["p_reached"]
     dots = [line for line in ax.get_lines() if list(line.get_xdata()) == [2045.0] and line.get_marker() == "o"]
     assert any(abs(line.get_ydata()[0] - reached) < 1e-12 for line in dots)

@@ -26,16 +26,28 @@ from mcengine.kernels import population, trajectory
 
 from .conftest import scenario_toml
 
+pytestmark = pytest.mark.slow  # long statistical or multi-process checks: `pytest -m "not slow"` skips them
+
 N_BRUTE = 3000
 ALPHA = 2e-5
 
 
 def _group_scenario(entry=True, volatility=0.15, delay=False, count=20, ranks=(1, 3, 10, 25)):
-    group = {"name": "orgs", "count": count, "ranks": list(ranks), "budget": {"lognormal": [1e5, 3e7]},
-             "growth": 0.3, "volatility": volatility}
+    group = {
+        "name": "orgs",
+        "count": count,
+        "ranks": list(ranks),
+        "budget": {"lognormal": [1e5, 3e7]},
+        "growth": 0.3,
+        "volatility": volatility,
+    }
     if entry:
-        group["entry"] = {"per_year": 3.0, "per_year_growth": 0.05, "budget": {"lognormal": [3e4, 1e7]},
-                          "relative_growth": 0.04}
+        group["entry"] = {
+            "per_year": 3.0,
+            "per_year_growth": 0.05,
+            "budget": {"lognormal": [3e4, 1e7]},
+            "relative_growth": 0.04,
+        }
     if delay:
         group["publication_delay"] = {"lognormal": [0.2, 0.8]}
     return scenario_toml(
@@ -44,8 +56,11 @@ def _group_scenario(entry=True, volatility=0.15, delay=False, count=20, ranks=(1
         algorithms={"initial": 1.0, "rate": 0.3, "volatility": volatility / 3},
         actors=[{"name": "frontier", "budget": 1e9, "growth": 0.3}],
         groups=[group],
-        thresholds=[{"name": "e27", "flop": 1e27, "kind": "effective"},
-                    {"name": "p26", "flop": 1e26, "kind": "physical"}])
+        thresholds=[
+            {"name": "e27", "flop": 1e27, "kind": "effective"},
+            {"name": "p26", "flop": 1e26, "kind": "physical"},
+        ],
+    )
 
 
 def _internals(s, n, seed):
@@ -62,8 +77,9 @@ def _internals(s, n, seed):
     fams = trajectory._families(pl, params)
     paths = jax.tree.map(lambda first, ys: jnp.concatenate([first, ys.reshape(-1, n)]), start.series, records.series)
     steps = model.config.n_steps
-    need = trajectory._need(pl, params, fams[0], jax.tree.map(lambda x: x[: steps + 1], paths[0]),
-                            state.t_first[pl.frontier])
+    need = trajectory._need(
+        pl, params, fams[0], jax.tree.map(lambda x: x[: steps + 1], paths[0]), state.t_first[pl.frontier]
+    )
     m = params.members[0]
     tau = np.arange(steps + 1)[:, None, None] / s.steps_per_year
     return model, out, np.asarray(need, np.float64), np.asarray(need, np.float64) - np.asarray(m.entry_shift) * tau, m
@@ -172,12 +188,32 @@ def test_expected_count_matches_the_closed_form_in_the_deterministic_limit(entry
         hardware={"initial": 1e18, "rate": 0.12, "volatility": 0.0},
         algorithms={"initial": 1.0, "rate": 0.3, "volatility": 0.0},
         actors=[{"name": "frontier", "budget": 1e9, "growth": 0.2}],
-        groups=[{"name": "orgs", "count": 500, "ranks": [1, 50], "budget": {"lognormal": [1e5, 3e7]},
-                 "growth": 0.25,
-                 **({"entry": {"per_year": 40.0, "per_year_growth": 0.1, "budget": {"lognormal": [1e4, 1e7]},
-                               "relative_growth": -0.05}} if entry else {})}],
-        thresholds=[{"name": "e27", "flop": 1e27, "kind": "effective"}, {"name": "p26", "flop": 1e26,
-                                                                         "kind": "physical"}])
+        groups=[
+            {
+                "name": "orgs",
+                "count": 500,
+                "ranks": [1, 50],
+                "budget": {"lognormal": [1e5, 3e7]},
+                "growth": 0.25,
+                **(
+                    {
+                        "entry": {
+                            "per_year": 40.0,
+                            "per_year_growth": 0.1,
+                            "budget": {"lognormal": [1e4, 1e7]},
+                            "relative_growth": -0.05,
+                        }
+                    }
+                    if entry
+                    else {}
+                ),
+            }
+        ],
+        thresholds=[
+            {"name": "e27", "flop": 1e27, "kind": "effective"},
+            {"name": "p26", "flop": 1e26, "kind": "physical"},
+        ],
+    )
     s = mcengine.parse_scenario(text)
     n = 4000
     out = engine.sample_trajectories(s, n, seed=3)

@@ -22,6 +22,8 @@ from mcengine import engine
 
 from .conftest import PEER, scenario_toml
 
+pytestmark = pytest.mark.slow  # long statistical or multi-process checks: `pytest -m "not slow"` skips them
+
 SMALL_PEER = ["--set", "scenario.horizon=2035.0"]  # the peer scenario over 10 years: quicker
 
 
@@ -43,22 +45,33 @@ def assert_same_results(a: Path, b: Path):
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
     out = tmp_path_factory.mktemp("ref") / "one-device"
-    r = cli(["run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q"],
-            env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1"})
+    r = cli(
+        ["run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q"],
+        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+    )
     assert r.returncode == 0, r.stderr
     return out
 
 
-@pytest.mark.parametrize("label,flags,extra", [
-    ("4 devices", "--xla_force_host_platform_device_count=4", []),
-    ("3 devices, odd chunk", "--xla_force_host_platform_device_count=3", ["--chunk-size", "1000"]),
-    ("1 thread", "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false "
-                 "intra_op_parallelism_threads=1", ["--chunk-size", "777"]),
-])
+@pytest.mark.parametrize(
+    "label,flags,extra",
+    [
+        ("4 devices", "--xla_force_host_platform_device_count=4", []),
+        ("3 devices, odd chunk", "--xla_force_host_platform_device_count=3", ["--chunk-size", "1000"]),
+        (
+            "1 thread",
+            "--xla_force_host_platform_device_count=1 --xla_cpu_multi_thread_eigen=false "
+            "intra_op_parallelism_threads=1",
+            ["--chunk-size", "777"],
+        ),
+    ],
+)
 def test_devices_threads_and_chunks_do_not_change_results(label, flags, extra, reference, tmp_path):
     out = tmp_path / "run"
-    r = cli(["run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q", *extra],
-            env={"XLA_FLAGS": flags})
+    r = cli(
+        ["run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q", *extra],
+        env={"XLA_FLAGS": flags},
+    )
     assert r.returncode == 0, r.stderr
     assert_same_results(reference, out)
 
@@ -104,13 +117,36 @@ def free_port() -> int:
 def test_two_processes_on_localhost_match_one(reference, tmp_path):
     out = tmp_path / "two"
     port = free_port()
-    procs = [subprocess.Popen(
-        ["mcengine", "run", str(PEER), *SMALL_PEER, "-n", "6000", "--seed", "3", "--out", str(out), "-q",
-         "--distributed"],
-        env={**os.environ, "MCENGINE_CACHE": "0", "MCENGINE_COORDINATOR": f"127.0.0.1:{port}",
-             "MCENGINE_NUM_PROCESSES": "2", "MCENGINE_PROCESS_ID": str(i),
-             "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                "mcengine",
+                "run",
+                str(PEER),
+                *SMALL_PEER,
+                "-n",
+                "6000",
+                "--seed",
+                "3",
+                "--out",
+                str(out),
+                "-q",
+                "--distributed",
+            ],
+            env={
+                **os.environ,
+                "MCENGINE_CACHE": "0",
+                "MCENGINE_COORDINATOR": f"127.0.0.1:{port}",
+                "MCENGINE_NUM_PROCESSES": "2",
+                "MCENGINE_PROCESS_ID": str(i),
+                "XLA_FLAGS": "--xla_force_host_platform_device_count=1",
+            },
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
@@ -132,10 +168,13 @@ def test_signal_then_resume_gives_the_uninterrupted_results(sig, tmp_path):
     checkpoint), and --resume finishes with exactly the uninterrupted results."""
     args = ["run", str(PEER), *SMALL_PEER, "-n", "40000", "--seed", "9", "--chunk-size", "1000", "-q"]
     out = tmp_path / "res"
-    proc = subprocess.Popen(["mcengine", *args, "--out", str(out), "--checkpoint-every", "2"],
-                            env={**os.environ, "MCENGINE_CACHE": "0",
-                                 "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        ["mcengine", *args, "--out", str(out), "--checkpoint-every", "2"],
+        env={**os.environ, "MCENGINE_CACHE": "0", "XLA_FLAGS": "--xla_force_host_platform_device_count=1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     checkpoint = tmp_path / ".res.checkpoint.npz"
     wait_for(checkpoint, proc)
     sent = time.monotonic()
@@ -160,8 +199,14 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
     ck = engine.Checkpoint(tmp_path / ".o.checkpoint.npz", every=1)
     s = mcengine.load_scenario(PEER, SMALL_PEER[1:])
     with pytest.raises(KeyboardInterrupt):
-        mcengine.run(s, trajectories=4000, seed=1, chunk_size=1000, checkpoint=ck,
-                     progress=lambda n: (_ for _ in ()).throw(KeyboardInterrupt))  # stop after one chunk
+        mcengine.run(
+            s,
+            trajectories=4000,
+            seed=1,
+            chunk_size=1000,
+            checkpoint=ck,
+            progress=lambda n: (_ for _ in ()).throw(KeyboardInterrupt),
+        )  # stop after one chunk
     r = cli([*args, "--seed", "2", "--resume"])
     assert r.returncode == 2 and "different run" in r.stderr and r.stderr.count("\n") == 1
     r = cli(["run", str(PEER), "-n", "10", "-q", "--resume", "--out", str(tmp_path / "none")])
@@ -170,16 +215,23 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
 
 def test_extreme_but_valid_inputs_give_finite_correct_results():
     """1e40 FLOP thresholds, $0.001 budgets, zero volatility, 365 steps a year, 100 years."""
-    s = mcengine.parse_scenario(scenario_toml(
-        scenario={"name": "extreme", "start": 2000.0, "horizon": 2100.0, "steps_per_year": 365},
-        hardware={"initial": 1e18, "rate": 0.12, "volatility": 0.0},
-        algorithms={"initial": 1.0, "rate": 0.3, "volatility": 0.0},
-        actors=[{"name": "frontier", "budget": 1e-3, "growth": 0.5, "cap": 1e15},
-                {"name": "tiny", "budget": 1e-3, "growth": 0.0, "hw_lag": 3.0}],
-        thresholds=[{"name": "1e40", "flop": 1e40, "kind": "effective"},
-                    {"name": "1e20", "flop": 1e20, "kind": "physical"},
-                    {"name": "1e90", "flop": 1e90, "kind": "effective"}],
-        access={"budgets": [1e-3]}))
+    s = mcengine.parse_scenario(
+        scenario_toml(
+            scenario={"name": "extreme", "start": 2000.0, "horizon": 2100.0, "steps_per_year": 365},
+            hardware={"initial": 1e18, "rate": 0.12, "volatility": 0.0},
+            algorithms={"initial": 1.0, "rate": 0.3, "volatility": 0.0},
+            actors=[
+                {"name": "frontier", "budget": 1e-3, "growth": 0.5, "cap": 1e15},
+                {"name": "tiny", "budget": 1e-3, "growth": 0.0, "hw_lag": 3.0},
+            ],
+            thresholds=[
+                {"name": "1e40", "flop": 1e40, "kind": "effective"},
+                {"name": "1e20", "flop": 1e20, "kind": "physical"},
+                {"name": "1e90", "flop": 1e90, "kind": "effective"},
+            ],
+            access={"budgets": [1e-3]},
+        )
+    )
     out = mcengine.sample_trajectories(s, trajectories=2, seed=0)
     assert np.abs(out.t_first[:, 0, 0] - (40 - 15) / 0.92).max() < 1e-3  # 1e-3 $ * 1e18 FLOP/$ = 1e15
     assert np.abs(out.t_first[:, 1, 0] - (40 - 15 + 0.36) / 0.42).max() < 1e-2  # lagged hardware
@@ -195,8 +247,15 @@ def test_extreme_but_valid_inputs_give_finite_correct_results():
 
 def test_a_run_too_large_for_memory_is_refused_before_sampling():
     thresholds = [{"name": f"t{i}", "flop": 10.0 ** (26 + i / 1000), "kind": "effective"} for i in range(10_000)]
-    groups = [{"name": "orgs", "count": 10_000, "ranks": list(range(1, 1001)), "budget": {"lognormal": [1e5, 1e8]},
-               "growth": 0.3}]
+    groups = [
+        {
+            "name": "orgs",
+            "count": 10_000,
+            "ranks": list(range(1, 1001)),
+            "budget": {"lognormal": [1e5, 1e8]},
+            "growth": 0.3,
+        }
+    ]
     s = mcengine.parse_scenario(scenario_toml(thresholds=thresholds, groups=groups))
     with pytest.raises(engine.ResourceError, match="GiB.*use fewer thresholds"):
         mcengine.run(s, trajectories=10, seed=0)
@@ -218,8 +277,9 @@ def test_memory_does_not_grow_with_trajectories():
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
     peak = {}
     for n in (2_000, 200_000):
-        r = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(PEER), str(n)], capture_output=True, text=True,
-                           env=env, timeout=600)
+        r = subprocess.run(
+            [sys.executable, "-c", PEAK_MEMORY, str(PEER), str(n)], capture_output=True, text=True, env=env, timeout=600
+        )
         assert r.returncode == 0, r.stderr
         peak[n] = int(r.stdout.split()[-1])
     model, _ = engine.build(mcengine.load_scenario(PEER))
@@ -229,21 +289,50 @@ def test_memory_does_not_grow_with_trajectories():
 
 INVARIANT = dict(
     scenario={"name": "invariant", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 4},
-    hardware={"initial": 1e18, "rate": {"normal": [0.08, 0.16]}, "volatility": 0.05,
-              "jumps": {"per_year": 0.3, "size": {"normal": [0.1, 0.5]}}},
+    hardware={
+        "initial": 1e18,
+        "rate": {"normal": [0.08, 0.16]},
+        "volatility": 0.05,
+        "jumps": {"per_year": 0.3, "size": {"normal": [0.1, 0.5]}},
+    },
     algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.1, "catch_up_rate": 0.2},
-    actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.5]},
-             "volatility": 0.1, "cap": 1e11},
-            {"name": "ow", "budget": 3e7, "growth": 0.3, "algo_lag": 0.5, "releases_weights": True,
-             "release_lag": 0.25, "publication_delay": {"uniform": [0.1, 0.5]}},
-            {"name": "follower", "budget": 1e8, "growth": 0.3, "hw_lag": 1.0, "cap": 1e10, "access_via": ["ow"]}],
-    groups=[{"name": "orgs", "count": 50, "ranks": [1, 10], "budget": {"lognormal": [1e5, 1e8]}, "growth": 0.3,
-             "cap": 1e10, "access_via": ["ow"],
-             "entry": {"per_year": {"uniform": [2.0, 6.0]}, "budget": {"lognormal": [1e5, 1e7]}}}],
+    actors=[
+        {
+            "name": "frontier",
+            "budget": {"lognormal": [1e8, 1e9]},
+            "growth": {"normal": [0.2, 0.5]},
+            "volatility": 0.1,
+            "cap": 1e11,
+        },
+        {
+            "name": "ow",
+            "budget": 3e7,
+            "growth": 0.3,
+            "algo_lag": 0.5,
+            "releases_weights": True,
+            "release_lag": 0.25,
+            "publication_delay": {"uniform": [0.1, 0.5]},
+        },
+        {"name": "follower", "budget": 1e8, "growth": 0.3, "hw_lag": 1.0, "cap": 1e10, "access_via": ["ow"]},
+    ],
+    groups=[
+        {
+            "name": "orgs",
+            "count": 50,
+            "ranks": [1, 10],
+            "budget": {"lognormal": [1e5, 1e8]},
+            "growth": 0.3,
+            "cap": 1e10,
+            "access_via": ["ow"],
+            "entry": {"per_year": {"uniform": [2.0, 6.0]}, "budget": {"lognormal": [1e5, 1e7]}},
+        }
+    ],
     thresholds=[{"name": "e28", "flop": 1e28, "kind": "effective"}, {"name": "p26", "flop": 1e26, "kind": "physical"}],
     access={"budgets": [1e6, 1e8]},
-    regimes=[{"name": "a", "weight": 0.4, "set": {"algorithms.rate": 0.8}},
-             {"name": "b", "weight": 0.6, "set": {"hardware.jumps.per_year": 1.0}}],
+    regimes=[
+        {"name": "a", "weight": 0.4, "set": {"algorithms.rate": 0.8}},
+        {"name": "b", "weight": 0.6, "set": {"hardware.jumps.per_year": 1.0}},
+    ],
     correlations={"pairs": [["algorithms.rate", "actors.frontier.growth", 0.5]]},
 )
 

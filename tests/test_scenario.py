@@ -16,8 +16,10 @@ GOOD = dict(
     scenario={"name": "t", "start": 2025.0, "horizon": 2045.0, "steps_per_year": 12},
     hardware={"initial": 1e18, "rate": 0.12, "volatility": 0.05},
     algorithms={"initial": 1.0, "rate": 0.4},
-    actors=[{"name": "frontier", "budget": {"lognormal": [2e8, 1.5e9]}, "growth": 0.3, "cap": 1e12},
-            {"name": "follower", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5}],
+    actors=[
+        {"name": "frontier", "budget": {"lognormal": [2e8, 1.5e9]}, "growth": 0.3, "cap": 1e12},
+        {"name": "follower", "budget": 1e8, "growth": 0.3, "algo_lag": 0.5},
+    ],
     thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"}],
 )
 
@@ -33,32 +35,68 @@ def variant(section, change):
 
 # (label, TOML text, expected dotted field in the message, a word of the fix)
 MALFORMED = [
-    ("typo'd key", variant("hardware", lambda h: h.update(volatilty=h.pop("volatility"))),
-     "hardware.volatilty", "did you mean 'volatility'"),
+    (
+        "typo'd key",
+        variant("hardware", lambda h: h.update(volatilty=h.pop("volatility"))),
+        "hardware.volatilty",
+        "did you mean 'volatility'",
+    ),
     ("missing required key", variant("hardware", lambda h: h.pop("initial")), "hardware.initial", "required"),
-    ("p5 above p95", variant("actors", lambda a: a[0].update(budget={"lognormal": [2e9, 1e8]})),
-     "actors.frontier.budget.lognormal", "swap"),
-    ("non-positive lognormal bound", variant("actors", lambda a: a[0].update(budget={"lognormal": [0.0, 1e8]})),
-     "actors.frontier.budget.lognormal", "> 0"),
-    ("horizon before start", variant("scenario", lambda s: s.update(horizon=2020.0)), "scenario.horizon",
-     "after scenario.start"),
+    (
+        "p5 above p95",
+        variant("actors", lambda a: a[0].update(budget={"lognormal": [2e9, 1e8]})),
+        "actors.frontier.budget.lognormal",
+        "swap",
+    ),
+    (
+        "non-positive lognormal bound",
+        variant("actors", lambda a: a[0].update(budget={"lognormal": [0.0, 1e8]})),
+        "actors.frontier.budget.lognormal",
+        "> 0",
+    ),
+    (
+        "horizon before start",
+        variant("scenario", lambda s: s.update(horizon=2020.0)),
+        "scenario.horizon",
+        "after scenario.start",
+    ),
     ("non-finite number", variant("hardware", lambda h: h.update(rate=math.inf)), "hardware.rate", "finite"),
     ("no frontier", variant("actors", lambda a: a[0].update(name="leader")), "actors", "frontier"),
     ("two frontiers", variant("actors", lambda a: a[1].update(name="frontier")), "actors[2].name", "unique"),
     ("duplicate threshold", variant("thresholds", lambda t: t.append(dict(t[0]))), "thresholds[2].name", "unique"),
-    ("string for a number", variant("actors", lambda a: a[1].update(growth="fast")), "actors.follower.growth",
-     "must be a number"),
-    ("unknown threshold kind", variant("thresholds", lambda t: t[0].update(kind="effectve")),
-     "thresholds.1e28.kind", "effective, physical"),
-    ("normal for a positive level", variant("actors", lambda a: a[1].update(budget={"normal": [1e6, 3e8]})),
-     "actors.follower.budget.normal", "lognormal"),
-    ("negative volatility", variant("algorithms", lambda a: a.update(volatility=-0.1)), "algorithms.volatility",
-     ">= 0"),
+    (
+        "string for a number",
+        variant("actors", lambda a: a[1].update(growth="fast")),
+        "actors.follower.growth",
+        "must be a number",
+    ),
+    (
+        "unknown threshold kind",
+        variant("thresholds", lambda t: t[0].update(kind="effectve")),
+        "thresholds.1e28.kind",
+        "effective, physical",
+    ),
+    (
+        "normal for a positive level",
+        variant("actors", lambda a: a[1].update(budget={"normal": [1e6, 3e8]})),
+        "actors.follower.budget.normal",
+        "lognormal",
+    ),
+    (
+        "negative volatility",
+        variant("algorithms", lambda a: a.update(volatility=-0.1)),
+        "algorithms.volatility",
+        ">= 0",
+    ),
     ("two rates", variant("hardware", lambda h: h.update(doubling_years=2.5)), "hardware.rate", "exactly one"),
     ("lagged frontier", variant("actors", lambda a: a[0].update(algo_lag=0.5)), "actors.frontier", "no lags"),
     ("not TOML", "[scenario\nname = 1\n", "", "not valid TOML"),
-    ("fractional steps", variant("scenario", lambda s: s.update(horizon=2045.05)), "scenario.horizon",
-     "whole number of steps"),
+    (
+        "fractional steps",
+        variant("scenario", lambda s: s.update(horizon=2045.05)),
+        "scenario.horizon",
+        "whole number of steps",
+    ),
 ]
 
 
@@ -131,7 +169,9 @@ def test_peer_file_encodes_bench_md():
         b5, b95, g5, g95, al, hl, pen = table[a.name]
         assert a.budget.quantile(0.05) == pytest.approx(math.log10(b5))
         assert a.budget.quantile(0.95) == pytest.approx(math.log10(b95))
-        assert a.process.rate.quantile(0.05) == pytest.approx(g5) and a.process.rate.quantile(0.95) == pytest.approx(g95)
+        assert a.process.rate.quantile(0.05) == pytest.approx(g5) and a.process.rate.quantile(0.95) == pytest.approx(
+            g95
+        )
         assert (a.algo_lag, a.hw_lag, a.hw_penalty.a) == (al, hl, pen)
         assert a.process.volatility.a == 0.10 and a.cap.a == 12.0
     assert [(t.level, t.kind) for t in s.thresholds] == [(float(x), "effective") for x in range(27, 35)]

@@ -41,8 +41,7 @@ from .conftest import ROOT
 
 SCENARIO_DIR = ROOT / "scenarios"
 FILES = sorted(SCENARIO_DIR.glob("*.toml"))
-EXEMPT = {("scenario", "name"), ("scenario", "description"), ("scenario", "schema_version"),
-          ("thresholds", "name")}
+EXEMPT = {("scenario", "name"), ("scenario", "description"), ("scenario", "schema_version"), ("thresholds", "name")}
 _NUMBER = re.compile(r"(?<![\w.])[+-]?(?:\d[\d_]*(?:\.\d[\d_]*)?(?:[eE][+-]?\d+)?|inf|nan)(?![\w])")
 
 
@@ -72,7 +71,7 @@ def _mask_line(line: str, open_string: str | None) -> tuple[str, str | None, str
             continue
         c = line[i]
         if c == "#":
-            return "".join(out), line[i + 1:], None
+            return "".join(out), line[i + 1 :], None
         for q in ('"""', "'''", '"', "'"):
             if line.startswith(q, i):
                 quote = q
@@ -136,7 +135,7 @@ def unsourced_numbers(text: str) -> list[tuple[int, str, str]]:
             continue
         eq = code.find("=")
         key = raw[:eq].strip().strip('"').strip("'") if eq >= 0 else stripped
-        value = code[eq + 1:] if eq >= 0 else ""
+        value = code[eq + 1 :] if eq >= 0 else ""
         stmt = [line_no, key, bool(_NUMBER.search(value)), has_comment or prev_comment, []]
         depth = _depth(value)
         if depth <= 0 and open_string is None:
@@ -152,7 +151,7 @@ def unsourced_numbers(text: str) -> list[tuple[int, str, str]]:
 # The checker itself
 
 
-SOURCED = '''\
+SOURCED = """\
 [scenario]
 schema_version = 1
 name = "t-1e28"
@@ -179,33 +178,38 @@ other = [
     "x",
     0.5,  # judgement: a number on its own line, with its own comment
 ]
-'''
+"""
 
 
 def test_checker_accepts_sourced_numbers_and_ignores_strings():
     assert unsourced_numbers(SOURCED) == []
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("[hardware]\ninitial = 1e18\n", [(2, "hardware", "initial")]),
-    # a comment separated by a blank line does not count
-    ("[hardware]\n# a source\n\nrate = 0.12\n", [(4, "hardware", "rate")]),
-    # a bare '#' is not a source
-    ("[hardware]\n#\nrate = 0.12\n", [(3, "hardware", "rate")]),
-    # a comment above the table header belongs to the previous table
-    ("[scenario]\n# a source\n[[actors]]\ngrowth = 0.3\n", [(4, "actors", "growth")]),
-    # numbers inside distributions and inline tables count
-    ("[[actors]]\nname = \"x\"\nbudget = { lognormal = [1e7, 1e8] }\n", [(3, "actors", "budget")]),
-    # one comment covers one statement only
-    ("[[actors]]\n# a source\nalgo_lag = 0.5\nhw_lag = 1.0\n", [(4, "actors", "hw_lag")]),
-    # an unsourced multi-line value: each line holding a number is reported
-    ("[correlations]\npairs = [\n  [\"a\", \"b\", 0.4],\n  [\"c\", \"d\", 0.5],  # a source\n]\n",
-     [(3, "correlations", "pairs")]),
-    # [scenario] start is a parameter, not metadata
-    ("[scenario]\nname = \"x\"\nstart = 2025.0\n", [(3, "scenario", "start")]),
-    # a '#' inside a string is not a comment
-    ("[scenario]\nstart = 2025.0\ndescription = \"# not a comment\"\n", [(2, "scenario", "start")]),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[hardware]\ninitial = 1e18\n", [(2, "hardware", "initial")]),
+        # a comment separated by a blank line does not count
+        ("[hardware]\n# a source\n\nrate = 0.12\n", [(4, "hardware", "rate")]),
+        # a bare '#' is not a source
+        ("[hardware]\n#\nrate = 0.12\n", [(3, "hardware", "rate")]),
+        # a comment above the table header belongs to the previous table
+        ("[scenario]\n# a source\n[[actors]]\ngrowth = 0.3\n", [(4, "actors", "growth")]),
+        # numbers inside distributions and inline tables count
+        ('[[actors]]\nname = "x"\nbudget = { lognormal = [1e7, 1e8] }\n', [(3, "actors", "budget")]),
+        # one comment covers one statement only
+        ("[[actors]]\n# a source\nalgo_lag = 0.5\nhw_lag = 1.0\n", [(4, "actors", "hw_lag")]),
+        # an unsourced multi-line value: each line holding a number is reported
+        (
+            '[correlations]\npairs = [\n  ["a", "b", 0.4],\n  ["c", "d", 0.5],  # a source\n]\n',
+            [(3, "correlations", "pairs")],
+        ),
+        # [scenario] start is a parameter, not metadata
+        ('[scenario]\nname = "x"\nstart = 2025.0\n', [(3, "scenario", "start")]),
+        # a '#' inside a string is not a comment
+        ('[scenario]\nstart = 2025.0\ndescription = "# not a comment"\n', [(2, "scenario", "start")]),
+    ],
+)
 def test_checker_reports_unsourced_numbers(text, expected):
     assert unsourced_numbers(text) == expected
 
@@ -235,7 +239,8 @@ def test_library_is_not_empty_and_matches_the_builtins():
 def test_every_number_has_a_source_comment(path: Path):
     problems = unsourced_numbers(path.read_text(encoding="utf-8"))
     assert not problems, "numbers without a source comment:\n" + "\n".join(
-        f"{path.name}:{line}: [{table}] {key}" for line, table, key in problems)
+        f"{path.name}:{line}: [{table}] {key}" for line, table, key in problems
+    )
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
@@ -255,13 +260,18 @@ def runs(request):
     whose run test is selected, started together on one thread per core: the time is
     XLA compilation (~10-30 s per scenario on a 2-core CPU), which overlaps across
     threads. Maps the name to a future of its Results."""
-    paths = [item.callspec.params["path"] for item in request.session.items
-             if getattr(item, "originalname", None) == _RUN_TEST and item.module is request.module]
+    paths = [
+        item.callspec.params["path"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == _RUN_TEST and item.module is request.module
+    ]
     # longest first (file size is a fair proxy for compile time), to shorten the wall time
     names = [p.stem for p in sorted(paths, key=lambda p: p.stat().st_size, reverse=True)]
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1)))
-    futures = {name: pool.submit(lambda n: mcengine.run(mcengine.load_scenario(n), trajectories=200, seed=0), name)
-               for name in names}
+    futures = {
+        name: pool.submit(lambda n: mcengine.run(mcengine.load_scenario(n), trajectories=200, seed=0), name)
+        for name in names
+    }
     yield futures
     pool.shutdown(wait=True, cancel_futures=True)
 
@@ -273,7 +283,11 @@ def test_every_file_runs(path: Path, runs):
     for table in (results.events, results.paths):
         assert table.num_rows > 0
     assert results.access.num_rows == len(scenario.access_budgets) * len(scenario.thresholds) * (
-        1 + len(scenario.regimes))
-    frontier_dates = [(m, a) for m, a in zip(results.events["metric"].to_pylist(), results.events["actor"].to_pylist())
-                      if m == "t_first" and a == "frontier"]
+        1 + len(scenario.regimes)
+    )
+    frontier_dates = [
+        (m, a)
+        for m, a in zip(results.events["metric"].to_pylist(), results.events["actor"].to_pylist())
+        if m == "t_first" and a == "frontier"
+    ]
     assert len(frontier_dates) >= len(scenario.thresholds)

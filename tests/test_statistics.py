@@ -16,6 +16,8 @@ from mcengine import aggregate, engine
 
 from .conftest import PEER, scenario_toml
 
+pytestmark = pytest.mark.slow  # long statistical or multi-process checks: `pytest -m "not slow"` skips them
+
 ALPHA = 1e-3
 
 
@@ -41,10 +43,12 @@ def test_random_rates_no_noise_match_closed_form_cdf():
 
 def test_lognormal_and_uniform_budgets_have_their_percentiles():
     """Initial budgets as drawn (read from the fan chart at the start) match the spec."""
-    text = scenario_toml(actors=[
-        {"name": "frontier", "budget": {"lognormal": [2e8, 1.5e9]}, "growth": 0.3},
-        {"name": "uni", "budget": {"uniform": [1e6, 3e6]}, "growth": 0.3},
-    ])
+    text = scenario_toml(
+        actors=[
+            {"name": "frontier", "budget": {"lognormal": [2e8, 1.5e9]}, "growth": 0.3},
+            {"name": "uni", "budget": {"uniform": [1e6, 3e6]}, "growth": 0.3},
+        ]
+    )
     out = mcengine.sample_trajectories(mcengine.parse_scenario(text), trajectories=4000, seed=5)
     b = out.fan[:, 0, 2:4]  # budget:frontier, budget:uni at the start (log10 $)
     lo, hi = math.log10(2e8), math.log10(1.5e9)
@@ -54,9 +58,11 @@ def test_lognormal_and_uniform_budgets_have_their_percentiles():
 
 
 def test_doubling_years_and_factor_per_year_convert_to_rates():
-    text = scenario_toml(hardware={"initial": 1e18, "doubling_years": 2.0},
-                         algorithms={"initial": 1.0, "factor_per_year": 3.0},
-                         actors=[{"name": "frontier", "budget": 1e9, "doubling_years": 0.5}])
+    text = scenario_toml(
+        hardware={"initial": 1e18, "doubling_years": 2.0},
+        algorithms={"initial": 1.0, "factor_per_year": 3.0},
+        actors=[{"name": "frontier", "budget": 1e9, "doubling_years": 0.5}],
+    )
     s = mcengine.parse_scenario(text)
     assert s.hardware.process.rate.a == pytest.approx(math.log10(2) / 2)
     assert s.algorithms.process.rate.a == pytest.approx(math.log10(3))
@@ -112,8 +118,9 @@ def test_fan_quantiles_match_numpy():
     res = mcengine.run(s, trajectories=n, seed=4)
     out = mcengine.sample_trajectories(s, trajectories=n, seed=4)
     rows = res.paths.to_pylist()
-    series = (["hardware", "algorithms"] + [f"budget:{a.name}" for a in s.actors]
-              + [f"effective:{a.name}" for a in s.actors])
+    series = (
+        ["hardware", "algorithms"] + [f"budget:{a.name}" for a in s.actors] + [f"effective:{a.name}" for a in s.actors]
+    )
     levels = {f"cost_to_reach:{t.name}": t.level for t in s.thresholds}
     assert {r["series"] for r in rows} == set(series) | set(levels)
     for r in rows:
