@@ -1,6 +1,9 @@
 """Benchmarks of mcengine on the current device.
 
-    python -m benchmarks run [--quick] [-n N]     RNG floor, NumPy baseline and engine, one process
+    python -m benchmarks run [--quick] [-n N]     engine vs its own generator, jax.random.normal and
+                                                  the independent NumPy implementation, one process
+    python -m benchmarks compile [--python PY]    cold compile time, sampling speed and bytes accessed
+                                                  per trajectory of every built-in (one process each)
     python -m benchmarks scaling [--quick]        time vs trajectories, steps, actors, thresholds, ranks, access
     python -m benchmarks memory [--max N]         peak host memory vs trajectories (one process each)
     python -m benchmarks profile [-n N]           where the engine's time goes (JAX profiler)
@@ -26,6 +29,7 @@ import math
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,6 +40,7 @@ import numpy as np
 import mcengine
 from mcengine import engine, random
 from mcengine.kernels import DEFAULT_GENERATOR, jump_draws
+from mcengine.kernels.normals import block_draws, block_normals
 from mcengine.model import build
 
 from . import numpy_peer
@@ -68,6 +73,55 @@ def normals_per_trajectory(scenario) -> int:
     per_step = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
     draws = sum(d.is_random for d in spec["draws"].values()) + sum(len(r) for _, _, r in model.groups)
     return c.n_years * c.steps_per_year * per_step + draws
+
+
+REF_NUMPY = HERE.parent.parent / "shared" / "bench" / "ref_numpy.py"  # the project's independent NumPy baseline
+
+
+def reference_numpy(path: Path):
+    """The independent plain-NumPy implementation of BENCH.md (``ref_numpy.simulate(n,
+    seed)``), or None if it is not there."""
+    import importlib.util
+
+    if not path.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location("ref_numpy", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def own_generator_step(per_trajectory: int, per_device: int):
+    """The engine's own generator alone: the normals of per_device trajectories on every
+    local device, drawn as the kernel draws them (normals.block_draws, one lane per stream,
+    year blocks) and reduced to one number; compiled with the engine's options."""
+    devices = jax.local_devices()
+    d = len(devices)
+    mesh = jax.sharding.Mesh(np.array(devices), ("d",))
+    blocks = 20  # the peer scenario's years
+    width = per_trajectory // blocks
+
+    def local(seed):
+        keys = random.trajectory_keys(seed[0], np.uint32(0), np.uint32(0), per_device)
+
+        def body(total, b):
+            return total + jnp.sum(block_normals(block_draws(keys, b, width), (width,))), None
+
+        return jax.lax.scan(body, jnp.float32(0), jnp.arange(blocks))[0][None]
+
+    f = jax.jit(
+        jax.shard_map(
+            local,
+            mesh=mesh,
+            in_specs=jax.sharding.PartitionSpec("d"),
+            out_specs=jax.sharding.PartitionSpec("d"),
+            check_vma=False,
+        ),
+        compiler_options=engine.compiler_options(devices[0].platform),
+    )
+    step = lambda i: f(jnp.stack([random.seed_key(i * d + k) for k in range(d)]))
+    step(0).block_until_ready()
+    return step
 
 
 def rng_floor_step(per_trajectory: int, per_device: int, tuned: bool = False):
@@ -132,26 +186,33 @@ def cmd_run(args) -> dict:
     first = engine.run(s, n, seed=0)  # compiles
     comp, chunk = first.compile_seconds, first.chunk_size
     _, (floor_chunk, floor_tuned), floor_tried = rng_floor(min(n, 50_000), per)
-    # The engine and the floor alternate, best of several rounds each, so that a slow
-    # moment of a shared machine does not land on one side only.
-    step = rng_floor_step(per, floor_chunk, floor_tuned)
-    eng, floor = first.sample_seconds, math.inf
-    for _ in range(2 if args.quick else 4):
-        floor = min(floor, rng_floor_seconds(step, n, floor_chunk))
-        eng = min(eng, engine.run(s, n, seed=0).sample_seconds)
+    per_device = max(1, chunk // jax.local_device_count())
+    floor_step = rng_floor_step(per, floor_chunk, floor_tuned)
+    own_step = own_generator_step(per, per_device)
+    ref = reference_numpy(Path(args.reference))
     numpy_n = min(n, 50_000 if args.quick else 200_000)  # NumPy time is linear in n: extrapolate past this
-    t = time.perf_counter()
-    numpy_peer.simulate(numpy_n, seed=0)
-    numpy_s = (time.perf_counter() - t) * n / numpy_n
+    # The engine and its references alternate, best of several rounds each, so that a slow
+    # moment of a shared machine does not land on one side only.
+    eng, floor, own, numpy_s = first.sample_seconds, math.inf, math.inf, math.inf
+    for _ in range(2 if args.quick else 3):
+        floor = min(floor, rng_floor_seconds(floor_step, n, floor_chunk))
+        own = min(own, rng_floor_seconds(own_step, n, per_device))
+        eng = min(eng, engine.run(s, n, seed=0).sample_seconds)
+        t = time.perf_counter()
+        (ref.simulate if ref else numpy_peer.simulate)(n=numpy_n, seed=0)
+        numpy_s = min(numpy_s, (time.perf_counter() - t) * n / numpy_n)
+    baseline = f"independent NumPy ({REF_NUMPY.name}, 1 core)" if ref else "benchmarks/numpy_peer.py (1 core)"
     out = {
         "benchmark": "run",
         "scenario": "peer",
         "trajectories": n,
         "numpy_trajectories": numpy_n,
+        "numpy_baseline": baseline,
         "chunk_size": chunk,
         "normals_per_trajectory": per,
         "engine_sample_s": eng,
         "engine_compile_s": comp,
+        "own_generator_s": own,
         "rng_floor_s": floor,
         "rng_floor_per_device": floor_chunk,
         "rng_floor_compiler_options": "engine's" if floor_tuned else "XLA's",
@@ -159,18 +220,16 @@ def cmd_run(args) -> dict:
             f"{k}/device, {'engine' if tuned else 'XLA'} options": v for (k, tuned), v in floor_tried.items()
         },
         "numpy_s": numpy_s,
+        "engine_over_own_generator": eng / own,
         "engine_over_floor": eng / floor,
         "engine_speedup_over_numpy": numpy_s / eng,
         **device_info(),
     }
     rows = [
-        (
-            f"RNG floor (jax.random.normal, {floor_chunk:,}/device{', engine options' if floor_tuned else ''})",
-            floor,
-            n / floor,
-        ),
+        ("engine's own generator (same normals, kernel's layout)", own, n / own),
+        (f"jax.random.normal ({floor_chunk:,}/device{', engine options' if floor_tuned else ''})", floor, n / floor),
         ("mcengine (sampling)", eng, n / eng),
-        ("NumPy baseline", numpy_s, n / numpy_s),
+        (baseline, numpy_s, n / numpy_s),
     ]
     print(
         f"peer scenario, {n:,} trajectories, {per:,} normals each, on {out['devices']} "
@@ -180,10 +239,81 @@ def cmd_run(args) -> dict:
     for name, sec, rate in rows:
         print(f"{name:58}{sec:>10.3f}{rate:>18,.0f}")
     print(
-        f"engine / RNG floor = {out['engine_over_floor']:.2f}x; engine vs NumPy = "
-        f"{out['engine_speedup_over_numpy']:.2f}x faster; compile {comp:.1f} s (separate)"
+        f"engine / own generator = {out['engine_over_own_generator']:.2f}x; engine / jax.random.normal = "
+        f"{out['engine_over_floor']:.2f}x; engine vs NumPy = {out['engine_speedup_over_numpy']:.2f}x faster "
+        f"({out['devices']} devices vs 1 core); compile {comp:.1f} s (separate)"
     )
     return out
+
+
+COMPILE_PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+import mcengine
+from mcengine import engine
+s = mcengine.load_scenario(sys.argv[1])
+n = int(sys.argv[2])
+t = time.perf_counter()
+first = engine.run(s, n, seed=0)
+first_s = time.perf_counter() - t
+again = engine.run(s, n, seed=0)
+step = list(engine._COMPILED.values())[0]
+cost = step.cost_analysis()
+cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+print(json.dumps({"compile_s": first.compile_seconds, "sample_s": again.sample_seconds,
+                  "wait_s": first_s - again.sample_seconds,
+                  "chunk_size": again.chunk_size, "devices": again.devices,
+                  "bytes_accessed": float(cost.get("bytes accessed", float("nan"))),
+                  "flops": float(cost.get("flops", float("nan")))}))
+"""
+
+
+def cmd_compile(args) -> dict:
+    """Per built-in scenario, each in a fresh process without the compile cache: the wait
+    before sampling starts (the first run's wall time less a warm run's sampling time: every
+    compile and the pilot), the engine's own compile time of its chunk step, the sampling
+    speed, and XLA's cost analysis of the compiled step (bytes accessed per trajectory).
+    ``--python`` measures another install of mcengine (an environment with an earlier commit
+    installed) the same way, for before/after tables."""
+    env = {**os.environ, "MCENGINE_CACHE": "0"}
+    python = args.python or sys.executable
+    names = subprocess.run(
+        [python, "-c", "import mcengine.scenario as s; print(' '.join(s.builtin_names()))"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tempfile.gettempdir(),  # not this folder: the interpreter must import its own mcengine
+        check=True,
+    ).stdout.split()
+    rows = []
+    print(f"{'scenario':32}{'wait s':>8}{'compile s':>10}{'traj/s':>12}{'bytes/traj':>14}")
+    for name in [*names, str(PEER)]:
+        r = subprocess.run(
+            [python, "-c", COMPILE_PROBE, name, str(args.trajectories)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tempfile.gettempdir(),
+        )
+        if r.returncode:
+            print(f"{name:32} failed: {r.stderr.strip().splitlines()[-1] if r.stderr.strip() else r.returncode}")
+            continue
+        row = {"scenario": Path(name).stem, **json.loads(r.stdout.strip().splitlines()[-1])}
+        per_device = max(1, row["chunk_size"] // row["devices"])
+        row["bytes_per_trajectory"] = row["bytes_accessed"] / per_device
+        row["trajectories_per_s"] = args.trajectories / row["sample_s"]
+        rows.append(row)
+        print(
+            f"{row['scenario']:32}{row['wait_s']:>8.1f}{row['compile_s']:>10.1f}{row['trajectories_per_s']:>12,.0f}"
+            f"{row['bytes_per_trajectory']:>14,.0f}"
+        )
+    return {
+        "benchmark": "compile",
+        "python": python,
+        "trajectories": args.trajectories,
+        "rows": rows,
+        **device_info(),
+    }
 
 
 def _variant(actors=5, thresholds=8, ranks=0, spy=12, capped=False, access=0):
@@ -340,6 +470,10 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="RNG floor vs NumPy vs engine on the peer scenario")
     r.add_argument("--quick", action="store_true", help="small sizes: under a minute on 2 CPU cores")
     r.add_argument("-n", "--trajectories", type=int, default=None)
+    r.add_argument("--reference", default=str(REF_NUMPY), help="the independent NumPy implementation (ref_numpy.py)")
+    co = sub.add_parser("compile", help="cold compile time, speed and bytes per trajectory of every built-in")
+    co.add_argument("--python", default=None, help="the Python of another mcengine install (before/after tables)")
+    co.add_argument("-n", "--trajectories", type=int, default=20_000)
     sc = sub.add_parser("scaling", help="time vs trajectories, steps, actors, thresholds, group ranks, access budgets")
     sc.add_argument("--quick", action="store_true")
     sc.add_argument("--big", action="store_true", help="include 1e7 trajectories")
@@ -348,10 +482,18 @@ def main(argv=None) -> int:
     m = sub.add_parser("memory", help="peak host memory for 1e5 vs --max trajectories")
     m.add_argument("--max", type=int, default=10**7)
     args = ap.parse_args(argv)
-    result = {"run": cmd_run, "scaling": cmd_scaling, "memory": cmd_memory, "profile": cmd_profile}[args.command](args)
+    commands = {
+        "run": cmd_run,
+        "compile": cmd_compile,
+        "scaling": cmd_scaling,
+        "memory": cmd_memory,
+        "profile": cmd_profile,
+    }
+    result = commands[args.command](args)
     RESULTS.mkdir(exist_ok=True)
     tag = f"{result['platform']}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path = RESULTS / f"{args.command}{'-quick' if getattr(args, 'quick', False) else ''}-{tag}.json"
+    label = "-other" if getattr(args, "python", None) else ""
+    path = RESULTS / f"{args.command}{label}{'-quick' if getattr(args, 'quick', False) else ''}-{tag}.json"
     path.write_text(json.dumps(result, indent=1, default=str))
     print(f"wrote {path}")
     return 0
