@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import zlib
 from typing import NamedTuple
 
 import jax
@@ -26,7 +27,7 @@ import numpy as np
 
 from . import counting, population
 from .normals import DEFAULT_GENERATOR, block_draws, block_normals
-from .population import Members, Population
+from .population import Population
 
 LN10 = math.log(10.0)
 MAX_BLOCK_STEPS = 16  # steps simulated together (a year if it has no more)
@@ -58,6 +59,9 @@ class Config(NamedTuple):
       threshold_ids: per threshold, a stable id (its count draws do not move when
         thresholds are added).
       delayed: per row, whether it has a publication delay.
+      stream_ids: per stream, a stable id (of its scenario path): each stream, and each
+        jump process, draws its shocks from a key of its own, so adding an actor does not
+        move the shocks of the others.
     """
 
     n_steps: int
@@ -78,6 +82,7 @@ class Config(NamedTuple):
     populations: tuple[Population, ...] = ()
     threshold_ids: tuple[int, ...] = ()
     delayed: tuple[bool, ...] = ()
+    stream_ids: tuple[int, ...] = ()
 
 
 class Params(NamedTuple):
@@ -323,6 +328,7 @@ class Plan(NamedTuple):
     n_blocks: int
     n_draws: int  # standard normals per step: one per stream, then each jump process's
     jump_width: tuple[int, ...]
+    lane_ids: tuple[int, ...]  # per draw of a step, the stable id its key is folded with
     kinds: tuple[tuple[np.ndarray, bool], ...]  # (threshold indices, physical) per kind present
     families: tuple[_FamilySpec, ...]  # group families in row order, then the access budgets
     own: tuple[int, ...]  # rows with a path of their own, in row order
@@ -391,11 +397,14 @@ def plan(config: Config, params: Params) -> Plan:
     kinds = [(np.flatnonzero(np.asarray(c.physical) == phys), phys) for phys in (False, True)]
     jump_width = tuple(jump_draws(sizes, k) for _, sizes, k in c.jumps)
     width = min(c.steps_per_year, MAX_BLOCK_STEPS)
+    stream_ids = c.stream_ids or tuple(range(n_streams))
+    lane_ids = stream_ids + tuple(zlib.crc32(f".jumps#{m}".encode(), stream_ids[stream])
+                                  for (stream, _, _), w in zip(c.jumps, jump_width) for m in range(w))
     return Plan(
         config=c, n_streams=n_streams, n_rows=n_rows, n_access=n_access, n_thresholds=n_thresholds,
         dt=1.0 / c.steps_per_year, sqrt_dt=math.sqrt(1.0 / c.steps_per_year), width=width,
         n_blocks=-(-c.n_years * c.steps_per_year // width), n_draws=n_streams + sum(jump_width),
-        jump_width=jump_width, kinds=tuple((idx, phys) for idx, phys in kinds if idx.size),
+        jump_width=jump_width, lane_ids=lane_ids, kinds=tuple((idx, phys) for idx, phys in kinds if idx.size),
         families=tuple(families), own=own, own_capped=any(capped_rows[r] for r in own),
         frontier=own.index(c.frontier),
     )
@@ -561,24 +570,32 @@ def init(pl: Plan, p: Params, keys) -> tuple[State, Record]:
             per_kind.append(_Count(jnp.zeros(reached.shape, jnp.int32), vals[0], reached))
         counts.append(tuple(per_kind))
     state = State(jnp.zeros((pl.n_streams, N), jnp.float32), hist_h, hist_a, eff[0], phys[0], t_first,
-                  tuple(counts), block_draws(keys, 0, pl.width * pl.n_draws, c.generator))
+                  tuple(counts), block_draws(_lane_keys(pl, keys), 0, pl.width, c.generator))
     start = Record(_fan_record(fams, h[0], a[0], capped[0], eff[0], [tuple(x if x is None else x[0] for x in fs)
                                                                       for fs in series]), series)
     return state, start
 
 
+def _lane_keys(pl: Plan, keys):
+    """The keys of every draw lane of every trajectory, lane-major [lanes * N]: lane l of
+    trajectory n is ``fold_in(keys[n], lane_ids[l])``."""
+    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    return jnp.concatenate([fold(keys, np.uint32(i)) for i in pl.lane_ids])
+
+
 def step(pl: Plan, p: Params, keys):
     """The loop body ``block(state, b) -> (state, record)``: block ``b``'s shocks (block b
-    of the generator, shaped (steps, draws)), their running sum on top of the noise so far
+    of each lane's generator, shaped (steps, lanes)), their running sum on top of the noise so far
     gives every step of the block at once; first crossings of the own rows are found for
     the whole block, and each family counts its steps below each threshold."""
     c = pl.config
     width, spy = pl.width, c.steps_per_year
     block_steps = jnp.arange(1, width + 1, dtype=jnp.int32)
     fams = _families(pl, p)
+    lanes = _lane_keys(pl, keys)
 
     def block(state: State, b):
-        z = block_normals(state.draws, (width, pl.n_draws))
+        z = block_normals(state.draws, (width,)).reshape(width, pl.n_draws, -1)
         shock = p.vol * pl.sqrt_dt * z[:, : pl.n_streams]
         at = pl.n_streams
         for j, ((stream, sizes, k_max), w) in enumerate(zip(c.jumps, pl.jump_width)):
@@ -613,7 +630,7 @@ def step(pl: Plan, p: Params, keys):
             i = jnp.minimum((first // spy + 1) * spy - first - 1, width - 1)
             pick = lambda x: jax.lax.dynamic_index_in_dim(x, i, keepdims=False)
         state = State(path[-1], win_h[width:], win_a[width:], eff[-1], phys[-1], t_first, tuple(counts),
-                      block_draws(keys, b + 1, width * pl.n_draws, c.generator))
+                      block_draws(lanes, b + 1, width, c.generator))
         return state, Record(_fan_record(fams, *jax.tree.map(pick, (h, a, capped, eff, series))), series)
 
     return block
@@ -739,10 +756,12 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     (the per-trajectory numbers are already in ``params``, fields [..., N]).
 
     The path is built a block of steps at a time (a year, or MAX_BLOCK_STEPS steps if a
-    year has more): block b's shocks are block b of the generator, shaped (steps, draws)
-    (each step's row one draw per stream, then the draws of each jump process); their
-    running sum gives every step of the block at once, and first crossings are found for
-    the whole block. Each trajectory's numbers depend on its key and params alone.
+    year has more). Each draw lane (a stream, or one of a jump process's draws per step)
+    has a key of its own, the trajectory's key folded with the lane's stable id, and block
+    b's shocks of a lane are block b of its generator, one per step; their running sum
+    gives every step of the block at once, and first crossings are found for the whole
+    block. Each trajectory's numbers depend on its key and params alone, and a lane's on
+    its own id, so adding an actor does not move the others' shocks.
 
     An actor's row has its own path: its budget through the soft cap plus its lagged
     hardware and algorithms at every step, its crossings dated block by block. A group's

@@ -2,9 +2,9 @@
 fast they spread (frontier dates, lead times, diffusion dates, counts of organisations).
 
 The public API is what this module exports. Reading results needs neither the engine nor
-JAX (``mcengine.read_results``); the functions that sample (``run``,
-``sample_trajectories``) and the scenario functions load their modules, and JAX, on first
-use, so that ``mcengine --help`` and result readers start fast.
+JAX (``mcengine.read_results``), nor does reading and validating scenarios
+(``load_scenario``); the functions that sample (``run``, ``sample_trajectories``) load the
+engine, and JAX, on first use, so that ``mcengine --help`` and result readers start fast.
 """
 
 from importlib import metadata as _metadata
@@ -18,6 +18,10 @@ from .errors import UserError as UserError
 from .results import Results as Results
 from .results import Row as Row
 from .results import read_results as read_results
+from .scenario import Scenario as Scenario
+from .scenario import builtin_names as builtin_names
+from .scenario import load_scenario as load_scenario
+from .scenario import parse_scenario as parse_scenario
 
 try:
     __version__ = _metadata.version("mcengine")
@@ -25,12 +29,10 @@ except _metadata.PackageNotFoundError:  # pragma: no cover - running from a sour
     __version__ = "0.0.0+unknown"
 
 # Loaded on first use (they import JAX): name -> module.
-_LAZY = {
-    "run": "api", "sample_trajectories": "api",
-    "Scenario": "scenario", "builtin_names": "scenario", "load_scenario": "scenario", "parse_scenario": "scenario",
-}
+_LAZY = {"run": "api", "sample_trajectories": "api"}
 __all__ = sorted(["ArgumentError", "DataError", "OutputError", "ResourceError", "ScenarioError", "UserError",
-                  "Results", "Row", "read_results", "__version__", *_LAZY])
+                  "Results", "Row", "read_results", "Scenario", "builtin_names", "load_scenario",
+                  "parse_scenario", "__version__", *_LAZY])
 
 
 def __getattr__(name):

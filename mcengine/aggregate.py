@@ -16,12 +16,11 @@ import dataclasses
 import jax.numpy as jnp
 import numpy as np
 
-QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)
-FAN_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
+from .io import FAN_QUANTILES, QUANTILES, quantile_column
+
 MAX_HISTOGRAM_BYTES = 64 * 2**20  # per histogram family, on the device
 FAN_BINS = 2048  # bins per fan-chart variable
 COUNT_BINS = 4096  # bins per count variable (one per whole number up to 4095 if it fits)
-COUNT_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,7 +71,7 @@ def summarise(counts: np.ndarray, n: int, bins: Bins, quantiles=QUANTILES) -> di
             v0 = _value_at_rank(counts[v], cum[v], r0, bins.lo[v], bins.width[v])
             v1 = _value_at_rank(counts[v], cum[v], r1, bins.lo[v], bins.width[v])
             col[v] = v0 + frac * (v1 - v0)
-        out[f"p{round(q * 100)}"] = col
+        out[quantile_column(q)] = col
     return out
 
 
@@ -113,7 +112,7 @@ def count_bins(pilot: np.ndarray, nbins: int = COUNT_BINS) -> Bins:
     return Bins(-0.5 * width, width, nbins)
 
 
-def summarise_counts(counts: np.ndarray, n: int, bins: Bins, quantiles=COUNT_QUANTILES) -> dict[str, np.ndarray]:
+def summarise_counts(counts: np.ndarray, n: int, bins: Bins, quantiles=FAN_QUANTILES) -> dict[str, np.ndarray]:
     """Per count variable: ``mean`` and the quantiles (the smallest count whose cumulative
     share reaches q: numpy's ``inverted_cdf``), exact for whole numbers when the bin width
     is 1 (else the bin's centre). ``counts`` is int64 [vars, nbins]."""
@@ -124,6 +123,6 @@ def summarise_counts(counts: np.ndarray, n: int, bins: Bins, quantiles=COUNT_QUA
     cum = np.cumsum(counts, axis=1)
     for q in quantiles:
         at = np.array([np.searchsorted(c, q * n - 1e-9 * n, side="left") for c in cum]) if n else None
-        out[f"p{round(q * 100)}"] = (np.take_along_axis(centres, np.minimum(at, bins.nbins - 1)[:, None], 1)[:, 0]
+        out[quantile_column(q)] = (np.take_along_axis(centres, np.minimum(at, bins.nbins - 1)[:, None], 1)[:, 0]
                                      if n else np.full(len(counts), np.nan))
     return out

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import math
 import os
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import pyarrow as pa
 
 from . import jaxsetup
 
@@ -99,7 +97,7 @@ def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-STAT_COLUMNS = ["n", "p_reached", "mean"] + [f"p{round(q * 100)}" for q in aggregate.QUANTILES]
+STAT_COLUMNS = ["n", "p_reached", "mean"] + [io.quantile_column(q) for q in io.QUANTILES]
 
 
 def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
@@ -157,7 +155,7 @@ def _tables(s: Scenario, agg: engine.Aggregates, meta: dict) -> Results:
                            **{f"p_at_least_{k}": flags[var * len(lay.at_least) + i] for i, k in enumerate(lay.at_least)}}
                     for k in counts_schema.names:
                         counts[k].append(row[k])
-        fan = aggregate.summarise(agg.fan_counts[b], n, agg.fan_bins, aggregate.FAN_QUANTILES)
+        fan = aggregate.summarise(agg.fan_counts[b], n, agg.fan_bins, io.FAN_QUANTILES)
         for series in lay.fan:
             for year in range(lay.n_years + 1):
                 var = year * n_stored + series.index

@@ -46,9 +46,11 @@ Scores (for each row and threshold; c = min(as_of, horizon) as a decimal year)
     * ``inside_50`` / ``inside_90``: y lies in the central 50 % / 90 % predictive interval
       [q_a, q_b] ((a, b) = (0.25, 0.75) / (0.05, 0.95); q_p = the smallest sample date with
       F >= p, i.e. numpy's ``inverted_cdf``; a q_p among censored trajectories is +inf).
-      For a censored observation (y > c) the flag is true exactly when the interval reaches
-      beyond c (q_b > c, equivalently F(c) < b): the interval is then not contradicted by
-      what is known, and if it ends by c the observation is certainly outside it.
+      Null for a censored observation (y > c): whether it will fall inside is not known, so
+      it never counts as inside (nor as outside) in a coverage.
+    * ``open_50`` / ``open_90``: for a censored observation only, the interval reaches
+      beyond c (q_b > c, equivalently F(c) < b): it is not contradicted by what is known;
+      false means the observation is certainly outside it. Null for observed events.
     * ``crps``: the threshold-weighted CRPS with weight 1{t <= c} (Gneiting & Ranjan 2011),
       in years:
 
@@ -72,8 +74,12 @@ Output table (one row per physical threshold, then per row: frontier, then the g
     ``scenario``, ``actor``, ``rank`` (1 for the frontier), ``threshold``, ``threshold_flop``,
     ``observed_date`` (decimal year; null if not observed by ``as_of``), ``status``,
     ``observed_by`` ("organisation (model)" of the event, null if none), ``p_by_as_of``,
-    ``pit``, ``inside_50``, ``inside_90``, ``crps`` (years), ``predicted_p5``,
-    ``predicted_p50``, ``predicted_p95`` (calendar years), ``n`` (trajectories).
+    ``pit``, ``inside_50``, ``inside_90``, ``open_50``, ``open_90``, ``crps`` (years),
+    ``predicted_p5``, ``predicted_p50``, ``predicted_p95`` (calendar years), ``n``
+    (trajectories), ``predicted`` (``t_first``, or ``t_public`` for a row with a
+    ``publication_delay``: the data record publication, so a delayed row is scored by its
+    first public date).
+    :func:`summarise` aggregates the rows, observed and not-yet events apart.
     Score columns are null for ``before start`` rows. The schema metadata key ``mcengine``
     (JSON) holds the provenance and the ``notes`` (skipped thresholds, skipped rows, or
     why nothing could be scored); :func:`notes` returns them and :func:`format_table`
@@ -91,17 +97,21 @@ import json
 import math
 import os
 import re
-import uuid
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import io
+from .report import fmt
 from .errors import ArgumentError, DataError, OutputError, ResourceError
-from .scenario import FRONTIER, Scenario, load_scenario
+
+if TYPE_CHECKING:  # the scenario layer imports JAX: loaded where a scenario is scored, so reading data needs none
+    from .scenario import Scenario
+
+FRONTIER = "frontier"  # scenario.FRONTIER: the actor scored against the first organisation
 
 FILE_NAME = "backtest.parquet"
 REQUIRED_COLUMNS = ("model", "organization", "publication_date", "training_compute_flop", "base_model")
@@ -114,9 +124,10 @@ SCHEMA = pa.schema([
     pa.field("threshold", pa.string()), pa.field("threshold_flop", pa.float64()),
     pa.field("observed_date", pa.float64()), pa.field("status", pa.string()), pa.field("observed_by", pa.string()),
     pa.field("p_by_as_of", pa.float64()), pa.field("pit", pa.float64()),
-    pa.field("inside_50", pa.bool_()), pa.field("inside_90", pa.bool_()), pa.field("crps", pa.float64()),
+    pa.field("inside_50", pa.bool_()), pa.field("inside_90", pa.bool_()),
+    pa.field("open_50", pa.bool_()), pa.field("open_90", pa.bool_()), pa.field("crps", pa.float64()),
     pa.field("predicted_p5", pa.float64()), pa.field("predicted_p50", pa.float64()),
-    pa.field("predicted_p95", pa.float64()), pa.field("n", pa.int64()),
+    pa.field("predicted_p95", pa.float64()), pa.field("n", pa.int64()), pa.field("predicted", pa.string()),
 ])
 
 
@@ -330,8 +341,9 @@ def score(t_first: np.ndarray, observed: float | None, start: float, horizon: fl
 
     Returns:
         dict with status ("observed", "censored": not observed by min(as_of, horizon), or
-        "before start": not scored), p_by_as_of, pit, inside_50, inside_90, crps (years; None where
-        not scored), predicted_p5/p50/p95 (calendar years; None if censored), n.
+        "before start": not scored), p_by_as_of, pit, inside_50, inside_90 (None unless
+        observed), open_50, open_90 (None unless censored), crps (years; None where not
+        scored), predicted_p5/p50/p95 (calendar years; None if censored), n.
     """
     x = np.asarray(t_first, np.float64)
     n = x.size
@@ -340,7 +352,8 @@ def score(t_first: np.ndarray, observed: float | None, start: float, horizon: fl
     cdf = lambda t: float(np.searchsorted(x, t, side="right")) / n
     q = lambda p: float(x[min(n - 1, max(0, math.ceil(p * n - 1e-9) - 1))])  # inverted_cdf
     cal = lambda v: None if math.isinf(v) else start + v
-    out = {"p_by_as_of": cdf(c), "pit": None, "inside_50": None, "inside_90": None, "crps": None,
+    out = {"p_by_as_of": cdf(c), "pit": None, "inside_50": None, "inside_90": None, "open_50": None,
+           "open_90": None, "crps": None,
            "predicted_p5": cal(q(0.05)), "predicted_p50": cal(q(0.5)), "predicted_p95": cal(q(0.95)), "n": n}
     if observed is not None and observed <= start:
         return {**out, "status": "before start"}
@@ -349,7 +362,10 @@ def score(t_first: np.ndarray, observed: float | None, start: float, horizon: fl
     if not censored:
         out["pit"] = cdf(y)
     for name, (lo, hi) in INTERVALS.items():
-        out[name] = q(hi) > c if censored else q(lo) <= y <= q(hi)
+        if censored:
+            out[name.replace("inside", "open")] = q(hi) > c
+        else:
+            out[name] = q(lo) <= y <= q(hi)
     xc, yc = np.minimum(x, c), min(y, c)  # sorted still
     k = np.arange(n, dtype=np.float64)
     spread = float(np.dot(xc, 2 * k - n + 1)) / n**2  # E|T' - T''| / 2 for the empirical law
@@ -394,6 +410,8 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
     :func:`notes` say why. Raises DataError for an unreadable or malformed file,
     ArgumentError for an unknown group or a bad argument.
     """
+    from .scenario import Scenario, load_scenario
+
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario)
     if isinstance(trajectories, bool) or not isinstance(trajectories, (int, np.integer)) or trajectories < 1:
@@ -445,28 +463,34 @@ def backtest(scenario: Scenario | str | Path, observed_csv: str | Path, as_of: d
     rows = layout.rows
     scored = [(layout.frontier, FRONTIER, 1)]
     scored += [(r, row.actor, row.rank) for r, row in enumerate(rows) if row.actor == group]
-    t_first = np.asarray(sample_trajectories(s, int(trajectories), seed).t_first)
+    sample = sample_trajectories(s, int(trajectories), seed)
+    t_first, t_public = np.asarray(sample.t_first), np.asarray(sample.t_public)
+    delayed = {a.name for a in s.actors if a.publication_delay is not None}
+    if delayed & {actor for _, actor, _ in scored}:
+        notes.append("rows with a publication_delay are scored by their first public date (t_public), the "
+                     "others by t_first")
     cols = {k: [] for k in SCHEMA.names}
     for j, thr in physical:
         events = observed_events(observed, thr.flop, as_of)
         for r, actor, rank in scored:
             ev = events[rank - 1] if rank <= len(events) else None
-            res = score(t_first[:, r, j], ev.year if ev else None, s.start, s.horizon, as_of_year)
+            predicted = "t_public" if actor in delayed else "t_first"
+            dates = (t_public if actor in delayed else t_first)[:, r, j]
+            res = score(dates, ev.year if ev else None, s.start, s.horizon, as_of_year)
             if res["status"] == "censored":
                 res["status"] = (f"not yet by {as_of.isoformat()}" if ev is None
                                  else f"after the horizon {float(s.horizon)}")
             values = {"scenario": s.name, "actor": actor, "rank": rank, "threshold": thr.name,
                       "threshold_flop": thr.flop, "observed_date": ev.year if ev else None,
-                      "observed_by": f"{ev.organization} ({ev.model})" if ev else None, **res}
+                      "observed_by": f"{ev.organization} ({ev.model})" if ev else None, "predicted": predicted,
+                      **res}
             for k in SCHEMA.names:
                 cols[k].append(values[k])
     return _table(cols, meta, notes)
 
 
 def _table(cols: dict[str, list], meta: dict, notes: list[str]) -> pa.Table:
-    meta = io.provenance(**meta, notes=notes)
-    arrays = [pa.array(cols[f.name], f.type) for f in SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata({io.METADATA_KEY: json.dumps(meta)}))
+    return io.table(SCHEMA, cols, io.provenance(**meta, notes=notes))
 
 
 def metadata(table: pa.Table) -> dict:
@@ -485,14 +509,6 @@ def notes(table: pa.Table) -> list[str]:
 # Output
 
 
-def _fmt(x, spec: str) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    return format(x, spec)
-
-
 def format_table(table: pa.Table) -> str:
     """The backtest for the terminal: notes, one line per scored row, then a summary
     (how many events were observed, interval coverage, mean CRPS)."""
@@ -508,24 +524,50 @@ def format_table(table: pa.Table) -> str:
     recs = table.to_pylist()
     for r in recs:
         body.append([r["actor"] + (f" #{r['rank']}" if r["actor"] != FRONTIER else ""), r["threshold"],
-                     _fmt(r["observed_date"], ".2f"), r["status"], _fmt(r["p_by_as_of"], ".3f"),
-                     _fmt(r["pit"], ".3f"), _fmt(r["inside_50"], ""), _fmt(r["inside_90"], ""),
-                     _fmt(r["crps"], ".3f"), _fmt(r["predicted_p5"], ".2f"), _fmt(r["predicted_p50"], ".2f"),
-                     _fmt(r["predicted_p95"], ".2f"), r["observed_by"] or ""])
+                     fmt(r["observed_date"], ".2f"), r["status"], fmt(r["p_by_as_of"], ".3f"),
+                     fmt(r["pit"], ".3f"), fmt(r["inside_50"], ""), fmt(r["inside_90"], ""),
+                     fmt(r["crps"], ".3f"), fmt(r["predicted_p5"], ".2f"), fmt(r["predicted_p50"], ".2f"),
+                     fmt(r["predicted_p95"], ".2f"), r["observed_by"] or ""])
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
     left = {0, 1, 3, 12}
     fmt_line = lambda cells: "  ".join(c.ljust(w) if i in left else c.rjust(w)
                                        for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
     lines += [head, fmt_line(header), fmt_line(["-" * w for w in widths])] + [fmt_line(b) for b in body]
-    done = [r for r in recs if r["crps"] is not None]
-    observed = sum(r["status"] == "observed" for r in recs)
-    before = sum(r["status"] == "before start" for r in recs)
-    summary = (f"{len(done)} scored ({observed} observed, {len(done) - observed} not yet), {before} before start")
-    if done:
-        cover = lambda k: f"{sum(bool(r[k]) for r in done)}/{len(done)}"
-        summary += (f"; inside 50% intervals {cover('inside_50')}, 90% intervals {cover('inside_90')}; "
-                    f"mean CRPS {sum(r['crps'] for r in done) / len(done):.3f} years")
-    return "\n".join(lines + ["", summary])
+    return "\n".join(lines + ["", format_summary(summarise(table))])
+
+
+def summarise(table: pa.Table | list[dict]) -> dict:
+    """Aggregate scores of backtest rows, events that happened and not-yet ones apart.
+
+    ``observed``: events that happened (after the start, by as-of) with ``inside_50`` /
+    ``inside_90`` (their share inside the central intervals), ``mean_pit``, ``pit_below_half``
+    (share of PIT < 0.5: near 0.5 when the forecast has no systematic side) and ``crps``
+    (mean, years); ``censored``: not-yet events (and events after the horizon), never
+    counted as inside an interval, with ``open_90`` (share whose 90 % interval still
+    reaches beyond as-of: the rest are known misses) and their mean ``crps``; ``scored``:
+    both; ``crps``: the mean over both (the proper, threshold-weighted score);
+    ``before_start``: rows not scored. Shares and means are None over no rows."""
+    recs = table.to_pylist() if isinstance(table, pa.Table) else list(table)
+    obs = [r for r in recs if r["status"] == "observed"]
+    cen = [r for r in recs if r["crps"] is not None and r["status"] != "observed"]
+    mean = lambda xs: float(np.mean(xs)) if len(xs) else None
+    return {"observed": len(obs), "censored": len(cen), "scored": len(obs) + len(cen),
+            "before_start": sum(r["status"] == "before start" for r in recs),
+            "inside_50": mean([bool(r["inside_50"]) for r in obs]), "inside_90": mean([bool(r["inside_90"]) for r in obs]),
+            "mean_pit": mean([r["pit"] for r in obs]), "pit_below_half": mean([r["pit"] < 0.5 for r in obs]),
+            "crps_observed": mean([r["crps"] for r in obs]), "open_90": mean([bool(r["open_90"]) for r in cen]),
+            "crps_censored": mean([r["crps"] for r in cen]), "crps": mean([r["crps"] for r in obs + cen])}
+
+
+def format_summary(m: dict) -> str:
+    """:func:`summarise`'s numbers in two lines."""
+    pct = lambda x: "—" if x is None else f"{x:.0%}"
+    num = lambda x, spec=".3f": "—" if x is None else format(x, spec)
+    return (f"{m['scored']} scored ({m['observed']} observed, {m['censored']} not yet), {m['before_start']} before "
+            f"start\nobserved: inside 50% intervals {pct(m['inside_50'])}, 90% intervals {pct(m['inside_90'])}; "
+            f"mean PIT {num(m['mean_pit'])} ({pct(m['pit_below_half'])} below 0.5); mean CRPS "
+            f"{num(m['crps_observed'])} years\nnot yet: 90% interval reaching beyond as-of {pct(m['open_90'])}; "
+            f"mean CRPS {num(m['crps_censored'])} years; all scored: mean CRPS {num(m['crps'])} years")
 
 
 def check_output(folder: str | Path) -> None:
@@ -570,16 +612,14 @@ def write(table: pa.Table, folder: str | Path) -> Path:
     folder = Path(folder)
     check_output(folder)
     target = folder / FILE_NAME
-    tmp = folder / f".{FILE_NAME}.tmp-{uuid.uuid4().hex[:8]}"
     created = []
     try:
         created = io.make_parents(folder)
         if created:
             io.write_marker(folder, "backtest", metadata(table).get("scenario"))
-        pq.write_table(table, tmp)
-        os.replace(tmp, target)
+        with io.atomic_files(target) as (tmp,):
+            pq.write_table(table, tmp)
     except BaseException as e:
-        tmp.unlink(missing_ok=True)
         if created:
             (folder / io.MARKER).unlink(missing_ok=True)
             io.remove_empty(created)
@@ -597,12 +637,15 @@ def read(folder_or_file: str | Path) -> pa.Table:
 
 def command(scenario: Scenario | str | Path, observed: str | Path, as_of: datetime.date | str | None = None,
             group: str | None = None, trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0,
-            out: str | Path | None = None, overrides: tuple[str, ...] | list[str] = ()) -> str:
+            out: str | Path | None = None, overrides: tuple[str, ...] | list[str] = (),
+            tables: list | None = None) -> str:
     """What ``mcengine backtest`` does: load the scenario (with ``--set`` overrides),
     check ``out`` before sampling, run :func:`backtest`, write ``out/backtest.parquet``
     if ``out`` is given, and return the text to print. Raises a UserError (ScenarioError,
     DataError, ArgumentError, OutputError, ResourceError) with a one-line message for every
-    user mistake."""
+    user mistake. The table is appended to ``tables`` when a list is given."""
+    from .scenario import Scenario, load_scenario
+
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, overrides)
     if as_of is not None:
@@ -610,7 +653,142 @@ def command(scenario: Scenario | str | Path, observed: str | Path, as_of: dateti
     if out is not None:
         check_output(out)
     table = backtest(scenario, observed, as_of=as_of, group=group, trajectories=trajectories, seed=seed)
+    if tables is not None:
+        tables.append(table)
     text = format_table(table)
     if out is not None and table.num_rows:
         text += f"\nwrote {write(table, out)}"
     return text
+
+
+# ---------------------------------------------------------------------------------------
+# Rolling origins
+
+
+def parse_origins(text: str) -> list[datetime.date]:
+    """Origins from ``2012,2014,2016`` (a year is its last day, 31 December) or full dates
+    ``YYYY-MM-DD``; increasing, without repeats. Raises ArgumentError."""
+    out = []
+    for part in str(text).split(","):
+        part = part.strip()
+        if re.fullmatch(r"\d{4}", part):
+            out.append(datetime.date(int(part), 12, 31))
+        else:
+            out.append(_as_date(part, "--rolling"))
+    if not out or sorted(set(out)) != out:
+        raise ArgumentError(f"--rolling: expected increasing years or dates without repeats, e.g. "
+                            f"2012,2014,2016,2018; got {text!r}")
+    return out
+
+
+def rolling(models: str | Path, hardware: str | Path, origins: list[datetime.date], as_of: datetime.date | str | None = None,
+            trajectories: int = DEFAULT_TRAJECTORIES, seed: int = 0) -> list[tuple[datetime.date, pa.Table]]:
+    """Rolling-origin backtest: at each origin, calibrate a scenario from the rows published
+    by then (:func:`mcengine.calibrate.calibrate`), sample it, and score it against the
+    models file up to ``as_of`` (default: its latest publication date). Returns
+    (origin, backtest table) per origin; each table's provenance holds the calibrated
+    scenario's text."""
+    from . import calibrate as cal
+    from .scenario import parse_scenario
+
+    observed = read_observed(models)
+    if as_of is None:
+        if observed.latest is None:
+            raise DataError(f"{observed.source}: no publication dates; give the as-of date")
+        as_of = observed.latest
+    as_of = _as_date(as_of)
+    for origin in origins:
+        if origin >= as_of:
+            raise ArgumentError(f"--rolling: origin {origin.isoformat()} is not before the as-of date "
+                                f"{as_of.isoformat()}: nothing after it to score")
+    hw = cal.read_hardware(hardware)
+    out = []
+    for origin in origins:
+        c = cal.calibrate(observed, hw, origin)
+        scenario = parse_scenario(cal.scenario_toml(c), source=f"calibrated at {origin.isoformat()}")
+        out.append((origin, backtest(scenario, models, as_of=as_of, trajectories=trajectories, seed=seed)))
+    return out
+
+
+def format_rolling(results: list[tuple[datetime.date, pa.Table]]) -> str:
+    """One line per origin (and all origins pooled): events observed after the origin, the
+    share of them inside their 50 % / 90 % intervals, mean PIT and the share of PIT below
+    0.5, mean CRPS of the observed
+    ones; not-yet events apart (count, share whose 90 % interval reaches beyond as-of,
+    CRPS); the mean CRPS over all scored rows."""
+    header = ["origin", "as of", "observed", "in 50%", "in 90%", "mean PIT", "PIT<0.5", "CRPS obs", "not yet",
+              "90% open", "CRPS not yet", "CRPS all"]
+    pct = lambda x: "—" if x is None else f"{x:.0%}"
+    num = lambda x: "—" if x is None else f"{x:.3f}"
+    body, pooled = [], []
+    for origin, table in results:
+        m = summarise(table)
+        pooled += table.to_pylist()
+        body.append([origin.isoformat(), metadata(table).get("as_of", ""), str(m["observed"]), pct(m["inside_50"]),
+                     pct(m["inside_90"]), num(m["mean_pit"]), pct(m["pit_below_half"]), num(m["crps_observed"]),
+                     str(m["censored"]),
+                     pct(m["open_90"]), num(m["crps_censored"]), num(m["crps"])])
+    m = summarise(pooled)
+    body.append(["pooled", "", str(m["observed"]), pct(m["inside_50"]), pct(m["inside_90"]), num(m["mean_pit"]),
+                 pct(m["pit_below_half"]), num(m["crps_observed"]), str(m["censored"]), pct(m["open_90"]), num(m["crps_censored"]),
+                 num(m["crps"])])
+    widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
+    line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def plot_pit(tables: list[tuple[str, pa.Table]]):
+    """A matplotlib figure: the PIT histogram of the observed events (10 bins; a calibrated
+    forecast is flat at the dashed line) and the reliability diagram (share of observed
+    events inside the central interval of each nominal level, from their PIT: inside the
+    level-p interval iff |PIT - 1/2| <= p/2), one series per table (label, table). Not-yet
+    events are left out of both (their PIT is unknown); the legend gives their count."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.5))
+    bins = np.linspace(0, 1, 11)
+    levels = np.linspace(0.05, 0.95, 19)
+    all_pit = []
+    for label, table in tables:
+        m = summarise(table)
+        pit = np.array([r["pit"] for r in table.to_pylist() if r["status"] == "observed"], np.float64)
+        all_pit.append(pit)
+        if pit.size:
+            cover = [(np.abs(pit - 0.5) <= p / 2).mean() for p in levels]
+            ax2.plot(levels, cover, marker="o", ms=3, label=f"{label}: {pit.size} observed, {m['censored']} not yet")
+    pooled = np.concatenate(all_pit) if all_pit else np.zeros(0)
+    if pooled.size:
+        ax1.hist(pooled, bins=bins, weights=np.full(pooled.size, 10 / pooled.size), color="#c9d3e6",
+                 edgecolor="white", label="all pooled")
+        ax1.hist([p for p in all_pit if p.size], bins=bins, histtype="step", stacked=False, density=True,
+                 label=[lab for (lab, _), p in zip(tables, all_pit) if p.size], alpha=0.7)
+    ax1.axhline(1.0, color="k", ls="--", lw=1)
+    ax1.set(xlim=(0, 1), xlabel="PIT of the observed date", ylabel="density",
+            title=f"PIT histogram ({pooled.size} observed events)")
+    if pooled.size:
+        ax1.legend(fontsize=7)
+    ax2.plot([0, 1], [0, 1], color="k", ls="--", lw=1)
+    ax2.set(xlim=(0, 1), ylim=(0, 1), xlabel="nominal central interval", ylabel="share of observed events inside",
+            title="Reliability")
+    if ax2.get_legend_handles_labels()[0]:
+        ax2.legend(fontsize=7, loc="upper left")
+    else:
+        ax2.text(0.5, 0.5, "no observed events", ha="center", va="center", transform=ax2.transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def write_plot(fig, path: str | Path, overwrite: bool = False) -> Path:
+    """Save ``fig`` to ``path`` (format from its extension: png, svg, pdf) atomically."""
+    import io as _io
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("png", "svg", "pdf"):
+        raise ArgumentError(f"--plot: {path}: expected a .png, .svg or .pdf file name")
+    buf = _io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=150)
+    return io.write_file(path, buf.getvalue(), overwrite=overwrite, option="--plot")

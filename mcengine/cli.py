@@ -284,7 +284,7 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
 
 
 @cli.command()
-@click.argument("scenario")
+@click.argument("scenario", required=False, default=None)
 @click.option("--observed", type=PathArg(), required=True,
               help="CSV of observed models in the layout of Epoch's database (organization, publication_date, "
                    "training_compute_flop, base_model, ...).")
@@ -295,20 +295,124 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
 @click.option("--seed", type=click.IntRange(0, 2**64 - 1), default=0, show_default=True)
 @_set_option
 @click.option("--out", type=PathArg(), default=None, help="Folder for backtest.parquet.")
-def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, out):
+@click.option("--rolling", default=None, metavar="YEAR,YEAR,...",
+              help="Rolling origins instead of SCENARIO: at each origin (a year = its 31 December, or YYYY-MM-DD) "
+                   "calibrate a scenario from the rows published by then (needs --hardware) and score it up to "
+                   "--as-of.")
+@click.option("--hardware", type=PathArg(), default=None,
+              help="With --rolling: CSV of ML hardware in the layout of Epoch's database.")
+@click.option("--plot", "plot_file", type=PathArg(), default=None, metavar="FILE.png",
+              help="Also draw the PIT histogram and reliability diagram of the observed events (png, svg, pdf).")
+@click.option("--force", is_flag=True, help="Replace an existing --plot file.")
+def backtest(scenario, observed, as_of, group, trajectories, seed, overrides, out, rolling, hardware, plot_file,
+             force):
     """Score SCENARIO's predicted dates against observed ones: for each physical threshold
     and rank k, when the k-th distinct organisation first published a model at or above it,
-    the predicted quantile it fell at (PIT), 50%/90% interval coverage and a censoring-aware
-    CRPS.
+    the predicted quantile it fell at (PIT), 50%/90% interval coverage (over the events that
+    happened; not-yet events are reported apart) and a censoring-aware CRPS. With --rolling,
+    a calibrated scenario per origin instead, one summary line each.
 
     \b
     Example:
       mcengine backtest historical-2020 --observed epoch_models.csv --as-of 2025-06-30
+      mcengine backtest --rolling 2012,2014,2016,2018 --observed models.csv --hardware hardware.csv --plot pit.png
     """
     from . import backtest as bt
 
-    click.echo(bt.command(scenario, observed, as_of=as_of, group=group, trajectories=trajectories, seed=seed,
-                          out=out, overrides=overrides))
+    if plot_file is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise click.UsageError("--plot needs matplotlib: pip install 'mcengine[plot]'") from None
+        if plot_file.suffix.lower() not in (".png", ".svg", ".pdf"):
+            raise click.UsageError(f"--plot: {plot_file}: expected a .png, .svg or .pdf file name")
+        if plot_file.exists() and not force:
+            raise click.UsageError(f"{plot_file}: already exists; pass --force to replace it")
+    if rolling is None:
+        if scenario is None:
+            raise click.UsageError("give a SCENARIO, or --rolling YEARS with --hardware FILE.csv")
+        if hardware is not None:
+            raise click.UsageError("--hardware is for --rolling (a SCENARIO is scored as it is)")
+        tables = []
+        click.echo(bt.command(scenario, observed, as_of=as_of, group=group, trajectories=trajectories, seed=seed,
+                              out=out, overrides=overrides, tables=tables))
+        if plot_file is not None and tables:
+            table = tables[0]
+            path = bt.write_plot(bt.plot_pit([(bt.metadata(table).get("scenario", ""), table)]), plot_file, force)
+            click.echo(f"wrote {path}")
+        return
+    if scenario is not None or overrides or group is not None or out is not None:
+        raise click.UsageError("--rolling calibrates its own scenarios: give no SCENARIO, --set, --group or --out")
+    if hardware is None:
+        raise click.UsageError("--rolling needs --hardware FILE.csv (the FLOP/$ data to calibrate from)")
+    origins = bt.parse_origins(rolling)
+    results = bt.rolling(observed, hardware, origins, as_of=as_of, trajectories=trajectories, seed=seed)
+    first = bt.metadata(results[0][1])
+    click.echo(f"rolling-origin backtest against {first.get('observed')} up to {first.get('as_of')} "
+               f"({trajectories:,} trajectories per origin, seed {seed}); coverage and PIT over events that "
+               "happened, not-yet events apart")
+    click.echo(bt.format_rolling(results))
+    if plot_file is not None:
+        path = bt.write_plot(bt.plot_pit([(o.isoformat(), t) for o, t in results]), plot_file, force)
+        click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.option("--models", type=PathArg(), required=True,
+              help="CSV of models in the layout of Epoch's database (organization, publication_date, "
+                   "training_compute_flop, base_model, ...).")
+@click.option("--hardware", type=PathArg(), required=True,
+              help="CSV of ML hardware in the layout of Epoch's database (Release date, Release price (USD), "
+                   "FLOP/s columns).")
+@click.option("--as-of", "as_of", required=True, metavar="YYYY-MM-DD",
+              help="Use only rows published (released) on or before this date; the scenario starts the next day.")
+@click.option("--out", type=PathArg(), required=True, help="The scenario file to write (TOML).")
+@click.option("--name", default=None, help="Scenario name [default: calibrated-<as-of>].")
+@click.option("--description", default=None, help="Scenario description [default: what it was calibrated from].")
+@click.option("--header", type=PathArg(), default=None,
+              help="A file of '#' comment lines to put first (e.g. the question and the sources).")
+@click.option("--access", default=None, metavar="$,$,...",
+              help="Access budgets in $ to add as [access] budgets, e.g. 1e5,1e6,1e7.")
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def calibrate(models, hardware, as_of, out, name, description, header, access, force):
+    """Fit a scenario from data published by --as-of: the FLOP/$ trend of hardware, the
+    compute trend of the top runs, the budgets of the organisations that publish and their
+    entry rate, each number with its estimator, n and standard error as a comment, and the
+    fits' uncertainty as distributions. Writes a complete scenario file.
+
+    \b
+    Example:
+      mcengine calibrate --models epoch_models.csv --hardware ml_hardware.csv --as-of 2019-12-31 --out cal.toml
+    """
+    from . import calibrate as cal
+    from .errors import ArgumentError
+    from .scenario import parse_scenario
+
+    budgets = ()
+    if access is not None:
+        try:
+            budgets = tuple(float(x) for x in access.split(","))
+        except ValueError:
+            raise ArgumentError(f"--access: expected $ amounts separated by commas, e.g. 1e5,1e6; got {access!r}") from None
+    if out.exists() and not force:
+        raise io.OutputError(f"{out}: already exists; pass --force to replace it, or choose another --out")
+    head = ""
+    if header is not None:
+        try:
+            head = header.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ArgumentError(f"--header: {header}: cannot read it as UTF-8 text ({e})") from None
+        bad = [i for i, line in enumerate(head.splitlines(), 1) if line.strip() and not line.lstrip().startswith("#")]
+        if bad:
+            raise ArgumentError(f"--header: {header}: line {bad[0]} is not a '#' comment line")
+    if description is not None and ('"' in description or "\\" in description or "\n" in description):
+        raise ArgumentError("--description: no quotes, backslashes or line breaks")
+    c = cal.calibrate(models, hardware, as_of, access=budgets)
+    text = cal.scenario_toml(c, name=name, description=description, header=head)
+    parse_scenario(text, source=str(out))  # a complete, valid scenario, or a bug
+    io.write_file(out, text.encode("utf-8"), overwrite=force)
+    click.echo(cal.summary(c))
+    click.echo(f"wrote {out}")
 
 
 def main(argv=None) -> None:

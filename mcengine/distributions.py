@@ -1,4 +1,5 @@
-"""Per-trajectory uncertain numbers: distribution specs and their samplers.
+"""Per-trajectory uncertain numbers: distribution specs (no JAX here; the samplers,
+``model.sample`` and ``model.sample_upper``, follow these formulas).
 
 A scenario number is either fixed or a distribution. Every distribution is sampled
 from one standard-normal draw ``z`` (so a Gaussian copula can correlate draws later),
@@ -21,10 +22,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from statistics import NormalDist
-
-import jax
-import jax.numpy as jnp
-import jax.scipy.special as jsp
 
 Z_P95 = 1.6448536269514722  # standard-normal 95th percentile; p5..p95 spans 2*Z_P95 sd
 
@@ -66,34 +63,6 @@ class Dist:
         return _apply_transform_py(_base_py(self, NormalDist().inv_cdf(p)), self.transform)
 
 
-jax.tree_util.register_dataclass(Dist, data_fields=["a", "b"], meta_fields=["family", "transform"])
-
-
-def sample(dist: Dist, z):
-    """Map a standard-normal draw ``z`` (float32 array) to the number, in engine units.
-    The number increases with ``z`` (so copula correlations keep their sign); a fixed
-    number ignores ``z`` and returns a constant."""
-    if dist.family == "fixed":
-        return jnp.asarray(dist.a, jnp.float32)
-    a = jnp.asarray(dist.a, jnp.float32)
-    b = jnp.asarray(dist.b, jnp.float32)
-    if dist.transform == "log2_over":
-        z = -z  # the conversion is decreasing: keep every number increasing in its draw
-    if dist.family == "normal":
-        x = a + b * z
-    elif dist.family == "lognormal":
-        x = 10.0 ** (a + b * z)
-    elif dist.family == "uniform":
-        x = a + (b - a) * jsp.ndtr(z)
-    else:  # pragma: no cover - guarded by the parser
-        raise ValueError(dist.family)
-    if dist.transform == "log10":
-        return jnp.log10(x)
-    if dist.transform == "log2_over":
-        return math.log10(2.0) / x
-    return x
-
-
 def _base_py(dist: Dist, z: float) -> float:
     if dist.family == "fixed":
         return dist.a
@@ -110,17 +79,3 @@ def _apply_transform_py(x: float, transform: str) -> float:
     if transform == "log2_over":
         return math.log10(2.0) / x
     return x
-
-
-def sample_upper(dist: Dist, s):
-    """The number whose upper-tail probability is ``s`` (float32 array in (0, 1)), i.e.
-    the inverse CDF at ``1 - s`` computed without losing precision for tiny ``s``: the
-    k-th largest of n draws is ``sample_upper(dist, S)`` with S ~ Beta(k, n - k + 1).
-    For increasing conversions only (identity, log10): used for budgets."""
-    if dist.family == "fixed":
-        return jnp.asarray(dist.a, jnp.float32)
-    if dist.family == "uniform":
-        a = jnp.asarray(dist.a, jnp.float32)
-        x = a + (jnp.asarray(dist.b, jnp.float32) - a) * (1.0 - s)
-        return jnp.log10(x) if dist.transform == "log10" else x
-    return sample(dist, -jsp.ndtri(s))

@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from . import aggregate, random
+from . import aggregate, io, random
 from .errors import ArgumentError, ResourceError
 from .kernels import DEFAULT_GENERATOR, GENERATORS, MAX_BLOCK_STEPS, jump_draws
 from .model import Model, Trajectories, build, trajectories
@@ -441,16 +441,10 @@ class _Checkpointer:
         self.fingerprint, self.pilot_bins = fingerprint, pilot_bins
 
     def save(self, chunks_done: int, host: list[np.ndarray]) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        try:
-            with open(tmp, "wb") as f:
-                bins = {f"{k}{i}": getattr(b, k) for i, b in enumerate(self.pilot_bins) for k in ("lo", "width")}
-                np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done), **bins,
-                         **{f"counts{i}": h for i, h in enumerate(host)})
-            os.replace(tmp, self.path)
-        except BaseException:  # interrupted mid-write: the previous checkpoint stays whole
-            tmp.unlink(missing_ok=True)
-            raise
+        with io.atomic_files(self.path) as (tmp,), open(tmp, "wb") as f:  # interrupted: the old one stays whole
+            bins = {f"{k}{i}": getattr(b, k) for i, b in enumerate(self.pilot_bins) for k in ("lo", "width")}
+            np.savez(f, fingerprint=np.array(self.fingerprint), chunks_done=np.array(chunks_done), **bins,
+                     **{f"counts{i}": h for i, h in enumerate(host)})
 
     def load(self, host: list[np.ndarray]) -> tuple[int, list[np.ndarray]]:
         if not self.path.is_file():

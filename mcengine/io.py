@@ -23,10 +23,19 @@ from .errors import DataError, OutputError, ResourceError
 
 METADATA_KEY = b"mcengine"
 FILES = ("events", "access", "paths")
+QUANTILES = (0.01, 0.05, 0.10, 0.25, 0.50, 0.75, 0.90, 0.95, 0.99)  # of dates and lead times
+FAN_QUANTILES = (0.05, 0.25, 0.50, 0.75, 0.95)  # of paths and counts
+
+
+def quantile_column(q: float) -> str:
+    """The column of quantile ``q``: 0.05 -> "p5"."""
+    return f"p{round(q * 100)}"
+
 
 _STATS = [pa.field("n", pa.int64()), pa.field("p_reached", pa.float64()), pa.field("mean", pa.float64())] + [
-    pa.field(f"p{q}", pa.float64()) for q in (1, 5, 10, 25, 50, 75, 90, 95, 99)
+    pa.field(quantile_column(q), pa.float64()) for q in QUANTILES
 ]
+_FAN_STATS = [pa.field(c, pa.float64()) for c in ["mean", *map(quantile_column, FAN_QUANTILES)]]
 _THRESHOLD = [pa.field("threshold", pa.string()), pa.field("threshold_flop", pa.float64()),
               pa.field("threshold_kind", pa.string())]
 _HEAD = [pa.field("scenario", pa.string()), pa.field("regime", pa.string())]
@@ -37,10 +46,10 @@ SCHEMAS = {
                         + [pa.field("metric", pa.string()), pa.field("channel", pa.string())] + _STATS),
     "access": pa.schema(_HEAD + [pa.field("budget_usd", pa.float64())] + _THRESHOLD + _STATS),
     "paths": pa.schema(_HEAD + [pa.field("series", pa.string()), pa.field("year", pa.float64())]
-                       + [pa.field(c, pa.float64()) for c in ("mean", "p5", "p25", "p50", "p75", "p95")]),
+                       + _FAN_STATS),
     "counts": pa.schema(_HEAD + _THRESHOLD + [pa.field("basis", pa.string()), pa.field("year", pa.float64()),
                                               pa.field("n", pa.int64())]
-                        + [pa.field(c, pa.float64()) for c in ("mean", "p5", "p25", "p50", "p75", "p95")]),
+                        + _FAN_STATS),
 }
 OPTIONAL_FILES = ("counts",)  # absent from results written before counts existed
 
@@ -260,6 +269,24 @@ def remove_empty(created: list[Path]) -> None:
 
 
 @contextlib.contextmanager
+def atomic_files(*paths: Path, suffix: str = ""):
+    """Write files atomically: yields one temporary path beside each of ``paths`` (named
+    ``.<name>.tmp-<id><suffix>``, so a writer that picks a format from the extension sees
+    ``suffix``); when the block ends without an error they are renamed onto ``paths``, all
+    of them, and on any error (an interrupt included) they are removed and the files at
+    ``paths`` stay as they were."""
+    tmps = [Path(p).with_name(f".{Path(p).name}.tmp-{uuid.uuid4().hex[:8]}{suffix}") for p in paths]
+    try:
+        yield tmps
+        for tmp, path in zip(tmps, paths):
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp in tmps:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_folder(folder: Path, overwrite: bool = False, kind: str = "results", scenario: str | None = None):
     """Write an output folder atomically: yields a temporary folder beside ``folder``; when
     the block ends without an error, the ``.mcengine`` marker is added and the temporary
@@ -307,6 +334,36 @@ def write_folder(folder: Path, tables: dict[str, pa.Table], overwrite: bool = Fa
         for name, path in (files or {}).items():
             shutil.move(str(path), tmp / name)
     return Path(folder)
+
+
+def write_file(path: Path, data: bytes, overwrite: bool = False, option: str = "--out") -> Path:
+    """Write one file atomically: a temporary file beside ``path``, then ``os.replace``.
+    An existing ``path`` is replaced only with ``overwrite`` (``--force``) and only if it is
+    a plain file; never through a symbolic link. Missing parent folders are created (and
+    removed again on a failure); on any error nothing is left. An ``OSError`` becomes an
+    :class:`OutputError` naming ``option``."""
+    path = Path(path)
+    problem = path_problem(path)
+    if problem:
+        raise OutputError(f"{path}: {problem}; choose another {option}")
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; mcengine does not write through links; choose another {option}")
+    if path.exists():
+        if path.is_dir() or not path.is_file():
+            raise OutputError(f"{path}: exists and is not a plain file; choose another {option}")
+        if not overwrite:
+            raise OutputError(f"{path}: already exists; pass --force to replace it, or choose another {option}")
+    created = []
+    try:
+        created = make_parents(path.absolute().parent)
+        with atomic_files(path.absolute()) as (tmp,):
+            tmp.write_bytes(data)
+    except BaseException as e:
+        remove_empty(created)
+        if isinstance(e, OSError):
+            raise OutputError(f"{path}: cannot write it ({e.strerror or e}); choose another {option}") from None
+        raise
+    return path
 
 
 def read_folder(folder: Path) -> dict[str, pa.Table]:

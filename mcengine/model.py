@@ -15,13 +15,56 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import jax.scipy.special as jsp
 import numpy as np
 
 from . import random
-from .distributions import Dist, sample, sample_upper
+from .distributions import Dist
 from .kernels import Config, Members, Params, Population, combine_releases, simulate
 from .layout import OutputLayout, Row
 from .scenario import Scenario, correlation_matrix
+
+
+jax.tree_util.register_dataclass(Dist, data_fields=["a", "b"], meta_fields=["family", "transform"])
+
+
+def sample(dist: Dist, z):
+    """Map a standard-normal draw ``z`` (float32 array) to the number, in engine units.
+    The number increases with ``z`` (so copula correlations keep their sign); a fixed
+    number ignores ``z`` and returns a constant."""
+    if dist.family == "fixed":
+        return jnp.asarray(dist.a, jnp.float32)
+    a = jnp.asarray(dist.a, jnp.float32)
+    b = jnp.asarray(dist.b, jnp.float32)
+    if dist.transform == "log2_over":
+        z = -z  # the conversion is decreasing: keep every number increasing in its draw
+    if dist.family == "normal":
+        x = a + b * z
+    elif dist.family == "lognormal":
+        x = 10.0 ** (a + b * z)
+    elif dist.family == "uniform":
+        x = a + (b - a) * jsp.ndtr(z)
+    else:  # pragma: no cover - guarded by the parser
+        raise ValueError(dist.family)
+    if dist.transform == "log10":
+        return jnp.log10(x)
+    if dist.transform == "log2_over":
+        return math.log10(2.0) / x
+    return x
+
+
+def sample_upper(dist: Dist, s):
+    """The number whose upper-tail probability is ``s`` (float32 array in (0, 1)), i.e.
+    the inverse CDF at ``1 - s`` computed without losing precision for tiny ``s``: the
+    k-th largest of n draws is ``sample_upper(dist, S)`` with S ~ Beta(k, n - k + 1).
+    For increasing conversions only (identity, log10): used for budgets."""
+    if dist.family == "fixed":
+        return jnp.asarray(dist.a, jnp.float32)
+    if dist.family == "uniform":
+        a = jnp.asarray(dist.a, jnp.float32)
+        x = a + (jnp.asarray(dist.b, jnp.float32) - a) * (1.0 - s)
+        return jnp.log10(x) if dist.transform == "log10" else x
+    return sample(dist, -jsp.ndtri(s))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +146,7 @@ def build(scenario: Scenario) -> tuple[Model, dict]:
         populations=tuple(populations),
         threshold_ids=tuple(zlib.crc32(t.name.encode()) for t in s.thresholds),
         delayed=tuple(f"{streams[i]}.publication_delay" in draws for i in row_stream),
+        stream_ids=tuple(zlib.crc32(prefix.encode()) for prefix in streams),
     )
     paths, chol = correlation_matrix(s.correlations) if s.correlations else ([], np.zeros((0, 0)))
     inputs = tuple([p for p, d in draws.items() if d.is_random or p in per_regime]

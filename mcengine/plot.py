@@ -17,7 +17,6 @@ from __future__ import annotations
 import math
 import os
 import textwrap
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,6 @@ from .errors import ArgumentError, DataError, OutputError
 
 EXTENSIONS = (".png", ".svg", ".pdf")
 FIGURES = ("fan", "cdf", "lead", "access")
-QUANTILES = ((0.01, "p1"), (0.05, "p5"), (0.10, "p10"), (0.25, "p25"), (0.50, "p50"), (0.75, "p75"),
-             (0.90, "p90"), (0.95, "p95"), (0.99, "p99"))
 BAND_ALPHA = (0.10, 0.22)  # p5-p95, p25-p75
 NOTE = dict(fontsize=7.5, color="0.35")
 FRONTIER_COLOR = "black"
@@ -158,7 +155,7 @@ def threshold_cdf(results, threshold, regime=None):
         width_pt = fig.get_size_inches()[0] * ax.get_position().width * 0.8 * 72  # roughly, after layout
         step = 3.0 / width_pt * (d.horizon - d.start)  # bars at the horizon 3 pt apart
         for row, r in rows:
-            pts = [(r[k], q) for q, k in QUANTILES if r[k] is not None]
+            pts = [(r[k], q) for q, k in ((q, io.quantile_column(q)) for q in io.QUANTILES) if r[k] is not None]
             reached = r["p_reached"]
             if reached is None or not r["n"]:
                 missing.append(row.display)
@@ -442,17 +439,12 @@ def save_all(results, out, threshold=None) -> list[Path]:
     meta = {"Creator": "mcengine"} if ext != ".png" else {"Software": "mcengine"}
     paths = figure_paths(out)
     created = io.make_parents(out.parent)
-    tmps = []
     try:
-        for name, path in zip(FIGURES, paths):
-            tmps.append(path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}{ext}"))
-            with _style():
-                drawn[name].savefig(tmps[-1], metadata=meta, dpi=200)
-        for tmp, path in zip(tmps, paths):
-            os.replace(tmp, path)
+        with io.atomic_files(*paths, suffix=ext) as tmps:
+            for name, tmp in zip(FIGURES, tmps):
+                with _style():
+                    drawn[name].savefig(tmp, metadata=meta, dpi=200)
     except BaseException as e:
-        for tmp in tmps:
-            tmp.unlink(missing_ok=True)
         io.remove_empty(created)
         if isinstance(e, OSError):
             raise OutputError(f"{out}: cannot write the figures ({e.strerror or e}); choose another --out") from None

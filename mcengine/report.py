@@ -10,8 +10,14 @@ import sys
 from .results import Results
 
 
-def _fmt(x, spec: str) -> str:
-    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
+def fmt(x, spec: str) -> str:
+    """A number for the terminal: ``format(x, spec)``; a dash for null or NaN (censored or
+    undefined), yes/no for a flag."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    return format(x, spec)
 
 
 def summary_data(results: Results) -> dict:
@@ -63,8 +69,8 @@ def summary_text(results: Results, width: int = 110) -> str:
     actors: list[str] = []
     for t in d["thresholds"]:
         f = t["frontier_date"]
-        frontier.add_row(t["threshold"], t["kind"], _fmt(f["p50"], ".2f"),
-                         f"{_fmt(f['p5'], '.2f')} – {_fmt(f['p95'], '.2f')}", _fmt(f["p_reached"], ".1%"))
+        frontier.add_row(t["threshold"], t["kind"], fmt(f["p50"], ".2f"),
+                         f"{fmt(f['p5'], '.2f')} – {fmt(f['p95'], '.2f')}", fmt(f["p_reached"], ".1%"))
         actors += [a for a in t["lead_time"] if a not in actors]
     out = [frontier]
     if actors:
@@ -80,7 +86,7 @@ def summary_text(results: Results, width: int = 110) -> str:
                 x = t["lead_time"].get(a)
                 reached = "" if x is None or x["p_reached"] is None or x["p_reached"] >= 0.9995 else \
                     f" ({x['p_reached']:.1%})"
-                cells.append("" if x is None else _fmt(x["p50"], "+.2f") + reached)
+                cells.append("" if x is None else fmt(x["p50"], "+.2f") + reached)
             lead.add_row(a, *cells)
         out.append(lead)
     if d["counts"] and d["counts"][0]["by_year"]:
@@ -92,7 +98,7 @@ def summary_text(results: Results, width: int = 110) -> str:
         for y in years:
             table.add_column(y, justify="right")
         for c in d["counts"]:
-            table.add_row(c["threshold"], *(f"{_fmt(v['p50'], '.0f')} ({_fmt(v['p5'], '.0f')}–{_fmt(v['p95'], '.0f')})"
+            table.add_row(c["threshold"], *(f"{fmt(v['p50'], '.0f')} ({fmt(v['p5'], '.0f')}–{fmt(v['p95'], '.0f')})"
                                             for v in c["by_year"].values()))
         out.append(table)
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)

@@ -112,8 +112,7 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
                 rows[key].append(v)
     meta = io.provenance(scenario=scenario.name, scenario_toml=scenario.text, seed=seed, trajectories=trajectories,
                          bins=bins)
-    arrays = [pa.array(rows[f.name], f.type, from_pandas=True) for f in SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=SCHEMA.with_metadata({io.METADATA_KEY: io.json.dumps(meta)}))
+    return io.table(SCHEMA, rows, meta)
 
 
 def top_drivers(table: pa.Table, n: int = 3) -> list[tuple[str, str, list[tuple[str, float, float | None]]]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pty
 import subprocess
@@ -10,9 +11,10 @@ import subprocess
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from scipy import stats
 
 import mcengine
-from mcengine import sensitivity
+from mcengine import engine, sensitivity, sweep
 
 from .conftest import PEER, exit_code, scenario_toml
 
@@ -52,22 +54,51 @@ def test_sweep_points_are_the_same_as_single_runs(tmp_path):
     assert swept.select(single.events.column_names).equals(single.events)
 
 
+def test_sweep_points_that_change_only_numbers_trace_the_kernel_once(tmp_path, monkeypatch):
+    """Numbers are traced arguments, so the points of a numeric sweep reuse one compiled
+    step: the kernel's Python body runs once (the max-traces pattern). A point that changes
+    a shape (here the horizon, which sets the number of steps) traces anew."""
+    traces = []
+    real = engine._chunk_counts
+    monkeypatch.setattr(engine, "_chunk_counts", lambda *a, **k: (traces.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(engine, "_COMPILED", {})
+    sweep.sweep(PEER, ["hardware.rate=0.1,0.12,0.14", "algorithms.volatility=0.1,0.2"], trajectories=200,
+                out=tmp_path / "numbers")
+    assert len(traces) == 1
+    sweep.sweep(PEER, ["scenario.horizon=2040.0,2042.0"], trajectories=200, out=tmp_path / "shapes")
+    assert len(traces) == 3  # the horizon sets the number of steps: one trace per shape
+
+
 def test_sensitivity_recovers_the_only_driver():
-    """Only the frontier's initial budget is uncertain enough to matter: it must carry
-    almost all the variance of the frontier date (rho = -1); the near-fixed rates none."""
+    """The frontier's date is a decreasing function of its budget alone, and the follower's
+    growth (also uncertain) cannot move it. So the budget's statistics are those of a
+    monotone function (computed here by scipy and by direct binning from the same
+    trajectories: float32 dates tie, so not exactly -1 and 1 - 1/B**2); the growth's are
+    those of an input with no effect: rank correlation about N(0, 1/(n-1)), corrected share
+    about 0 with sd sqrt(2(B-1))/(n-1)."""
     s = mcengine.parse_scenario(scenario_toml(
-        hardware={"initial": 1e18, "rate": {"normal": [0.10, 0.11]}},
-        algorithms={"initial": 1.0, "rate": {"normal": [0.395, 0.405]}},
-        actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e10]}, "growth": {"normal": [0.295, 0.305]}},
-                {"name": "b", "budget": 1e8, "growth": 0.3}],
+        actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e10]}, "growth": 0.3},
+                {"name": "b", "budget": 1e8, "growth": {"normal": [0.1, 0.5]}}],
         thresholds=[{"name": "1e28", "flop": 1e28, "kind": "effective"},
                     {"name": "1e50", "flop": 1e50, "kind": "effective"}]))
-    table = sensitivity.sensitivity(s, trajectories=4000, seed=0)
+    n, bins, k = 4000, 20, 5.0
+    table = sensitivity.sensitivity(s, trajectories=n, seed=0, bins=bins)
     rows = {(r["output"], r["threshold"], r["input"]): r for r in table.to_pylist()}
+    out = mcengine.sample_trajectories(s, trajectories=n, seed=0)
+    x, y = out.inputs[:, list(engine.build(s)[0].inputs).index("actors.frontier.budget")], out.t_first[:, 0, 0]
+    order = np.argsort(x)
+    assert np.all(np.diff(y[order]) <= 0)  # a function of the budget alone
+    ry = stats.rankdata(y)
+    between = sum(len(b) * (ry[b].mean() - ry.mean()) ** 2 for b in np.array_split(order, bins)) / n
+    raw = between / ry.var()
     budget = rows[("t_first", "1e28", "actors.frontier.budget")]
-    assert budget["spearman"] < -0.99 and budget["variance_share"] > 0.97
-    for other in ("hardware.rate", "algorithms.rate", "actors.frontier.growth"):
-        assert abs(rows[("t_first", "1e28", other)]["variance_share"]) < 0.02
+    assert budget["spearman"] == pytest.approx(stats.spearmanr(x, y).statistic, abs=1e-9)
+    assert budget["variance_share"] == pytest.approx(raw - (bins - 1) / (n - 1) * (1 - raw), abs=1e-9)
+    growth = rows[("t_first", "1e28", "actors.b.growth")]
+    assert abs(growth["spearman"]) < k / math.sqrt(n - 1)
+    no_effect = k * math.sqrt(2 * (bins - 1)) / (n - 1)
+    assert abs(growth["variance_share"]) < no_effect
+    assert rows[("lead_time", "1e28", "actors.b.growth")]["variance_share"] > no_effect  # it drives b's own lead
     never = rows[("t_first", "1e50", "actors.frontier.budget")]  # all censored: explicit, not invented
     assert never["p_reached"] == 0 and never["spearman"] is None and never["variance_share"] is None
 

@@ -264,7 +264,10 @@ def test_not_yet_observed_is_scored_as_censored(tmp_path, scenario, samples):
     by_hand = sum((np.searchsorted(x, a, side="right") / N) ** 2 * (b - a)
                   for a, b in zip(np.r_[0.0, x[x < c]], np.r_[x[x < c], c]))
     assert row["crps"] == pytest.approx(by_hand, rel=1e-9)
-    assert row["inside_50"] == (f_c < 0.75) and row["inside_90"] == (f_c < 0.95)
+    # not known to be inside: never counted as inside (nor outside); open_* says whether the
+    # interval still reaches beyond as_of (false: a known miss)
+    assert row["inside_50"] is None and row["inside_90"] is None
+    assert row["open_50"] == (f_c < 0.75) and row["open_90"] == (f_c < 0.95)
     # the same censored formula whatever the reason: before the event, rank 1 scores alike
     early = rows_by(bt.backtest(scenario, path, as_of=datetime.date(2022, 12, 31), trajectories=N, seed=SEED))
     r1 = early[("labs", 1, "p1e28")]
@@ -288,7 +291,8 @@ def test_score_handles_predicted_censoring_and_the_horizon():
     assert late["crps"] == pytest.approx(0.25**2 * 1 + 0.5**2 * 1)  # F = 1/4 on [1, 2), 1/2 on [2, 3)
     # a forecast that never reaches it, scored against "not yet": perfect
     never = bt.score(np.full(8, np.nan), None, 0.0, 3.0, 2.0)
-    assert never["crps"] == 0.0 and never["p_by_as_of"] == 0.0 and never["inside_90"] is True
+    assert never["crps"] == 0.0 and never["p_by_as_of"] == 0.0 and never["open_90"] is True
+    assert never["inside_90"] is None and r["open_90"] is None
 
 
 # -- (4) nothing to score ---------------------------------------------------------------------------
@@ -361,3 +365,77 @@ def test_bad_arguments_are_clear(tmp_path, scenario):
     (tmp_path / "blocker").write_text("x")
     with pytest.raises(ValueError, match="exists and is not a folder"):  # before any sampling
         bt.command(scenario, path, as_of="2021-06-30", out=tmp_path / "blocker")
+
+
+# -- (6) summaries: coverage over events that happened ---------------------------------------------
+
+
+def test_coverage_excludes_not_yet_events(tmp_path, scenario, samples):
+    """summarise() computes coverage, PIT and CRPS over the observed events only; a not-yet
+    event is counted apart (never as inside an interval), and its CRPS enters only the
+    not-yet and the all-rows means."""
+    path = write_csv(tmp_path, [
+        "A,Alpha,2023-01-15,1e28,no,",
+        "B,Beta,2023-08-01,1e28,no,",
+    ])
+    as_of = datetime.date(2024, 3, 31)
+    table = bt.backtest(scenario, path, as_of=as_of, trajectories=N, seed=SEED)
+    recs = table.to_pylist()
+    obs = [r for r in recs if r["status"] == "observed"]
+    cen = [r for r in recs if r["status"].startswith("not yet")]
+    assert len(obs) == 3 and len(cen) == 1  # frontier, labs #1, #2 observed; labs #3 not yet
+    assert cen[0]["open_90"] is True  # its 90 % interval reaches beyond as_of: it would count as inside if mixed in
+    m = bt.summarise(table)
+    assert (m["observed"], m["censored"], m["scored"], m["before_start"]) == (3, 1, 4, 0)
+    assert m["inside_90"] == sum(r["inside_90"] for r in obs) / 3
+    assert m["inside_50"] == sum(r["inside_50"] for r in obs) / 3
+    assert m["mean_pit"] == pytest.approx(np.mean([r["pit"] for r in obs]))
+    assert m["crps_observed"] == pytest.approx(np.mean([r["crps"] for r in obs]))
+    assert m["crps_censored"] == pytest.approx(cen[0]["crps"]) and m["open_90"] == 1.0
+    assert m["crps"] == pytest.approx(np.mean([r["crps"] for r in obs + cen]))
+    # a forecast whose every observed event falls outside its 90 % interval has coverage 0,
+    # however many not-yet rows are open
+    fake = [dict(r, inside_50=False, inside_90=False) for r in obs] + cen * 5
+    assert bt.summarise(fake)["inside_90"] == 0.0 and bt.summarise(fake)["censored"] == 5
+    text = bt.format_table(table)
+    assert "3 observed, 1 not yet" in text and "not yet: 90% interval reaching beyond as-of 100%" in text
+
+
+def test_pit_plot_is_drawn_and_written_atomically(tmp_path, scenario):
+    pytest.importorskip("matplotlib")
+    path = write_csv(tmp_path, ["A,Alpha,2023-01-15,1e28,no,", "B,Beta,2023-08-01,1e28,no,"])
+    table = bt.backtest(scenario, path, as_of=datetime.date(2024, 3, 31), trajectories=N, seed=SEED)
+    fig = bt.plot_pit([("a", table), ("b", table)])
+    out = bt.write_plot(fig, tmp_path / "pit.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(io.OutputError, match="already exists"):
+        bt.write_plot(fig, tmp_path / "pit.png")
+    bt.write_plot(fig, tmp_path / "pit.png", overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["observed.csv", "pit.png"]  # no temporary left
+    with pytest.raises(mcengine.errors.ArgumentError, match="png"):
+        bt.write_plot(fig, tmp_path / "pit.gif")
+
+
+def test_parse_origins():
+    assert bt.parse_origins("2012, 2014") == [datetime.date(2012, 12, 31), datetime.date(2014, 12, 31)]
+    assert bt.parse_origins("2016-06-30") == [datetime.date(2016, 6, 30)]
+    for bad in ("2014,2012", "2012,2012", "twelve", ""):
+        with pytest.raises(mcengine.errors.ArgumentError):
+            bt.parse_origins(bad)
+
+
+def test_rolling_usage_errors_are_one_line(tmp_path, capsys):
+    from .conftest import exit_code
+
+    path = write_csv(tmp_path, ["A,Alpha,2023-01-15,1e28,no,"])
+    for args, message in [
+        (["backtest", "--observed", path], "give a SCENARIO"),
+        (["backtest", "--rolling", "2012", "--observed", path], "--hardware"),
+        (["backtest", "bt.toml", "--rolling", "2012", "--observed", path, "--hardware", path], "no SCENARIO"),
+        (["backtest", "--rolling", "2014,2012", "--observed", path, "--hardware", path], "increasing"),
+        (["backtest", "--rolling", "2030", "--observed", path, "--hardware", path], "not before the as-of"),
+        (["backtest", "--rolling", "2012", "--observed", path, "--hardware", path, "--plot", "x.gif"], ".png"),
+    ]:
+        assert exit_code([str(a) for a in args]) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, (args, err)

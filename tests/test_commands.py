@@ -144,8 +144,30 @@ def test_backtest_into_a_results_folder_keeps_it_replaceable(folder, tmp_path):
     if DATA.is_file():  # the real file: nothing after 2019 in it, so nothing to score yet
         assert "nothing to score yet" in ok(cli("backtest", "historical-2020", "--observed", DATA,
                                                 "--as-of", "2019-12-31", "-n", N))
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        plot = tmp_path / "pit.png"
+        out = ok(cli("backtest", "historical-2020", "--observed", observed, "--as-of", "2024-12-31", "-n", N,
+                     "--plot", plot))
+        assert f"wrote {plot}" in out and plot.is_file()
+        code, _, err = cli("backtest", "historical-2020", "--observed", observed, "--plot", plot, "-n", N)
+        assert code == 2 and "already exists" in err
     ok(cli("run", "historical-2020", "-n", N, "-q", "--out", results, "--force"))  # backtest.parquet is its own
     assert not (results / "backtest.parquet").exists()
+
+
+@pytest.mark.skipif(not DATA.is_file(), reason="the shared Epoch data are not beside this checkout")
+def test_calibrate(tmp_path):
+    """calibrate makes a scenario (so it is not run per built-in) that validates; its run and
+    backtest --rolling are in test_calibrate.py."""
+    hardware = DATA.parent / "ml_hardware_2025-12.csv"
+    out = tmp_path / "cal.toml"
+    text = ok(cli("calibrate", "--models", DATA, "--hardware", hardware, "--as-of", "2016-12-31", "--out", out))
+    assert "calibrated at 2016-12-31" in text and out.is_file()
+    assert "(calibrated-2016-12-31: 2 actors" in ok(cli("validate", out))
 
 
 @pytest.mark.parametrize("name", sorted(SWEPT))
@@ -178,7 +200,7 @@ def test_matrix_covers_every_command():
     """A new command must join this matrix: the commands tested here are all there are."""
     from mcengine.cli import cli as group
 
-    tested = {"run", "validate", "summary", "plot", "sensitivity", "backtest", "sweep", "scenarios"}
+    tested = {"run", "validate", "summary", "plot", "sensitivity", "backtest", "sweep", "scenarios", "calibrate"}
     assert set(group.commands) == tested
     assert ok(cli("scenarios")).count("\n") == len(BUILTINS)
     assert os.environ.get("MCENGINE_CACHE") == "0"

@@ -58,7 +58,7 @@ def drop_path(parts, path):
 
 
 CASES = [
-    ("scenario.horizon", 2033.0), ("scenario.steps_per_year", 12),
+    ("scenario.steps_per_year", 12),
     ("hardware.initial", 2e18), ("hardware.rate", {"normal": [0.1, 0.2]}), ("hardware.volatility", 0.2),
     ("hardware.long_run_rate", 0.0), ("hardware.decay_years", 3.0), ("hardware.jumps.per_year", 1.0),
     ("hardware.jumps.size", {"normal": [-0.5, 0.5]}),
@@ -98,6 +98,19 @@ def test_changing_a_keyword_changes_the_outputs(path, value, base):
     assert differs(base, outputs(parts))
 
 
+def test_an_earlier_horizon_censors_what_comes_after_it_and_keeps_the_rest(base):
+    """Dates (years since the start) up to the new horizon are the same numbers; later
+    ones become censored (NaN), not clipped."""
+    parts = copy.deepcopy(BASE)
+    parts["scenario"]["horizon"] = 2028.0
+    short = outputs(parts)
+    for name in ("t_first", "diffusion"):
+        a, b = getattr(base, name), getattr(short, name)
+        kept = a <= 3.0
+        assert kept.any() and (~kept & ~np.isnan(a)).any(), name  # both sides of the new horizon occur
+        assert np.array_equal(np.where(kept, a, np.nan), b, equal_nan=True), name
+
+
 @pytest.mark.parametrize("change", [
     "doubling_years", "halving_years", "factor_per_year", "growth_factor", "no_release", "no_access_via",
     "regime_weight", "regime_set", "correlation", "start"])
@@ -128,10 +141,16 @@ def test_alternative_and_structural_keywords_change_the_outputs(change, base):
         parts["regimes"][0]["set"] = {"algorithms.rate": 0.2}
     elif change == "correlation":
         parts["correlations"]["pairs"][0][2] = -0.5
-    elif change == "start":  # per-trajectory years since start are unchanged; calendar dates move
+    elif change == "start":  # per-trajectory years since start are unchanged: calendar dates move by 1
         parts["scenario"].update(start=2026.0, horizon=2036.0)
-        a = mcengine.run(mcengine.parse_scenario(scenario_toml(**BASE)), trajectories=50, seed=1)
-        b = mcengine.run(mcengine.parse_scenario(scenario_toml(**parts)), trajectories=50, seed=1)
-        assert a.events.column("p50").to_pylist() != b.events.column("p50").to_pylist()
+        a = mcengine.run(mcengine.parse_scenario(scenario_toml(**BASE)), trajectories=50, seed=1).events
+        b = mcengine.run(mcengine.parse_scenario(scenario_toml(**parts)), trajectories=50, seed=1).events
+        for metric in ("t_first", "lead_time"):
+            rows = [i for i, m in enumerate(a.column("metric").to_pylist()) if m == metric]
+            qa = np.array([a.column("p50")[i].as_py() for i in rows], float)
+            qb = np.array([b.column("p50")[i].as_py() for i in rows], float)
+            assert np.array_equal(np.isnan(qa), np.isnan(qb)) and (~np.isnan(qa)).any()
+            shift = 1.0 if metric == "t_first" else 0.0
+            assert np.allclose(qb[~np.isnan(qb)], qa[~np.isnan(qa)] + shift, rtol=0, atol=1e-9), metric
         return
     assert differs(base, outputs(parts))

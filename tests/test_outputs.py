@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -57,13 +58,23 @@ def test_folder_has_three_files_with_schemas(small_run):
     assert sorted({r["year"] for r in paths}) == [2025.0 + m for m in range(21)]
 
 
-def test_censored_quantiles_are_null_not_sentinels(small_run):
-    folder, _ = small_run
-    for r in pq.read_table(folder / "access.parquet").to_pylist():
-        if r["p_reached"] < 0.95:
-            assert r["p95"] is None and r["p99"] is None
-        for q in ("p1", "p50", "p99"):
-            assert r[q] is None or 2025.0 <= r[q] <= 2045.0
+def test_censored_quantiles_are_null_not_sentinels():
+    """A quantile that falls among trajectories that never reach the threshold is null, and
+    exactly those are: quantile q of n trajectories is read at rank q*(n-1), so it exists
+    iff that rank (rounded up) is below the number that reached."""
+    text = scenario_toml(hardware={"initial": 1e18, "rate": {"normal": [0.02, 0.22]}, "volatility": 0.0},
+                         access={"budgets": [1.0, 1e2, 1e4]})
+    n = 400
+    access = mcengine.run(mcengine.parse_scenario(text, "censored.toml"), trajectories=n, seed=3).tables()["access"]
+    nulls = 0
+    for r in access.to_pylist():
+        reached = round(r["p_reached"] * n)
+        for q in (1, 5, 10, 25, 50, 75, 90, 95, 99):
+            assert (r[f"p{q}"] is None) == (math.ceil(q / 100 * (n - 1)) >= reached), (r, q)
+            assert r[f"p{q}"] is None or 2025.0 <= r[f"p{q}"] <= 2045.0
+            nulls += r[f"p{q}"] is None
+    partly = [r["p_reached"] for r in access.to_pylist() if 0.05 < r["p_reached"] < 0.95]
+    assert partly and 0 < nulls < 9 * access.num_rows, (partly, nulls)
 
 
 def test_every_file_records_provenance(small_run):

@@ -3,10 +3,12 @@ interruption and resume; extreme but valid inputs; requests too large for memory
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -200,8 +202,90 @@ def test_a_run_too_large_for_memory_is_refused_before_sampling():
         mcengine.run(s, trajectories=10, seed=0)
 
 
-def test_memory_does_not_depend_on_trajectories():
-    s = mcengine.load_scenario(PEER)
-    model, _ = engine.build(s)
-    assert engine.memory_estimate(model, 72, 61440, 16384) < 2**30
-    assert engine._fit_chunk(model, 72, 61440, 2**14, 1, engine.jax.devices()[0], True) == 2**14
+PEAK_MEMORY = """
+import resource, sys
+import mcengine
+s = mcengine.load_scenario(sys.argv[1])
+mcengine.run(s, trajectories=int(sys.argv[2]), seed=0, chunk_size=1000)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+"""
+
+
+def test_memory_does_not_grow_with_trajectories():
+    """Peak memory of a whole run, each in a fresh process, at 2,000 and at 200,000
+    trajectories in chunks of 1,000: it differs by less than half of what keeping a single
+    float32 per event variable of every trajectory would add."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=1"}
+    peak = {}
+    for n in (2_000, 200_000):
+        r = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(PEER), str(n)], capture_output=True, text=True,
+                           env=env, timeout=600)
+        assert r.returncode == 0, r.stderr
+        peak[n] = int(r.stdout.split()[-1])
+    model, _ = engine.build(mcengine.load_scenario(PEER))
+    kept = model.layout.n_event_vars * 4 * (200_000 - 2_000)
+    assert peak[200_000] - peak[2_000] < kept / 2, (peak, kept)
+
+
+INVARIANT = dict(
+    scenario={"name": "invariant", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 4},
+    hardware={"initial": 1e18, "rate": {"normal": [0.08, 0.16]}, "volatility": 0.05,
+              "jumps": {"per_year": 0.3, "size": {"normal": [0.1, 0.5]}}},
+    algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.1, "catch_up_rate": 0.2},
+    actors=[{"name": "frontier", "budget": {"lognormal": [1e8, 1e9]}, "growth": {"normal": [0.2, 0.5]},
+             "volatility": 0.1, "cap": 1e11},
+            {"name": "ow", "budget": 3e7, "growth": 0.3, "algo_lag": 0.5, "releases_weights": True,
+             "release_lag": 0.25, "publication_delay": {"uniform": [0.1, 0.5]}},
+            {"name": "follower", "budget": 1e8, "growth": 0.3, "hw_lag": 1.0, "cap": 1e10, "access_via": ["ow"]}],
+    groups=[{"name": "orgs", "count": 50, "ranks": [1, 10], "budget": {"lognormal": [1e5, 1e8]}, "growth": 0.3,
+             "cap": 1e10, "access_via": ["ow"],
+             "entry": {"per_year": {"uniform": [2.0, 6.0]}, "budget": {"lognormal": [1e5, 1e7]}}}],
+    thresholds=[{"name": "e28", "flop": 1e28, "kind": "effective"}, {"name": "p26", "flop": 1e26, "kind": "physical"}],
+    access={"budgets": [1e6, 1e8]},
+    regimes=[{"name": "a", "weight": 0.4, "set": {"algorithms.rate": 0.8}},
+             {"name": "b", "weight": 0.6, "set": {"hardware.jumps.per_year": 1.0}}],
+    correlations={"pairs": [["algorithms.rate", "actors.frontier.growth", 0.5]]},
+)
+
+
+def _by_name(s, n=64):
+    """Every per-trajectory output of scenario parts ``s``, keyed by what it is about."""
+    scenario = mcengine.parse_scenario(scenario_toml(**s))
+    model, _ = engine.build(scenario)
+    out = mcengine.sample_trajectories(scenario, trajectories=n, seed=5)
+    lay, got = model.layout, {"regime": out.regime}
+    for name in ("t_first", "trained", "released", "t_public"):
+        for r, row in enumerate(lay.rows):
+            for t, thr in enumerate(lay.thresholds):
+                got[name, row, thr] = getattr(out, name)[:, r, t]
+    for k, b in enumerate(lay.access_budgets):
+        for t, thr in enumerate(lay.thresholds):
+            got["diffusion", b, thr] = out.diffusion[:, k, t]
+    for i, series in enumerate(lay.stored_fan):
+        got["fan", series] = out.fan[:, :, i]
+    for i, name in enumerate(model.inputs):
+        got["input", name] = out.inputs[:, i]
+    for name in ("counts", "public_counts"):
+        for t, thr in enumerate(lay.thresholds):
+            got[name, thr] = getattr(out, name)[:, :, t]
+    return got
+
+
+@pytest.mark.parametrize("added", ["threshold", "access budget", "actor"])
+def test_adding_a_threshold_budget_or_actor_leaves_every_other_output_bit_identical(added):
+    """On a scenario with regimes, jumps, correlations, releases, a delay and a group with
+    entrants: each output that exists in both runs is the same bits. (Counts change when an
+    actor joins: it is one more organisation.)"""
+    parts = copy.deepcopy(INVARIANT)
+    if added == "threshold":
+        parts["thresholds"].insert(1, {"name": "e27", "flop": 1e27, "kind": "effective"})
+    elif added == "access budget":
+        parts["access"]["budgets"].insert(1, 1e7)
+    else:
+        parts["actors"].insert(2, {"name": "startup", "budget": {"lognormal": [1e7, 1e8]}, "growth": 0.4})
+    before, after = _by_name(INVARIANT), _by_name(parts)
+    assert len(after) > len(before)
+    for key, value in before.items():
+        if added == "actor" and key[0] in ("counts", "public_counts"):
+            continue
+        assert np.array_equal(value, after[key], equal_nan=True), key
