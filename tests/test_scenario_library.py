@@ -206,6 +206,16 @@ def test_checker_accepts_sourced_numbers_and_ignores_strings():
         ),
         # [scenario] start is a parameter, not metadata
         ('[scenario]\nname = "x"\nstart = 2025.0\n', [(3, "scenario", "start")]),
+        # a group's [groups.entry] sub-table is checked like any table
+        (
+            '[[groups]]\nname = "organisations"\n# a source\ncount = 100\n[groups.entry]\nper_year = 10\n',
+            [(6, "groups.entry", "per_year")],
+        ),
+        # a sub-table header ends the comment above it: it does not source the first key below
+        (
+            "[[groups]]\n# a source\n[groups.entry]\nper_year_growth = { normal = [0.0, 0.25] }\n",
+            [(4, "groups.entry", "per_year_growth")],
+        ),
         # a '#' inside a string is not a comment
         ('[scenario]\nstart = 2025.0\ndescription = "# not a comment"\n', [(2, "scenario", "start")]),
     ],
@@ -252,6 +262,7 @@ def test_every_file_validates_and_is_builtin(path: Path):
 
 
 _RUN_TEST = "test_every_file_runs"
+_COUNTS_TEST = "test_regulatory_thresholds_are_counted"
 
 
 @pytest.fixture(scope="module")
@@ -260,11 +271,11 @@ def runs(request):
     whose run test is selected, started together on one thread per core: the time is
     XLA compilation (~10-30 s per scenario on a 2-core CPU), which overlaps across
     threads. Maps the name to a future of its Results."""
-    paths = [
+    paths = {
         item.callspec.params["path"]
         for item in request.session.items
-        if getattr(item, "originalname", None) == _RUN_TEST and item.module is request.module
-    ]
+        if getattr(item, "originalname", None) in (_RUN_TEST, _COUNTS_TEST) and item.module is request.module
+    }
     # longest first (file size is a fair proxy for compile time), to shorten the wall time
     names = [p.stem for p in sorted(paths, key=lambda p: p.stat().st_size, reverse=True)]
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1)))
@@ -291,3 +302,103 @@ def test_every_file_runs(path: Path, runs):
         if m == "t_first" and a == "frontier"
     ]
     assert len(frontier_dates) >= len(scenario.thresholds)
+
+
+# ---------------------------------------------------------------------------------------
+# Populations of organisations and the regulatory compute lines
+
+# The built-ins that ask how capabilities diffuse: each carries a population of
+# organisations with entrants, publication delays and the two regulatory lines, so
+# that its counts.parquet can be set beside published model-count forecasts.
+DIFFUSION = (
+    "baseline",
+    "compute-efficiency-diffusion",
+    "diffusion-channels",
+    "export-controls",
+    "rand-futures",
+    "situational-awareness",
+)
+REGULATORY_FLOP = (1e25, 1e26)  # EU AI Act systemic-risk presumption; EO 14110 reporting line
+ORGANISATIONS = "organisations"
+
+
+def _has_organisations(path: Path) -> bool:
+    return any(a.name == ORGANISATIONS and a.is_group for a in mcengine.load_scenario(path).actors)
+
+
+def _regulatory(scenario) -> dict[float, str]:
+    """{FLOP: threshold name} of the physical thresholds at the regulatory lines."""
+    return {t.flop: t.name for t in scenario.thresholds if t.kind == "physical" and t.flop in REGULATORY_FLOP}
+
+
+def test_diffusion_builtins_exist():
+    assert set(DIFFUSION) <= {p.stem for p in FILES}
+
+
+@pytest.mark.parametrize("name", DIFFUSION)
+def test_diffusion_builtins_have_a_growing_population(name: str):
+    scenario = mcengine.load_scenario(name)
+    groups = {a.name: a for a in scenario.actors if a.is_group}
+    assert ORGANISATIONS in groups, f"{name}: no [[groups]] named {ORGANISATIONS!r}"
+    assert any(g.entry is not None for g in groups.values()), f"{name}: no group has [groups.entry]"
+    assert all(g.publication_delay is not None for g in groups.values()), f"{name}: a group has no publication_delay"
+    entry = next(g.entry for g in groups.values() if g.entry is not None)
+    assert entry.per_year.is_random, f"{name}: the entry rate should be a distribution (its uncertainty)"
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_regulatory_thresholds_are_counted(path: Path, runs):
+    """Every built-in with an organisations group has physical thresholds at 1e25 and 1e26
+    FLOP, and its counts.parquet has a row for each of them per basis and whole year."""
+    if not _has_organisations(path):
+        assert path.stem not in DIFFUSION
+        pytest.skip("no organisations group")
+    scenario = mcengine.load_scenario(path.stem)
+    names = _regulatory(scenario)
+    assert set(names) == set(REGULATORY_FLOP), (
+        f"{path.name}: physical thresholds at {sorted(set(REGULATORY_FLOP) - set(names))} FLOP are missing"
+    )
+    counts = runs[path.stem].result().counts.to_pylist()
+    years = int(scenario.horizon - scenario.start) + 1
+    bases = {r["basis"] for r in counts}
+    assert "reached" in bases
+    for name in names.values():
+        rows = [r for r in counts if r["threshold"] == name and r["regime"] is None]
+        assert len(rows) == years * len(bases), f"{path.name}: counts of {name}"
+        for basis in bases:
+            series = sorted((r["year"], r["p50"], r["mean"]) for r in rows if r["basis"] == basis)
+            assert [y for y, _, _ in series] == [scenario.start + i for i in range(years)]
+            means = [m for _, _, m in series]
+            assert all(b >= a for a, b in zip(means, means[1:])), f"{path.name}: {name} {basis} counts fall"
+        for k in scenario.count_at_least:
+            assert all(0.0 <= r[f"p_at_least_{k}"] <= 1.0 for r in rows)
+
+
+def _statements(text: str, table: str) -> list[tuple[int, str, bool]]:
+    """(line, key, sourced) of every numeric statement in the tables named ``table`` (and
+    their sub-tables), by the rule of :func:`unsourced_numbers`."""
+    unsourced = {(line, key) for line, t, key in unsourced_numbers(text) if t == table or t.startswith(table + ".")}
+    out, current = [], ""
+    for i, raw in enumerate(text.splitlines(), start=1):
+        code = _mask_line(raw, None)[0].strip()
+        if code.startswith("["):
+            current = code.strip("[] \t")
+        elif (current == table or current.startswith(table + ".")) and "=" in code:
+            key = code.split("=", 1)[0].strip()
+            if _NUMBER.search(code.split("=", 1)[1]):
+                out.append((i, key, (i, key) not in unsourced))
+    return out
+
+
+@pytest.mark.parametrize("name", DIFFUSION)
+def test_population_blocks_cite_every_number(name: str):
+    """The groups and their entry tables of the diffusion built-ins hold the numbers the
+    counts rest on (count, budgets, growth, entry rate and its growth, delays), and each
+    carries a source comment."""
+    text = (SCENARIO_DIR / f"{name}.toml").read_text(encoding="utf-8")
+    stmts = _statements(text, "groups")
+    keys = {key for _, key, _ in stmts}
+    for key in ("count", "budget", "growth", "publication_delay", "per_year", "per_year_growth"):
+        assert key in keys, f"{name}.toml: no numeric {key!r} in [[groups]] / [groups.entry]"
+    missing = [(line, key) for line, key, sourced in stmts if not sourced]
+    assert not missing, f"{name}.toml: numbers without a source comment: {missing}"
