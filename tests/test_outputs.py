@@ -183,14 +183,19 @@ def test_forced_failed_write_keeps_the_old_folder(tmp_path, small_run, monkeypat
 
 
 def test_command_line_end_to_end_in_a_subprocess(tmp_path):
-    """The installed console script: runs the peer scenario, prints the summary, exit 0."""
+    """The installed console script as a user runs it (the persistent compile cache on, in
+    a fresh cache folder): runs the peer scenario, prints the summary, exit 0, and leaves
+    compiled programs in the cache for the next run."""
+    env = {k: v for k, v in os.environ.items() if k != "MCENGINE_CACHE"} | {"XDG_CACHE_HOME": str(tmp_path / "cache")}
     out = subprocess.run(
         ["mcengine", "run", str(PEER), "-n", "300", "--out", str(tmp_path / "peer")],
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     assert "follower" in out.stdout and (tmp_path / "peer" / "paths.parquet").is_file()
+    assert any((tmp_path / "cache" / "mcengine" / "jax").rglob("*")), "nothing was cached"
     bad = subprocess.run(["mcengine", "run", str(tmp_path / "missing.toml")], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "no such file" in bad.stderr
