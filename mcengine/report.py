@@ -143,6 +143,72 @@ def summary_text(results: Results, width: int = 110) -> str:
     return console.export_text().rstrip()
 
 
+def point_summary(results: Results) -> dict:
+    """One sweep point in brief (kept in sweep.json): per threshold, the frontier's median
+    date and the share reached, and, if the results have counts, the median number of
+    organisations able to reach it in the last counted year."""
+    rows = [r for r in results.events.to_pylist() if r["regime"] is None and r["channel"] is None]
+    out = {
+        r["threshold"]: {"frontier_p50": r["p50"], "p_reached": r["p_reached"]}
+        for r in rows
+        if r["metric"] == "t_first" and r["actor"] == "frontier"
+    }
+    if results.counts is not None:
+        counted = [r for r in results.counts.to_pylist() if r["regime"] is None and r["basis"] == "reached"]
+        last = max((r["year"] for r in counted), default=None)
+        for r in counted:
+            if r["year"] == last and r["threshold"] in out:
+                out[r["threshold"]].update(count_year=last, count_p50=r["p50"])
+    return {"thresholds": out}
+
+
+def sweep_summary_text(manifest: dict, width: int = 110, per_table: int = 7) -> str:
+    """The summary printed after ``mcengine sweep``: the points and their swept values, then
+    a row per threshold and a column per point (at most ``per_table`` points to a table)
+    with the frontier's median date and, if counted, the median number of organisations able
+    to reach the threshold in the last counted year."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    points = manifest["points"]
+    value = lambda x: f"{x:g}" if _is_number(x) else str(x)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(f"{len(points)} points:", markup=False)
+    for i, p in enumerate(points):
+        console.print(f"  #{i}  " + ", ".join(f"{c}={value(v)}" for c, v in p["values"].items()), markup=False)
+    names = list(points[0]["summary"]["thresholds"]) if points else []
+    year = next(
+        (t["count_year"] for p in points for t in p["summary"]["thresholds"].values() if "count_year" in t), None
+    )
+    console.print()
+    console.print(
+        "Frontier median date (calendar year; '—': not reached in the median)"
+        + (f"; in brackets, the median number of organisations able to reach it by {year:g}" if year else ""),
+        markup=False,
+    )
+    for first in range(0, len(points), per_table):
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("threshold")
+        shown = range(first, min(first + per_table, len(points)))
+        for i in shown:
+            table.add_column(f"#{i}", justify="right")
+        for n in names:
+            cells = []
+            for i in shown:
+                t = points[i]["summary"]["thresholds"].get(n, {})
+                cells.append(
+                    fmt(t.get("frontier_p50"), ".2f") + (f" ({fmt(t['count_p50'], '.0f')})" if "count_p50" in t else "")
+                )
+            table.add_row(n, *cells)
+        console.print(table)
+    return console.export_text().rstrip()
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, enabled: bool = True):
     """A progress bar on stderr (trajectories done, rate, time left) while the block runs;

@@ -9,6 +9,7 @@ import pty
 import subprocess
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scipy import stats
@@ -21,7 +22,7 @@ from .conftest import PEER, exit_code, scenario_toml
 SHORT = ["--set", "scenario.horizon=2033.0"]
 
 
-def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):
+def test_sweep_is_read_back_as_one_typed_table_by_duckdb_pandas_and_polars(tmp_path, capsys):
     out = tmp_path / "sw"
     assert (
         exit_code(
@@ -31,37 +32,66 @@ def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):
                 "--fix",
                 "scenario.horizon=2033.0",
                 "--set",
-                "hardware.rate=0.05,0.2",
+                "hardware.rate=0.6,0.05,0.2",
                 "--set",
-                "actors.frontier.cap=1e11,1e12",
+                "actors.frontier.budget={ lognormal = [1e9, 1e10] },{ lognormal = [2e9, 2e10] }",
                 "-n",
-                "500",
+                "300",
                 "--out",
                 str(out),
-                "-q",
             ]
         )
         == 0
     )
+    printed = capsys.readouterr().out
+    assert "#5  hardware_rate=0.2, actors_frontier_budget=lognormal_2e9_2e10" in printed
+    assert "1e34" in printed and "organisations able to reach it by 2033" in printed
+    budgets = ["lognormal_1e9_1e10", "lognormal_2e9_2e10"]
     duckdb = pytest.importorskip("duckdb")
     rows = duckdb.sql(f"""
-        SELECT hardware_rate, actors_frontier_cap, count(*) AS n, avg(p50) AS p50
-        FROM read_parquet('{out}/events/**/*.parquet', hive_partitioning = true)
+        SELECT hardware_rate, actors_frontier_budget, count(*) AS n, avg(p50) AS p50
+        FROM read_parquet('{out}/events/*.parquet')
         WHERE metric = 't_first' AND actor = 'frontier' GROUP BY ALL ORDER BY ALL""").fetchall()
-    assert [(str(r[0]), str(r[1]), r[2]) for r in rows] == [
-        ("0.05", "1e11", 8),
-        ("0.05", "1e12", 8),
-        ("0.2", "1e11", 8),
-        ("0.2", "1e12", 8),
-    ]
+    assert [(r[0], r[1], r[2]) for r in rows] == [(x, b, 8) for x in (0.05, 0.2, 0.6) for b in budgets]
     assert rows[0][3] > rows[2][3]  # slower hardware: later frontier dates
+    assert (
+        duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/events/*.parquet') WHERE hardware_rate = 0.6").fetchall()[
+            0
+        ][0]
+        > 0
+    )
     import pandas as pd
 
-    df = pd.read_parquet(out / "paths")
-    assert {"hardware_rate", "actors_frontier_cap"} <= set(df.columns) and len(df) > 0
+    df = pd.read_parquet(out / "events")
+    assert df.hardware_rate.dtype == "float64" and df.point.dtype == "int64"
+    assert len(df[df.hardware_rate == 0.6]) == len(df) // 3
+    assert sorted(df.hardware_rate.unique()) == [0.05, 0.2, 0.6]  # numeric order, not "0.05" < "0.2" < "0.6" by luck
+    assert set(df.actors_frontier_budget) == set(budgets)
+    assert {"hardware_rate", "actors_frontier_budget"} <= set(pd.read_parquet(out / "paths").columns)
     manifest = json.loads((out / "sweep.json").read_text())
-    assert len(manifest["points"]) == 4
+    assert len(manifest["points"]) == 6 and manifest["points"][0]["values"]["hardware_rate"] == 0.6
+    assert set(manifest["points"][0]["summary"]["thresholds"]["1e30"]) >= {"frontier_p50", "count_p50"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sw"]
+    try:
+        import polars as pl
+    except ImportError:
+        pytest.skip("polars is not installed (pip install polars); DuckDB and pandas were checked")
+    frame = pl.read_parquet(out / "events" / "*.parquet")
+    assert frame.schema["hardware_rate"] == pl.Float64 and frame.schema["point"] == pl.Int64
+    assert frame.filter(pl.col("hardware_rate") == 0.6).height == frame.height // 3
+    assert frame.sort("hardware_rate")["hardware_rate"].unique(maintain_order=True).to_list() == [0.05, 0.2, 0.6]
+
+
+def test_sweep_values_are_typed_and_labelled():
+    assert sweep.axis_values(["1", "2", "10"]) == (pa.int64(), [1, 2, 10])
+    assert sweep.axis_values(["0.6", "1e11", "2"]) == (pa.float64(), [0.6, 1e11, 2.0])
+    assert sweep.axis_values(["true", "false"]) == (pa.bool_(), [True, False])
+    assert sweep.axis_values(["{ lognormal = [1e9, 1e10] }", "{ normal = [0.1, 0.25] }", "2.5"]) == (
+        pa.string(),
+        ["lognormal_1e9_1e10", "normal_0.1_0.25", "2.5"],
+    )
+    assert sweep.axis_values(["{ lognormal = [1.5e-3, 123456789.0] }"])[1] == ["lognormal_0.0015_123456789"]
+    assert sweep.axis_values(['"a b"', '"a_b"'])[1] == ["a_b", "a_b_2"]  # distinct labels for distinct values
 
 
 def test_sweep_points_are_the_same_as_single_runs(tmp_path):
@@ -89,7 +119,8 @@ def test_sweep_points_are_the_same_as_single_runs(tmp_path):
     single = mcengine.run(
         mcengine.load_scenario(PEER, ["scenario.horizon=2033.0", "algorithms.volatility=0.2"]), trajectories=300, seed=4
     )
-    swept = pq.read_table(out / "events" / "algorithms_volatility=0.2")
+    swept = pq.read_table(out / "events" / "point-00001.parquet")
+    assert set(swept.column("algorithms_volatility").to_pylist()) == {0.2}
     assert swept.select(single.events.column_names).equals(single.events)
 
 
