@@ -212,7 +212,9 @@ def _is_number(x) -> bool:
 @contextlib.contextmanager
 def progress_bar(total: int, enabled: bool = True):
     """A progress bar on stderr (trajectories done, rate, time left) while the block runs;
-    yields a callback taking the trajectories just finished. Shown only on a terminal."""
+    yields a callback taking the trajectories just finished. It says "compiling" until the
+    first call (the kernel compiles and the pilot runs before the first chunk is done), then
+    "sampling". Shown only on a terminal."""
     if not (enabled and sys.stderr.isatty()):
         yield lambda n: None
         return
@@ -227,7 +229,7 @@ def progress_bar(total: int, enabled: bool = True):
     )
 
     columns = (
-        TextColumn("sampling"),
+        TextColumn("{task.fields[phase]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -236,11 +238,11 @@ def progress_bar(total: int, enabled: bool = True):
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("sampling", total=total, rate="")
+        task = bar.add_task("sampling", total=total, rate="", phase="compiling")
 
         def advance(n: int):
             bar.advance(task, n)
             speed = bar.tasks[0].speed
-            bar.update(task, rate=f"{speed:,.0f} traj/s" if speed else "")
+            bar.update(task, rate=f"{speed:,.0f} traj/s" if speed else "", phase="sampling")
 
         yield advance

@@ -6,6 +6,7 @@ import json
 import math
 import os
 import pty
+import re
 import subprocess
 
 import numpy as np
@@ -232,6 +233,9 @@ def test_progress_bar_on_a_terminal_not_in_a_pipe(tmp_path):
     os.close(master)
     text = seen.decode(errors="replace")
     assert "sampling" in text and "traj/s" in text and "left" in text
+    # while the kernel compiles the bar says so, not "sampling 0/20,000"
+    assert "compiling" in text and text.index("compiling") < text.index("sampling")
+    assert not re.search(r"sampling[^\r\n]* 0/20000", text)
 
 
 def test_backtest_command_on_the_historical_scenario_runs(capsys):
