@@ -8,6 +8,7 @@ import os
 import pty
 import re
 import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -244,3 +245,91 @@ def test_backtest_command_on_the_historical_scenario_runs(capsys):
         pytest.skip("needs ../shared/data and the historical-2020 scenario")
     assert exit_code(["backtest", "historical-2020", "--observed", data, "--as-of", "2019-12-31", "-n", "500"]) == 0
     assert "nothing to score yet" in capsys.readouterr().out
+
+
+REGIMES = scenario_toml(
+    actors=[
+        {"name": "frontier", "budget": {"lognormal": [1e8, 1e10]}, "growth": 0.3},
+        {"name": "b", "budget": 1e8, "growth": 0.2},
+    ],
+    thresholds=[
+        {"name": "e29", "flop": 1e29, "kind": "effective"},
+        {"name": "e27", "flop": 1e27, "kind": "effective"},
+        {"name": "e30", "flop": 1e30, "kind": "effective"},
+    ],
+    access={"budgets": [1e6, 1e8]},
+    regimes=[
+        {"name": "fast", "weight": 0.5, "set": {"algorithms.rate": 0.8}},
+        {"name": "slow", "weight": 0.5, "set": {"algorithms.rate": 0.2}},
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def regime_results(tmp_path_factory):
+    res = mcengine.run(mcengine.parse_scenario(REGIMES), trajectories=400, seed=3)
+    return mcengine.read_results(res.write(tmp_path_factory.mktemp("r") / "out"))
+
+
+def test_results_repr_is_short_and_html_is_a_table(regime_results):
+    text = repr(regime_results)
+    assert len(text) < 400 and "scenario='test'" in text and "trajectories=400" in text and "seed=3" in text
+    assert "thresholds=[e29, e27, e30]" in text and "regimes=[fast, slow]" in text and "events (" in text
+    page = regime_results._repr_html_()
+    assert page.startswith("<table>") and page.endswith("</table>") and "e29, e27, e30" in page and len(page) < 2000
+
+
+def test_tidy_tables_in_scenario_order_pooled_or_per_regime(regime_results):
+    r = regime_results
+    pd = pytest.importorskip("pandas")
+    f = r.frontier_dates()
+    assert list(f.threshold) == ["e29", "e27", "e30"] and f.threshold.cat.ordered
+    assert list(f.columns) == ["threshold", "threshold_flop", "threshold_kind", "p5", "p50", "p95", "p_reached"]
+    ev = r.events.to_pylist()
+    pooled = {x["threshold"]: x for x in ev if (x["regime"], x["metric"], x["actor"]) == (None, "t_first", "frontier")}
+    assert f.p50.tolist() == [pooled[t]["p50"] for t in ("e29", "e27", "e30")]
+    fast, slow = r.frontier_dates(regime="fast"), r.frontier_dates(regime="slow")
+    assert (fast.p50 < slow.p50).all()  # faster algorithms: earlier dates
+    assert sorted(f.sort_values("threshold").threshold) == sorted(f.threshold)  # sorts by the scenario's order
+    leads = r.lead_times()
+    assert list(leads.actor.unique()) == ["b"] and list(leads.threshold) == ["e29", "e27", "e30"]
+    d = r.diffusion_dates(regime="slow")
+    assert list(zip(d.budget_usd, d.threshold)) == [(b, t) for b in (1e6, 1e8) for t in ("e29", "e27", "e30")]
+    c = r.counts_by_year()
+    assert {"threshold", "year", "p50", "p_at_least_1"} <= set(c.columns) and c.threshold.cat.ordered
+    assert isinstance(c, pd.DataFrame) and list(c.threshold.unique()) == ["e29", "e27", "e30"]
+    with pytest.raises(ValueError, match="unknown regime 'x'.*fast, slow"):
+        r.frontier_dates(regime="x")
+    with pytest.raises(ValueError, match="no counts"):
+        mcengine.Results(r.events, r.access, r.paths, r.metadata).counts_by_year()
+
+
+def test_tidy_tables_without_pandas_say_what_to_install(regime_results, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"Results.lead_times\(\) returns a pandas DataFrame and needs pandas"):
+        regime_results.lead_times()
+
+
+def test_reading_results_needs_no_jax(regime_results):
+    code = (
+        "import sys, mcengine; r = mcengine.read_results(sys.argv[1]); repr(r); r._repr_html_(); "
+        "r.frontier_dates(); r.counts_by_year(); print('jax' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(regime_results.folder)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def test_example_notebook_runs(tmp_path):
+    """examples/analysis.ipynb runs from top to bottom in a fresh kernel (nbclient)."""
+    nbformat = pytest.importorskip("nbformat", reason="needs the test extra: pip install -e '.[test]'")
+    nbclient = pytest.importorskip("nbclient", reason="needs the test extra: pip install -e '.[test]'")
+    pytest.importorskip("ipykernel", reason="needs the test extra: pip install -e '.[test]'")
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "analysis.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    shown = "\n".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "Results(scenario='baseline', trajectories=2,000" in shown and "p_reached" in shown
