@@ -20,19 +20,46 @@ def fmt(x, spec: str) -> str:
     return format(x, spec)
 
 
+def pct(x) -> str:
+    """A share for the terminal that never rounds up to 100% or down to 0%: 0.99995 is
+    ">99.9%", 0.0002 is "<0.1%"; a dash for null."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if x >= 1:
+        return "100%"
+    if x <= 0:
+        return "0%"
+    if x > 0.999:
+        return ">99.9%"
+    if x < 0.001:
+        return "<0.1%"
+    return f"{x:.1%}"
+
+
 def summary_data(results: Results) -> dict:
-    """The summary as plain data (``mcengine summary --json``): per threshold, the
-    frontier's date (p5/p50/p95, calendar years) and every other row's lead time (years),
-    with p_reached; all trajectories pooled. Null where a quantile falls among censored
-    trajectories."""
+    """The summary as plain data (``mcengine summary --json``), all trajectories pooled:
+    per threshold, the frontier's date (p5/p50/p95, calendar years) and every other row's
+    lead time (years), with p_reached; per access budget, the diffusion date per threshold;
+    per regime (if any), the frontier's date per threshold; the counts of organisations.
+    Null where a quantile falls among censored trajectories. ``reached_at_start``: the
+    median date is the start (at least half the trajectories have it reached already)."""
     m = results.metadata
-    ev = [r for r in results.events.to_pylist() if r["regime"] is None and r["channel"] is None]
-    stats = lambda r: {k: r[k] for k in ("p_reached", "p5", "p50", "p95")}
+    start = m.get("start")
+    resolution = m.get("resolution_years") or 0.0
+    at_start = lambda r: start is not None and r["p50"] is not None and r["p50"] - start <= resolution
+    stats = lambda r: {**{k: r[k] for k in ("p_reached", "p5", "p50", "p95")}, "reached_at_start": at_start(r)}
     label = lambda r: f"{r['actor']} #{r['rank']}" if r["row_kind"] == "group" else r["actor"]
+    events = [r for r in results.events.to_pylist() if r["channel"] is None]
+    ev = [r for r in events if r["regime"] is None]
+    dates = {(label(r), r["threshold"]): r for r in ev if r["metric"] == "t_first"}
     thresholds = []
     for r in ev:
         if r["metric"] == "t_first" and r["actor"] == "frontier":
-            leads = {label(x): stats(x) for x in ev if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]}
+            leads = {
+                label(x): {**stats(x), "reached_at_start": at_start(dates.get((label(x), x["threshold"]), x))}
+                for x in ev
+                if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]
+            }
             thresholds.append(
                 {
                     "threshold": r["threshold"],
@@ -42,11 +69,27 @@ def summary_data(results: Results) -> dict:
                     "lead_time": leads,
                 }
             )
+    access = [r for r in results.access.to_pylist() if r["regime"] is None]
+    diffusion = [
+        {"budget_usd": b, "dates": {r["threshold"]: stats(r) for r in access if r["budget_usd"] == b}}
+        for b in dict.fromkeys(r["budget_usd"] for r in access)
+    ]
+    regimes = [
+        {
+            "regime": name,
+            "frontier_date": {
+                r["threshold"]: stats(r)
+                for r in events
+                if r["regime"] == name and r["metric"] == "t_first" and r["actor"] == "frontier"
+            },
+        }
+        for name in results.regimes()
+    ]
     counts = []
     if results.counts is not None:
         rows = [r for r in results.counts.to_pylist() if r["regime"] is None and r["basis"] == "reached"]
-        start = m.get("start", min((r["year"] for r in rows), default=0.0))
-        shown = [start + k for k in COUNT_YEARS if any(r["year"] == start + k for r in rows)]
+        first = start if start is not None else min((r["year"] for r in rows), default=0.0)
+        shown = [first + k for k in COUNT_YEARS if any(r["year"] == first + k for r in rows)]
         for name in dict.fromkeys(r["threshold"] for r in rows):
             by_year = {r["year"]: r for r in rows if r["threshold"] == name}
             counts.append(
@@ -59,9 +102,12 @@ def summary_data(results: Results) -> dict:
         "scenario": m["scenario"],
         "trajectories": m["trajectories"],
         "seed": m["seed"],
+        "start": start,
         "horizon": m.get("horizon"),
         "device": f"{m['platform']} ({m['device_kind']})",
         "thresholds": thresholds,
+        "diffusion": diffusion,
+        "regimes": regimes,
         "counts": counts,
     }
 
@@ -69,10 +115,23 @@ def summary_data(results: Results) -> dict:
 COUNT_YEARS = (2, 4, 6, 8, 10)  # years after the start shown in the summary's counts
 
 
+def _date(x: dict, at_start: str = "at start") -> str:
+    """A median date for the terminal; the median of a threshold reached at the start reads
+    ``at_start`` rather than the start year (or a lead of +0.00)."""
+    return at_start if x.get("reached_at_start") else fmt(x["p50"], ".2f")
+
+
+def _with_share(cell: str, x: dict) -> str:
+    """A cell followed by its share reached by the horizon, if below 100%."""
+    p = x.get("p_reached")
+    return cell if p is None or p >= 1 else f"{cell} ({pct(p)})"
+
+
 def summary_text(results: Results, width: int = 110) -> str:
     """The summary printed by ``mcengine run`` and ``mcengine summary``: per threshold, the
     frontier's median date with its 90% interval and the share reached by the horizon, then
-    each actor's median lead time."""
+    each actor's median lead time, each access budget's median diffusion date, the
+    frontier's median date per regime, and the counts of organisations."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -89,15 +148,16 @@ def summary_text(results: Results, width: int = 110) -> str:
         frontier.add_row(
             t["threshold"],
             t["kind"],
-            fmt(f["p50"], ".2f"),
+            _date(f, "reached at start"),
             f"{fmt(f['p5'], '.2f')} – {fmt(f['p95'], '.2f')}",
-            fmt(f["p_reached"], ".1%"),
+            pct(f["p_reached"]),
         )
         actors += [a for a in t["lead_time"] if a not in actors]
     out = [frontier]
     if actors:
         titles.append(
-            "Median lead time (years after the frontier; the share reached by the horizon follows if below 100%)"
+            "Median lead time (years after the frontier; 'at start': both have it at the start; the share "
+            "reached by the horizon follows if below 100%)"
         )
         lead = Table(box=box.SIMPLE_HEAD)
         lead.add_column("actor")
@@ -107,14 +167,37 @@ def summary_text(results: Results, width: int = 110) -> str:
             cells = []
             for t in d["thresholds"]:
                 x = t["lead_time"].get(a)
-                reached = (
-                    ""
-                    if x is None or x["p_reached"] is None or x["p_reached"] >= 0.9995
-                    else f" ({x['p_reached']:.1%})"
+                cells.append(
+                    "" if x is None else _with_share(_date(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
                 )
-                cells.append("" if x is None else fmt(x["p50"], "+.2f") + reached)
             lead.add_row(a, *cells)
         out.append(lead)
+    names = [t["threshold"] for t in d["thresholds"]]
+    if d["diffusion"]:
+        titles.append(
+            "Median diffusion date: when an access budget can reach each threshold (calendar year; 'at start': "
+            f"it can at the start; the share reached{by} follows if below 100%)"
+        )
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("budget")
+        for n in names:
+            table.add_column(n, justify="right")
+        for a in d["diffusion"]:
+            table.add_row(
+                f"${a['budget_usd']:,.0f}",
+                *(_with_share(_date(a["dates"][n]), a["dates"][n]) if n in a["dates"] else "" for n in names),
+            )
+        out.append(table)
+    if d["regimes"]:
+        titles.append("Frontier median date per regime (calendar year)")
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("regime")
+        for n in names:
+            table.add_column(n, justify="right")
+        for g in d["regimes"]:
+            dates = g["frontier_date"]
+            table.add_row(g["regime"], *(_with_share(_date(dates[n]), dates[n]) if n in dates else "" for n in names))
+        out.append(table)
     if d["counts"] and d["counts"][0]["by_year"]:
         years = list(d["counts"][0]["by_year"])
         titles.append(

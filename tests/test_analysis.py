@@ -17,7 +17,7 @@ import pytest
 from scipy import stats
 
 import mcengine
-from mcengine import engine, sensitivity, sweep
+from mcengine import engine, report, sensitivity, sweep
 
 from .conftest import PEER, exit_code, scenario_toml
 
@@ -256,6 +256,7 @@ REGIMES = scenario_toml(
         {"name": "e29", "flop": 1e29, "kind": "effective"},
         {"name": "e27", "flop": 1e27, "kind": "effective"},
         {"name": "e30", "flop": 1e30, "kind": "effective"},
+        {"name": "e24", "flop": 1e24, "kind": "effective"},
     ],
     access={"budgets": [1e6, 1e8]},
     regimes=[
@@ -274,30 +275,32 @@ def regime_results(tmp_path_factory):
 def test_results_repr_is_short_and_html_is_a_table(regime_results):
     text = repr(regime_results)
     assert len(text) < 400 and "scenario='test'" in text and "trajectories=400" in text and "seed=3" in text
-    assert "thresholds=[e29, e27, e30]" in text and "regimes=[fast, slow]" in text and "events (" in text
+    assert "thresholds=[e29, e27, e30, e24]" in text and "regimes=[fast, slow]" in text and "events (" in text
     page = regime_results._repr_html_()
-    assert page.startswith("<table>") and page.endswith("</table>") and "e29, e27, e30" in page and len(page) < 2000
+    assert (
+        page.startswith("<table>") and page.endswith("</table>") and "e29, e27, e30, e24" in page and len(page) < 2000
+    )
 
 
 def test_tidy_tables_in_scenario_order_pooled_or_per_regime(regime_results):
     r = regime_results
     pd = pytest.importorskip("pandas")
     f = r.frontier_dates()
-    assert list(f.threshold) == ["e29", "e27", "e30"] and f.threshold.cat.ordered
+    assert list(f.threshold) == ["e29", "e27", "e30", "e24"] and f.threshold.cat.ordered
     assert list(f.columns) == ["threshold", "threshold_flop", "threshold_kind", "p5", "p50", "p95", "p_reached"]
     ev = r.events.to_pylist()
     pooled = {x["threshold"]: x for x in ev if (x["regime"], x["metric"], x["actor"]) == (None, "t_first", "frontier")}
-    assert f.p50.tolist() == [pooled[t]["p50"] for t in ("e29", "e27", "e30")]
+    assert f.p50.tolist() == [pooled[t]["p50"] for t in ("e29", "e27", "e30", "e24")]
     fast, slow = r.frontier_dates(regime="fast"), r.frontier_dates(regime="slow")
-    assert (fast.p50 < slow.p50).all()  # faster algorithms: earlier dates
+    assert (fast.p50[:3] < slow.p50[:3]).all()  # faster algorithms: earlier dates (e24: at the start in both)
     assert sorted(f.sort_values("threshold").threshold) == sorted(f.threshold)  # sorts by the scenario's order
     leads = r.lead_times()
-    assert list(leads.actor.unique()) == ["b"] and list(leads.threshold) == ["e29", "e27", "e30"]
+    assert list(leads.actor.unique()) == ["b"] and list(leads.threshold) == ["e29", "e27", "e30", "e24"]
     d = r.diffusion_dates(regime="slow")
-    assert list(zip(d.budget_usd, d.threshold)) == [(b, t) for b in (1e6, 1e8) for t in ("e29", "e27", "e30")]
+    assert list(zip(d.budget_usd, d.threshold)) == [(b, t) for b in (1e6, 1e8) for t in ("e29", "e27", "e30", "e24")]
     c = r.counts_by_year()
     assert {"threshold", "year", "p50", "p_at_least_1"} <= set(c.columns) and c.threshold.cat.ordered
-    assert isinstance(c, pd.DataFrame) and list(c.threshold.unique()) == ["e29", "e27", "e30"]
+    assert isinstance(c, pd.DataFrame) and list(c.threshold.unique()) == ["e29", "e27", "e30", "e24"]
     with pytest.raises(ValueError, match="unknown regime 'x'.*fast, slow"):
         r.frontier_dates(regime="x")
     with pytest.raises(ValueError, match="no counts"):
@@ -333,3 +336,40 @@ def test_example_notebook_runs(tmp_path):
     assert not [o for o in outputs if o.output_type == "error"]
     shown = "\n".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
     assert "Results(scenario='baseline', trajectories=2,000" in shown and "p_reached" in shown
+
+
+def test_percentages_never_round_to_certainty():
+    assert [report.pct(x) for x in (1.0, 0.99995, 0.9991, 0.999, 0.5, 0.0004, 0.0, None)] == [
+        "100%",
+        ">99.9%",
+        ">99.9%",
+        "99.9%",
+        "50.0%",
+        "<0.1%",
+        "0%",
+        "—",
+    ]
+
+
+def test_summary_has_diffusion_regimes_and_thresholds_reached_at_start(regime_results):
+    d = report.summary_data(regime_results)
+    text = report.summary_text(regime_results, width=160)
+    e24 = next(t for t in d["thresholds"] if t["threshold"] == "e24")
+    assert e24["frontier_date"]["reached_at_start"] and "reached at start" in text
+    assert not any(t["frontier_date"]["reached_at_start"] for t in d["thresholds"] if t["threshold"] != "e24")
+    assert e24["lead_time"]["b"]["reached_at_start"]  # b's budget reaches 1e24 at the start too
+    assert "Median diffusion date" in text and "$1,000,000" in text and "$100,000,000" in text
+    assert [a["budget_usd"] for a in d["diffusion"]] == [1e6, 1e8]
+    assert list(d["diffusion"][0]["dates"]) == ["e29", "e27", "e30", "e24"]
+    assert [g["regime"] for g in d["regimes"]] == ["fast", "slow"] and "per regime" in text
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    for g in d["regimes"]:  # the text shows what the JSON says
+        x = g["frontier_date"]["e29"]
+        assert f"{x['p50']:.2f}" in lines[g["regime"]]
+        assert "at start" in lines[g["regime"]]  # e24
+    for a in d["diffusion"]:
+        x = a["dates"]["e29"]
+        assert (f"{x['p50']:.2f}" if x["p50"] is not None else "—") in lines[f"${a['budget_usd']:,.0f}"]
+    frontier = text.split("Median lead time")[0].splitlines()
+    assert "reached at start" in next(line for line in frontier if line.strip().startswith("e24"))
+    assert "100.0%" not in text
