@@ -32,7 +32,8 @@ def configure() -> None:
         return
     import jax
 
-    if jax.config.jax_compilation_cache_dir:  # config.read refuses flags that have a context manager (jax 0.10)
+    # config.read refuses flags that have a context manager (jax 0.10); the attribute is untyped
+    if jax.config.jax_compilation_cache_dir:  # type: ignore[attr-defined]
         return
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     jax.config.update("jax_compilation_cache_dir", os.path.join(base, "mcengine", "jax", host_id()))
