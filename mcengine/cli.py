@@ -24,7 +24,7 @@ import click  # noqa: E402
 from . import api, engine, io, jaxsetup  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .kernels import DEFAULT_GENERATOR, GENERATORS  # noqa: E402
-from .report import progress_bar, summary_data, summary_text  # noqa: E402
+from .report import progress_bar, summary_data, summary_text, sweep_summary_text  # noqa: E402
 from .results import read_results  # noqa: E402
 from .scenario import ScenarioError, builtin_names, load_scenario  # noqa: E402
 
@@ -307,8 +307,9 @@ def plot(folder, out, threshold, force):
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
 @click.option("-q", "--quiet", is_flag=True)
 def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
-    """Run SCENARIO over a grid of values and write events/, access/ and paths/ as
-    hive-partitioned Parquet datasets (one column per swept path).
+    """Run SCENARIO over a grid of values and write events/, access/, paths/ and counts/ as
+    Parquet datasets (a file per point, a typed column per swept path), then print the
+    frontier's median date per point.
 
     \b
     Example:
@@ -323,6 +324,7 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
         scenario, list(axes), tuple(fixed), trajectories, seed, out, force, progress=_status(quiet, terminal=True)
     )
     _status(quiet)(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
+    click.echo(sweep_summary_text(json.loads((path / "sweep.json").read_text(encoding="utf-8"))))
 
 
 @cli.command()

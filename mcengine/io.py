@@ -125,7 +125,7 @@ _OWN_ENTRIES = re.compile(
     r"\.mcengine|(events|access|paths|counts|trajectories|sensitivity|backtest)\.parquet"
     r"|sweep\.json|tornado\.png|.*-(fan|cdf|lead|access)\.(png|svg|pdf)"
 )
-_OWN_DATASETS = ("events", "access", "paths", "counts")  # a sweep's hive-partitioned folders
+_OWN_DATASETS = ("events", "access", "paths", "counts")  # a sweep's datasets (a file per point)
 
 
 def write_marker(folder: Path, kind: str, scenario: str | None = None) -> None:

@@ -20,19 +20,46 @@ def fmt(x, spec: str) -> str:
     return format(x, spec)
 
 
+def pct(x) -> str:
+    """A share for the terminal that never rounds up to 100% or down to 0%: 0.99995 is
+    ">99.9%", 0.0002 is "<0.1%"; a dash for null."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    if x >= 1:
+        return "100%"
+    if x <= 0:
+        return "0%"
+    if x > 0.999:
+        return ">99.9%"
+    if x < 0.001:
+        return "<0.1%"
+    return f"{x:.1%}"
+
+
 def summary_data(results: Results) -> dict:
-    """The summary as plain data (``mcengine summary --json``): per threshold, the
-    frontier's date (p5/p50/p95, calendar years) and every other row's lead time (years),
-    with p_reached; all trajectories pooled. Null where a quantile falls among censored
-    trajectories."""
+    """The summary as plain data (``mcengine summary --json``), all trajectories pooled:
+    per threshold, the frontier's date (p5/p50/p95, calendar years) and every other row's
+    lead time (years), with p_reached; per access budget, the diffusion date per threshold;
+    per regime (if any), the frontier's date per threshold; the counts of organisations.
+    Null where a quantile falls among censored trajectories. ``reached_at_start``: the
+    median date is the start (at least half the trajectories have it reached already)."""
     m = results.metadata
-    ev = [r for r in results.events.to_pylist() if r["regime"] is None and r["channel"] is None]
-    stats = lambda r: {k: r[k] for k in ("p_reached", "p5", "p50", "p95")}
+    start = m.get("start")
+    resolution = m.get("resolution_years") or 0.0
+    at_start = lambda r: start is not None and r["p50"] is not None and r["p50"] - start <= resolution
+    stats = lambda r: {**{k: r[k] for k in ("p_reached", "p5", "p50", "p95")}, "reached_at_start": at_start(r)}
     label = lambda r: f"{r['actor']} #{r['rank']}" if r["row_kind"] == "group" else r["actor"]
+    events = [r for r in results.events.to_pylist() if r["channel"] is None]
+    ev = [r for r in events if r["regime"] is None]
+    dates = {(label(r), r["threshold"]): r for r in ev if r["metric"] == "t_first"}
     thresholds = []
     for r in ev:
         if r["metric"] == "t_first" and r["actor"] == "frontier":
-            leads = {label(x): stats(x) for x in ev if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]}
+            leads = {
+                label(x): {**stats(x), "reached_at_start": at_start(dates.get((label(x), x["threshold"]), x))}
+                for x in ev
+                if x["metric"] == "lead_time" and x["threshold"] == r["threshold"]
+            }
             thresholds.append(
                 {
                     "threshold": r["threshold"],
@@ -42,11 +69,27 @@ def summary_data(results: Results) -> dict:
                     "lead_time": leads,
                 }
             )
+    access = [r for r in results.access.to_pylist() if r["regime"] is None]
+    diffusion = [
+        {"budget_usd": b, "dates": {r["threshold"]: stats(r) for r in access if r["budget_usd"] == b}}
+        for b in dict.fromkeys(r["budget_usd"] for r in access)
+    ]
+    regimes = [
+        {
+            "regime": name,
+            "frontier_date": {
+                r["threshold"]: stats(r)
+                for r in events
+                if r["regime"] == name and r["metric"] == "t_first" and r["actor"] == "frontier"
+            },
+        }
+        for name in results.regimes()
+    ]
     counts = []
     if results.counts is not None:
         rows = [r for r in results.counts.to_pylist() if r["regime"] is None and r["basis"] == "reached"]
-        start = m.get("start", min((r["year"] for r in rows), default=0.0))
-        shown = [start + k for k in COUNT_YEARS if any(r["year"] == start + k for r in rows)]
+        first = start if start is not None else min((r["year"] for r in rows), default=0.0)
+        shown = [first + k for k in COUNT_YEARS if any(r["year"] == first + k for r in rows)]
         for name in dict.fromkeys(r["threshold"] for r in rows):
             by_year = {r["year"]: r for r in rows if r["threshold"] == name}
             counts.append(
@@ -59,9 +102,12 @@ def summary_data(results: Results) -> dict:
         "scenario": m["scenario"],
         "trajectories": m["trajectories"],
         "seed": m["seed"],
+        "start": start,
         "horizon": m.get("horizon"),
         "device": f"{m['platform']} ({m['device_kind']})",
         "thresholds": thresholds,
+        "diffusion": diffusion,
+        "regimes": regimes,
         "counts": counts,
     }
 
@@ -69,10 +115,23 @@ def summary_data(results: Results) -> dict:
 COUNT_YEARS = (2, 4, 6, 8, 10)  # years after the start shown in the summary's counts
 
 
+def _date(x: dict, at_start: str = "at start") -> str:
+    """A median date for the terminal; the median of a threshold reached at the start reads
+    ``at_start`` rather than the start year (or a lead of +0.00)."""
+    return at_start if x.get("reached_at_start") else fmt(x["p50"], ".2f")
+
+
+def _with_share(cell: str, x: dict) -> str:
+    """A cell followed by its share reached by the horizon, if below 100%."""
+    p = x.get("p_reached")
+    return cell if p is None or p >= 1 else f"{cell} ({pct(p)})"
+
+
 def summary_text(results: Results, width: int = 110) -> str:
     """The summary printed by ``mcengine run`` and ``mcengine summary``: per threshold, the
     frontier's median date with its 90% interval and the share reached by the horizon, then
-    each actor's median lead time."""
+    each actor's median lead time, each access budget's median diffusion date, the
+    frontier's median date per regime, and the counts of organisations."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -89,15 +148,16 @@ def summary_text(results: Results, width: int = 110) -> str:
         frontier.add_row(
             t["threshold"],
             t["kind"],
-            fmt(f["p50"], ".2f"),
+            _date(f, "reached at start"),
             f"{fmt(f['p5'], '.2f')} – {fmt(f['p95'], '.2f')}",
-            fmt(f["p_reached"], ".1%"),
+            pct(f["p_reached"]),
         )
         actors += [a for a in t["lead_time"] if a not in actors]
     out = [frontier]
     if actors:
         titles.append(
-            "Median lead time (years after the frontier; the share reached by the horizon follows if below 100%)"
+            "Median lead time (years after the frontier; 'at start': both have it at the start; the share "
+            "reached by the horizon follows if below 100%)"
         )
         lead = Table(box=box.SIMPLE_HEAD)
         lead.add_column("actor")
@@ -107,14 +167,37 @@ def summary_text(results: Results, width: int = 110) -> str:
             cells = []
             for t in d["thresholds"]:
                 x = t["lead_time"].get(a)
-                reached = (
-                    ""
-                    if x is None or x["p_reached"] is None or x["p_reached"] >= 0.9995
-                    else f" ({x['p_reached']:.1%})"
+                cells.append(
+                    "" if x is None else _with_share(_date(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
                 )
-                cells.append("" if x is None else fmt(x["p50"], "+.2f") + reached)
             lead.add_row(a, *cells)
         out.append(lead)
+    names = [t["threshold"] for t in d["thresholds"]]
+    if d["diffusion"]:
+        titles.append(
+            "Median diffusion date: when an access budget can reach each threshold (calendar year; 'at start': "
+            f"it can at the start; the share reached{by} follows if below 100%)"
+        )
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("budget")
+        for n in names:
+            table.add_column(n, justify="right")
+        for a in d["diffusion"]:
+            table.add_row(
+                f"${a['budget_usd']:,.0f}",
+                *(_with_share(_date(a["dates"][n]), a["dates"][n]) if n in a["dates"] else "" for n in names),
+            )
+        out.append(table)
+    if d["regimes"]:
+        titles.append("Frontier median date per regime (calendar year)")
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("regime")
+        for n in names:
+            table.add_column(n, justify="right")
+        for g in d["regimes"]:
+            dates = g["frontier_date"]
+            table.add_row(g["regime"], *(_with_share(_date(dates[n]), dates[n]) if n in dates else "" for n in names))
+        out.append(table)
     if d["counts"] and d["counts"][0]["by_year"]:
         years = list(d["counts"][0]["by_year"])
         titles.append(
@@ -143,10 +226,78 @@ def summary_text(results: Results, width: int = 110) -> str:
     return console.export_text().rstrip()
 
 
+def point_summary(results: Results) -> dict:
+    """One sweep point in brief (kept in sweep.json): per threshold, the frontier's median
+    date and the share reached, and, if the results have counts, the median number of
+    organisations able to reach it in the last counted year."""
+    rows = [r for r in results.events.to_pylist() if r["regime"] is None and r["channel"] is None]
+    out = {
+        r["threshold"]: {"frontier_p50": r["p50"], "p_reached": r["p_reached"]}
+        for r in rows
+        if r["metric"] == "t_first" and r["actor"] == "frontier"
+    }
+    if results.counts is not None:
+        counted = [r for r in results.counts.to_pylist() if r["regime"] is None and r["basis"] == "reached"]
+        last = max((r["year"] for r in counted), default=None)
+        for r in counted:
+            if r["year"] == last and r["threshold"] in out:
+                out[r["threshold"]].update(count_year=last, count_p50=r["p50"])
+    return {"thresholds": out}
+
+
+def sweep_summary_text(manifest: dict, width: int = 110, per_table: int = 7) -> str:
+    """The summary printed after ``mcengine sweep``: the points and their swept values, then
+    a row per threshold and a column per point (at most ``per_table`` points to a table)
+    with the frontier's median date and, if counted, the median number of organisations able
+    to reach the threshold in the last counted year."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    points = manifest["points"]
+    value = lambda x: f"{x:g}" if _is_number(x) else str(x)
+    console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
+    console.print(f"{len(points)} points:", markup=False)
+    for i, p in enumerate(points):
+        console.print(f"  #{i}  " + ", ".join(f"{c}={value(v)}" for c, v in p["values"].items()), markup=False)
+    names = list(points[0]["summary"]["thresholds"]) if points else []
+    year = next(
+        (t["count_year"] for p in points for t in p["summary"]["thresholds"].values() if "count_year" in t), None
+    )
+    console.print()
+    console.print(
+        "Frontier median date (calendar year; '—': not reached in the median)"
+        + (f"; in brackets, the median number of organisations able to reach it by {year:g}" if year else ""),
+        markup=False,
+    )
+    for first in range(0, len(points), per_table):
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("threshold")
+        shown = range(first, min(first + per_table, len(points)))
+        for i in shown:
+            table.add_column(f"#{i}", justify="right")
+        for n in names:
+            cells = []
+            for i in shown:
+                t = points[i]["summary"]["thresholds"].get(n, {})
+                cells.append(
+                    fmt(t.get("frontier_p50"), ".2f") + (f" ({fmt(t['count_p50'], '.0f')})" if "count_p50" in t else "")
+                )
+            table.add_row(n, *cells)
+        console.print(table)
+    return console.export_text().rstrip()
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 @contextlib.contextmanager
 def progress_bar(total: int, enabled: bool = True):
     """A progress bar on stderr (trajectories done, rate, time left) while the block runs;
-    yields a callback taking the trajectories just finished. Shown only on a terminal."""
+    yields a callback taking the trajectories just finished. It says "compiling" until the
+    first call (the kernel compiles and the pilot runs before the first chunk is done), then
+    "sampling". Shown only on a terminal."""
     if not (enabled and sys.stderr.isatty()):
         yield lambda n: None
         return
@@ -161,7 +312,7 @@ def progress_bar(total: int, enabled: bool = True):
     )
 
     columns = (
-        TextColumn("sampling"),
+        TextColumn("{task.fields[phase]}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("{task.fields[rate]}"),
@@ -170,11 +321,11 @@ def progress_bar(total: int, enabled: bool = True):
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task("sampling", total=total, rate="")
+        task = bar.add_task("sampling", total=total, rate="", phase="compiling")
 
         def advance(n: int):
             bar.advance(task, n)
             speed = bar.tasks[0].speed
-            bar.update(task, rate=f"{speed:,.0f} traj/s" if speed else "")
+            bar.update(task, rate=f"{speed:,.0f} traj/s" if speed else "", phase="sampling")
 
         yield advance

@@ -6,22 +6,25 @@ import json
 import math
 import os
 import pty
+import re
 import subprocess
+import sys
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
 import mcengine
-from mcengine import engine, sensitivity, sweep
+from mcengine import engine, report, sensitivity, sweep
 
 from .conftest import PEER, exit_code, scenario_toml
 
 SHORT = ["--set", "scenario.horizon=2033.0"]
 
 
-def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):
+def test_sweep_is_read_back_as_one_typed_table_by_duckdb_pandas_and_polars(tmp_path, capsys):
     out = tmp_path / "sw"
     assert (
         exit_code(
@@ -31,37 +34,66 @@ def test_sweep_is_read_back_as_one_table_by_duckdb_and_pandas(tmp_path, capsys):
                 "--fix",
                 "scenario.horizon=2033.0",
                 "--set",
-                "hardware.rate=0.05,0.2",
+                "hardware.rate=0.6,0.05,0.2",
                 "--set",
-                "actors.frontier.cap=1e11,1e12",
+                "actors.frontier.budget={ lognormal = [1e9, 1e10] },{ lognormal = [2e9, 2e10] }",
                 "-n",
-                "500",
+                "300",
                 "--out",
                 str(out),
-                "-q",
             ]
         )
         == 0
     )
+    printed = capsys.readouterr().out
+    assert "#5  hardware_rate=0.2, actors_frontier_budget=lognormal_2e9_2e10" in printed
+    assert "1e34" in printed and "organisations able to reach it by 2033" in printed
+    budgets = ["lognormal_1e9_1e10", "lognormal_2e9_2e10"]
     duckdb = pytest.importorskip("duckdb")
     rows = duckdb.sql(f"""
-        SELECT hardware_rate, actors_frontier_cap, count(*) AS n, avg(p50) AS p50
-        FROM read_parquet('{out}/events/**/*.parquet', hive_partitioning = true)
+        SELECT hardware_rate, actors_frontier_budget, count(*) AS n, avg(p50) AS p50
+        FROM read_parquet('{out}/events/*.parquet')
         WHERE metric = 't_first' AND actor = 'frontier' GROUP BY ALL ORDER BY ALL""").fetchall()
-    assert [(str(r[0]), str(r[1]), r[2]) for r in rows] == [
-        ("0.05", "1e11", 8),
-        ("0.05", "1e12", 8),
-        ("0.2", "1e11", 8),
-        ("0.2", "1e12", 8),
-    ]
+    assert [(r[0], r[1], r[2]) for r in rows] == [(x, b, 8) for x in (0.05, 0.2, 0.6) for b in budgets]
     assert rows[0][3] > rows[2][3]  # slower hardware: later frontier dates
+    assert (
+        duckdb.sql(f"SELECT count(*) FROM read_parquet('{out}/events/*.parquet') WHERE hardware_rate = 0.6").fetchall()[
+            0
+        ][0]
+        > 0
+    )
     import pandas as pd
 
-    df = pd.read_parquet(out / "paths")
-    assert {"hardware_rate", "actors_frontier_cap"} <= set(df.columns) and len(df) > 0
+    df = pd.read_parquet(out / "events")
+    assert df.hardware_rate.dtype == "float64" and df.point.dtype == "int64"
+    assert len(df[df.hardware_rate == 0.6]) == len(df) // 3
+    assert sorted(df.hardware_rate.unique()) == [0.05, 0.2, 0.6]  # numeric order, not "0.05" < "0.2" < "0.6" by luck
+    assert set(df.actors_frontier_budget) == set(budgets)
+    assert {"hardware_rate", "actors_frontier_budget"} <= set(pd.read_parquet(out / "paths").columns)
     manifest = json.loads((out / "sweep.json").read_text())
-    assert len(manifest["points"]) == 4
+    assert len(manifest["points"]) == 6 and manifest["points"][0]["values"]["hardware_rate"] == 0.6
+    assert set(manifest["points"][0]["summary"]["thresholds"]["1e30"]) >= {"frontier_p50", "count_p50"}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["sw"]
+    try:
+        import polars as pl
+    except ImportError:
+        pytest.skip("polars is not installed (pip install polars); DuckDB and pandas were checked")
+    frame = pl.read_parquet(out / "events" / "*.parquet")
+    assert frame.schema["hardware_rate"] == pl.Float64 and frame.schema["point"] == pl.Int64
+    assert frame.filter(pl.col("hardware_rate") == 0.6).height == frame.height // 3
+    assert frame.sort("hardware_rate")["hardware_rate"].unique(maintain_order=True).to_list() == [0.05, 0.2, 0.6]
+
+
+def test_sweep_values_are_typed_and_labelled():
+    assert sweep.axis_values(["1", "2", "10"]) == (pa.int64(), [1, 2, 10])
+    assert sweep.axis_values(["0.6", "1e11", "2"]) == (pa.float64(), [0.6, 1e11, 2.0])
+    assert sweep.axis_values(["true", "false"]) == (pa.bool_(), [True, False])
+    assert sweep.axis_values(["{ lognormal = [1e9, 1e10] }", "{ normal = [0.1, 0.25] }", "2.5"]) == (
+        pa.string(),
+        ["lognormal_1e9_1e10", "normal_0.1_0.25", "2.5"],
+    )
+    assert sweep.axis_values(["{ lognormal = [1.5e-3, 123456789.0] }"])[1] == ["lognormal_0.0015_123456789"]
+    assert sweep.axis_values(['"a b"', '"a_b"'])[1] == ["a_b", "a_b_2"]  # distinct labels for distinct values
 
 
 def test_sweep_points_are_the_same_as_single_runs(tmp_path):
@@ -89,7 +121,8 @@ def test_sweep_points_are_the_same_as_single_runs(tmp_path):
     single = mcengine.run(
         mcengine.load_scenario(PEER, ["scenario.horizon=2033.0", "algorithms.volatility=0.2"]), trajectories=300, seed=4
     )
-    swept = pq.read_table(out / "events" / "algorithms_volatility=0.2")
+    swept = pq.read_table(out / "events" / "point-00001.parquet")
+    assert set(swept.column("algorithms_volatility").to_pylist()) == {0.2}
     assert swept.select(single.events.column_names).equals(single.events)
 
 
@@ -201,6 +234,9 @@ def test_progress_bar_on_a_terminal_not_in_a_pipe(tmp_path):
     os.close(master)
     text = seen.decode(errors="replace")
     assert "sampling" in text and "traj/s" in text and "left" in text
+    # while the kernel compiles the bar says so, not "sampling 0/20,000"
+    assert "compiling" in text and text.index("compiling") < text.index("sampling")
+    assert not re.search(r"sampling[^\r\n]* 0/20000", text)
 
 
 def test_backtest_command_on_the_historical_scenario_runs(capsys):
@@ -209,3 +245,131 @@ def test_backtest_command_on_the_historical_scenario_runs(capsys):
         pytest.skip("needs ../shared/data and the historical-2020 scenario")
     assert exit_code(["backtest", "historical-2020", "--observed", data, "--as-of", "2019-12-31", "-n", "500"]) == 0
     assert "nothing to score yet" in capsys.readouterr().out
+
+
+REGIMES = scenario_toml(
+    actors=[
+        {"name": "frontier", "budget": {"lognormal": [1e8, 1e10]}, "growth": 0.3},
+        {"name": "b", "budget": 1e8, "growth": 0.2},
+    ],
+    thresholds=[
+        {"name": "e29", "flop": 1e29, "kind": "effective"},
+        {"name": "e27", "flop": 1e27, "kind": "effective"},
+        {"name": "e30", "flop": 1e30, "kind": "effective"},
+        {"name": "e24", "flop": 1e24, "kind": "effective"},
+    ],
+    access={"budgets": [1e6, 1e8]},
+    regimes=[
+        {"name": "fast", "weight": 0.5, "set": {"algorithms.rate": 0.8}},
+        {"name": "slow", "weight": 0.5, "set": {"algorithms.rate": 0.2}},
+    ],
+)
+
+
+@pytest.fixture(scope="module")
+def regime_results(tmp_path_factory):
+    res = mcengine.run(mcengine.parse_scenario(REGIMES), trajectories=400, seed=3)
+    return mcengine.read_results(res.write(tmp_path_factory.mktemp("r") / "out"))
+
+
+def test_results_repr_is_short_and_html_is_a_table(regime_results):
+    text = repr(regime_results)
+    assert len(text) < 400 and "scenario='test'" in text and "trajectories=400" in text and "seed=3" in text
+    assert "thresholds=[e29, e27, e30, e24]" in text and "regimes=[fast, slow]" in text and "events (" in text
+    page = regime_results._repr_html_()
+    assert (
+        page.startswith("<table>") and page.endswith("</table>") and "e29, e27, e30, e24" in page and len(page) < 2000
+    )
+
+
+def test_tidy_tables_in_scenario_order_pooled_or_per_regime(regime_results):
+    r = regime_results
+    pd = pytest.importorskip("pandas")
+    f = r.frontier_dates()
+    assert list(f.threshold) == ["e29", "e27", "e30", "e24"] and f.threshold.cat.ordered
+    assert list(f.columns) == ["threshold", "threshold_flop", "threshold_kind", "p5", "p50", "p95", "p_reached"]
+    ev = r.events.to_pylist()
+    pooled = {x["threshold"]: x for x in ev if (x["regime"], x["metric"], x["actor"]) == (None, "t_first", "frontier")}
+    assert f.p50.tolist() == [pooled[t]["p50"] for t in ("e29", "e27", "e30", "e24")]
+    fast, slow = r.frontier_dates(regime="fast"), r.frontier_dates(regime="slow")
+    assert (fast.p50[:3] < slow.p50[:3]).all()  # faster algorithms: earlier dates (e24: at the start in both)
+    assert sorted(f.sort_values("threshold").threshold) == sorted(f.threshold)  # sorts by the scenario's order
+    leads = r.lead_times()
+    assert list(leads.actor.unique()) == ["b"] and list(leads.threshold) == ["e29", "e27", "e30", "e24"]
+    d = r.diffusion_dates(regime="slow")
+    assert list(zip(d.budget_usd, d.threshold)) == [(b, t) for b in (1e6, 1e8) for t in ("e29", "e27", "e30", "e24")]
+    c = r.counts_by_year()
+    assert {"threshold", "year", "p50", "p_at_least_1"} <= set(c.columns) and c.threshold.cat.ordered
+    assert isinstance(c, pd.DataFrame) and list(c.threshold.unique()) == ["e29", "e27", "e30", "e24"]
+    with pytest.raises(ValueError, match="unknown regime 'x'.*fast, slow"):
+        r.frontier_dates(regime="x")
+    with pytest.raises(ValueError, match="no counts"):
+        mcengine.Results(r.events, r.access, r.paths, r.metadata).counts_by_year()
+
+
+def test_tidy_tables_without_pandas_say_what_to_install(regime_results, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(ImportError, match=r"Results.lead_times\(\) returns a pandas DataFrame and needs pandas"):
+        regime_results.lead_times()
+
+
+def test_reading_results_needs_no_jax(regime_results):
+    code = (
+        "import sys, mcengine; r = mcengine.read_results(sys.argv[1]); repr(r); r._repr_html_(); "
+        "r.frontier_dates(); r.counts_by_year(); print('jax' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(regime_results.folder)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "False", done.stderr
+
+
+def test_example_notebook_runs(tmp_path):
+    """examples/analysis.ipynb runs from top to bottom in a fresh kernel (nbclient)."""
+    nbformat = pytest.importorskip("nbformat", reason="needs the test extra: pip install -e '.[test]'")
+    nbclient = pytest.importorskip("nbclient", reason="needs the test extra: pip install -e '.[test]'")
+    pytest.importorskip("ipykernel", reason="needs the test extra: pip install -e '.[test]'")
+    path = os.path.join(os.path.dirname(__file__), "..", "examples", "analysis.ipynb")
+    nb = nbformat.read(path, as_version=4)
+    nbclient.NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": tmp_path}}
+    ).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    shown = "\n".join(str(o.get("data", {}).get("text/plain", "")) for o in outputs)
+    assert "Results(scenario='baseline', trajectories=2,000" in shown and "p_reached" in shown
+
+
+def test_percentages_never_round_to_certainty():
+    assert [report.pct(x) for x in (1.0, 0.99995, 0.9991, 0.999, 0.5, 0.0004, 0.0, None)] == [
+        "100%",
+        ">99.9%",
+        ">99.9%",
+        "99.9%",
+        "50.0%",
+        "<0.1%",
+        "0%",
+        "—",
+    ]
+
+
+def test_summary_has_diffusion_regimes_and_thresholds_reached_at_start(regime_results):
+    d = report.summary_data(regime_results)
+    text = report.summary_text(regime_results, width=160)
+    e24 = next(t for t in d["thresholds"] if t["threshold"] == "e24")
+    assert e24["frontier_date"]["reached_at_start"] and "reached at start" in text
+    assert not any(t["frontier_date"]["reached_at_start"] for t in d["thresholds"] if t["threshold"] != "e24")
+    assert e24["lead_time"]["b"]["reached_at_start"]  # b's budget reaches 1e24 at the start too
+    assert "Median diffusion date" in text and "$1,000,000" in text and "$100,000,000" in text
+    assert [a["budget_usd"] for a in d["diffusion"]] == [1e6, 1e8]
+    assert list(d["diffusion"][0]["dates"]) == ["e29", "e27", "e30", "e24"]
+    assert [g["regime"] for g in d["regimes"]] == ["fast", "slow"] and "per regime" in text
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    for g in d["regimes"]:  # the text shows what the JSON says
+        x = g["frontier_date"]["e29"]
+        assert f"{x['p50']:.2f}" in lines[g["regime"]]
+        assert "at start" in lines[g["regime"]]  # e24
+    for a in d["diffusion"]:
+        x = a["dates"]["e29"]
+        assert (f"{x['p50']:.2f}" if x["p50"] is not None else "—") in lines[f"${a['budget_usd']:,.0f}"]
+    frontier = text.split("Median lead time")[0].splitlines()
+    assert "reached at start" in next(line for line in frontier if line.strip().startswith("e24"))
+    assert "100.0%" not in text
