@@ -238,31 +238,7 @@ def read_observed(path: str | Path) -> Observed:
     ``organization``, ``publication_date``, ``training_compute_flop``, ``base_model``;
     others are ignored). Raises DataError naming the file, the line and the column."""
     source = str(path)
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{source}: no such file") from None
-    except OSError as e:
-        raise DataError(f"{source}: cannot read the file ({e.strerror or e.__class__.__name__})") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{source}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = next(reader, None)
-    except csv.Error as e:
-        raise DataError(f"{source}: line 1: not valid CSV ({e})") from None
-    if not header or not any(h.strip() for h in header):
-        raise DataError(f"{source}: empty file; expected a header line with the columns {', '.join(REQUIRED_COLUMNS)}")
-    names = [h.strip() for h in header]
-    missing = [c for c in REQUIRED_COLUMNS if c not in names]
-    if missing:
-        raise DataError(
-            f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-            f"the header must name {', '.join(REQUIRED_COLUMNS)} (found: {', '.join(names)})"
-        )
-    col = {c: names.index(c) for c in REQUIRED_COLUMNS}
+    reader, names, col = io.read_csv(path, REQUIRED_COLUMNS, f"the header must name {', '.join(REQUIRED_COLUMNS)}")
     runs, rows, fine_tunes, no_compute, no_org, latest = [], 0, 0, 0, 0, None
     spelling: dict[str, str] = {}  # casefolded name -> its first spelling in the file
     line = 1
@@ -328,7 +304,8 @@ def read_observed(path: str | Path) -> Observed:
             no_org += 1
             continue
         runs.append(Run(model, tuple(orgs), date, flop, line))
-    return Observed(source, tuple(runs), hashlib.sha256(data).hexdigest(), rows, fine_tunes, no_compute, no_org, latest)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()  # the file as read (provenance)
+    return Observed(source, tuple(runs), digest, rows, fine_tunes, no_compute, no_org, latest)
 
 
 def observed_events(observed: Observed | str | Path, flop: float, as_of: datetime.date) -> list[Event]:

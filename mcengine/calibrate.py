@@ -58,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import io
 from .backtest import Observed, Run, _as_date, decimal_year, parse_date, read_observed
 from .errors import ArgumentError, DataError
 
@@ -223,29 +224,9 @@ def read_hardware(path: str | Path) -> Hardware:
     ignored). Rows without a price, a date or any of those FLOP/s are skipped. Raises
     DataError naming the file, the line and the column."""
     source = str(path)
-    try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{source}: no such file") from None
-    except UnicodeDecodeError as e:
-        raise DataError(f"{source}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
-    except OSError as e:
-        raise DataError(f"{source}: cannot read the file ({e.strerror or e.__class__.__name__})") from None
-    reader = csv.reader(text.splitlines(keepends=True))
-    try:
-        header = next(reader, None)
-    except csv.Error as e:
-        raise DataError(f"{source}: line 1: not valid CSV ({e})") from None
-    if not header or not any(h.strip() for h in header):
-        raise DataError(f"{source}: empty file; expected a header line with the columns {', '.join(REQUIRED_HARDWARE)}")
-    names = [h.strip() for h in header]
-    missing = [c for c in REQUIRED_HARDWARE if c not in names]
-    if missing:
-        raise DataError(
-            f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-            f"expected Epoch's hardware layout with {', '.join(REQUIRED_HARDWARE)}"
-        )
-    col = {c: names.index(c) for c in REQUIRED_HARDWARE}
+    reader, names, col = io.read_csv(
+        path, REQUIRED_HARDWARE, f"expected Epoch's hardware layout with {', '.join(REQUIRED_HARDWARE)}"
+    )
     chips, rows = [], 0
     while True:
         try:

@@ -8,6 +8,7 @@ platform and device, start and end time (see :func:`provenance`).
 from __future__ import annotations
 
 import contextlib
+import csv
 import json
 import os
 import platform
@@ -296,6 +297,37 @@ def remove_empty(created: list[Path]) -> None:
             p.rmdir()
         except OSError:
             break
+
+
+def read_csv(path: str | Path, required: tuple[str, ...] | list[str], layout: str):
+    """Open a CSV file for reading: ``(reader, header names, column index by required
+    name)``, the reader positioned after the header. Every way the file can be unreadable (missing, not UTF-8,
+    not CSV, empty, a required column missing) is a :class:`DataError` naming the file;
+    ``layout`` says what the header should look like."""
+    source = str(path)
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{source}: no such file") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{source}: not UTF-8 text (byte {e.start}); save it as UTF-8 CSV") from None
+    except OSError as e:
+        raise DataError(f"{source}: cannot read the file ({e.strerror or e.__class__.__name__})") from None
+    reader = csv.reader(text.splitlines(keepends=True))
+    try:
+        header = next(reader, None)
+    except csv.Error as e:
+        raise DataError(f"{source}: line 1: not valid CSV ({e})") from None
+    if not header or not any(h.strip() for h in header):
+        raise DataError(f"{source}: empty file; expected a header line with the columns {', '.join(required)}")
+    names = [h.strip() for h in header]
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise DataError(
+            f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
+            f"{layout} (found: {', '.join(names)})"
+        )
+    return reader, names, {c: names.index(c) for c in required}
 
 
 @contextlib.contextmanager
