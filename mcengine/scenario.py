@@ -385,8 +385,8 @@ class _Parser:
             kind = "a truncated distribution" if d.truncated else f"a {written} distribution"
             self.fail(
                 field,
-                f"{kind} is not supported here: this number's upper tail is computed in closed form, "
-                "so it must be fixed, normal, lognormal or uniform (without min/max)",
+                f"{kind} is not supported here: the kernels treat this number in closed form "
+                "(its upper tail or its sum), so it must be fixed, normal, lognormal or uniform (without min/max)",
             )
         return d.with_transform(transform)
 
