@@ -130,7 +130,7 @@ class Dist:
         if self.family == "mixture":
             return math.fsum(w * p.cdf(y) for w, p in zip(self.weights, self.parts))
         if self.transform == "log10":
-            return _cdf_py(self, 10.0**y if y < 308 else math.inf)
+            return _cdf_py(self, _pow10(y))
         if self.transform == "log2_over":
             return 0.0 if y <= 0 else _sf_py(self, LOG10_2 / y)
         return _cdf_py(self, y)
@@ -146,8 +146,12 @@ def _base_py(dist: Dist, z: float) -> float:
     if dist.family == "normal":
         return dist.a + dist.b * z
     if dist.family == "lognormal":
-        return 10.0 ** (dist.a + dist.b * z)
+        return _pow10(dist.a + dist.b * z)
     return dist.a + (dist.b - dist.a) * _N.cdf(z)
+
+
+def _pow10(w: float) -> float:
+    return 10.0**w if w < 308 else math.inf
 
 
 def _base_quantile_py(dist: Dist, u: float) -> float:
@@ -159,7 +163,7 @@ def _base_quantile_py(dist: Dist, u: float) -> float:
     if f == "normal":
         return a + b * _N.inv_cdf(u)
     if f == "lognormal":
-        return 10.0 ** (a + b * _N.inv_cdf(u))
+        return _pow10(a + b * _N.inv_cdf(u))
     if f == "uniform":
         return a + (b - a) * u
     if f == "triangular":
@@ -183,7 +187,7 @@ def _cdf_py(dist: Dist, x: float) -> float:
         return min(max((_cdf_py(base, x) - dist.cut_lo) / (1.0 - dist.cut_lo - dist.cut_hi), 0.0), 1.0)
     f, a, b = dist.family, dist.a, dist.b
     if f == "fixed" or (f in ("normal", "lognormal") and b == 0) or (f in ("uniform", "triangular", "beta") and a == b):
-        return float(x >= (a if f != "lognormal" else 10.0**a))
+        return float(x >= (a if f != "lognormal" else _pow10(a)))
     if f == "normal":
         return _N.cdf((x - a) / b)
     if f == "lognormal":

@@ -101,9 +101,7 @@ def _base_inverse(dist: Dist, z):
         uu, ss = jnp.where(lower_tail, u, 1.0 - s), jnp.where(lower_tail, 1.0 - u, s)
         x = jnp.where(below, a + jnp.sqrt(uu * (b - a) * (c - a)), b - jnp.sqrt(ss * (b - a) * (b - c)))
     elif f == "beta":
-        x = jnp.where(
-            lower_tail, a + (b - a) * betaincinv(c, d, safe_u), b - (b - a) * betaincinv(d, c, safe_s)
-        )
+        x = jnp.where(lower_tail, a + (b - a) * betaincinv(c, d, safe_u), b - (b - a) * betaincinv(d, c, safe_s))
     else:  # pragma: no cover - guarded by the parser
         raise ValueError(f)
     return jnp.clip(x, _f32(dist.lower), _f32(dist.upper))

@@ -15,7 +15,7 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .distributions import CLOSED_FORM_FAMILIES, Z_P95, Dist
 from .errors import ScenarioError
@@ -334,7 +334,7 @@ class _Parser:
     def __init__(self, source: str):
         self.source = source
 
-    def fail(self, field: str, message: str):
+    def fail(self, field: str, message: str) -> NoReturn:
         raise ScenarioError(self.source, field, message)
 
     # -- structure ------------------------------------------------------------------------
@@ -436,8 +436,8 @@ class _Parser:
         if m is None:
             self.fail(
                 field,
-                f"{text!r} is not a number or a distribution; write a number, \"a to b\" "
-                "(a 90% interval) or a table such as { normal = [p5, p95] }",
+                f'must be a number, "a to b" (a 90% interval) or a distribution table such as '
+                f"{{ normal = [p5, p95] }}, got {text!r}",
             )
         a, b = float(m[1]), float(m[2])
         if not (math.isfinite(a) and math.isfinite(b)):
@@ -469,7 +469,6 @@ class _Parser:
             return d.truncate(lower, upper)
         except ValueError as e:
             self.fail(field, f"min/max ({lower:g}, {upper:g}): {e}; bring them inside the distribution's range")
-        raise AssertionError  # pragma: no cover - fail raises
 
     def _mixture(self, t: dict, field: str, domain: str) -> Dist:
         sub = _join(field, "mixture")

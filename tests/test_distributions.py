@@ -180,7 +180,10 @@ def test_inverse_incomplete_beta_in_float32():
 def test_mixture_weights_are_the_parts_shares():
     """Well-separated parts: the share of draws from each is its weight (5 binomial sds)."""
     dist = Dist(
-        "mixture", 0.0, weights=(0.2, 0.5, 0.3), parts=(Dist("normal", 0, 1), Dist("fixed", 50.0), Dist("normal", 100, 1))
+        "mixture",
+        0.0,
+        weights=(0.2, 0.5, 0.3),
+        parts=(Dist("normal", 0, 1), Dist("fixed", 50.0), Dist("normal", 100, 1)),
     )
     n = 20_000
     x = np.asarray(_sample(dist, np.random.default_rng(1).standard_normal(n).astype(np.float32)))
