@@ -218,6 +218,9 @@ def test_to_shorthand_is_a_90_percent_interval():
     assert d.family == "normal" and (d.quantile(0.05), d.quantile(0.95)) == (pytest.approx(-0.1), pytest.approx(0.3))
     d = parse(rate="0 to 0.3").hardware.process.rate
     assert d.family == "normal" and d.quantile(0.05) == pytest.approx(0.0, abs=1e-12)
+    text = scenario_toml(**BASE)
+    set_rate = mcengine.parse_scenario(text, overrides=["hardware.rate=0.1 to 0.2"]).hardware.process.rate
+    assert set_rate == parse(rate="0.1 to 0.2").hardware.process.rate  # --set takes the bare shorthand
     b = parse("actors", budget=" 1e8 to 1.5e9 ").actors[0].budget  # a level: log10 of the lognormal
     assert (b.quantile(0.05), b.quantile(0.95)) == (pytest.approx(8.0), pytest.approx(math.log10(1.5e9)))
 
