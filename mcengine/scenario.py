@@ -549,6 +549,8 @@ class _Parser:
         lo, mode, hi = (self.number(v, f"{field}[{i}]") for i, v in enumerate(arg))
         if not lo < hi:
             self.fail(field, f"min ({lo:g}) must be below max ({hi:g})")
+        if not math.isfinite(hi - lo):
+            self.fail(field, f"max - min overflows ({lo:g} to {hi:g}); use a narrower range")
         if not lo <= mode <= hi:
             self.fail(field, f"mode ({mode:g}) must lie between min ({lo:g}) and max ({hi:g})")
         return lo, mode, hi
@@ -580,6 +582,8 @@ class _Parser:
             lo, hi = (self.number(v, f"{scale_field}[{i}]") for i, v in enumerate(scale))
             if not lo < hi:
                 self.fail(scale_field, f"low ({lo:g}) must be below high ({hi:g})")
+            if not math.isfinite(hi - lo):
+                self.fail(scale_field, f"high - low overflows ({lo:g} to {hi:g}); use a narrower range")
         if not bounds and domain != "real" and not (lo > 0 if domain == "positive" else lo >= 0):
             self.fail(
                 scale_field if scale is not None else field,

@@ -295,6 +295,7 @@ BAD = [  # (section, change, field in the message, a word of the fix)
     ("hardware", {"volatility": {"triangular": [0.0, 0.3, 0.2]}}, "hardware.volatility.triangular", "between"),
     ("hardware", {"volatility": {"triangular": [0.0, 0.3]}}, "hardware.volatility.triangular", "[min, mode, max]"),
     ("hardware", {"volatility": {"pert": [0.1, 0.1, 0.1]}}, "hardware.volatility.pert", "below max"),
+    ("hardware", {"rate": {"pert": [-1e308, 0, 1e308]}}, "hardware.rate.pert", "narrower"),
     ("hardware", {"volatility": {"beta": [0, 2]}}, "hardware.volatility.beta[0]", "[0.01, 10000]"),
     ("hardware", {"volatility": {"beta": [2, 2], "range": [1, 0]}}, "hardware.volatility.range", "below high"),
     ("hardware", {"volatility": {"beta": [2, 2], "range": [-1, 1]}}, "hardware.volatility.range", "low >= 0"),
