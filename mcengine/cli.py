@@ -180,6 +180,7 @@ def run(
       mcengine run baseline -n 10000000 --checkpoint-every 20   # then, if interrupted: --resume
     """
     s = load_scenario(scenario, overrides)
+    _warn(s)
     out = out if out is not None else Path("mcengine-results") / s.name
     io.check_output_folder(out, overwrite=force)  # before any sampling
     engine.check_trajectories(trajectories)
@@ -235,6 +236,7 @@ def validate(scenarios, overrides):
     for name in scenarios:
         try:
             s = load_scenario(name, overrides)
+            _warn(s)
             click.echo(
                 f"ok: {name} ({s.name}: {len(s.actors)} actors, {len(s.thresholds)} thresholds, "
                 f"{s.start:g}-{s.horizon:g})"
@@ -586,6 +588,12 @@ def main(argv=None) -> None:
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _warn(s) -> None:
+    """Print a scenario's warnings on stderr, one line each."""
+    for w in s.warnings:
+        click.echo(f"warning: {' '.join(w.split())}", err=True)
 
 
 def _status(quiet: bool, terminal: bool = False):

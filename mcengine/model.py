@@ -24,7 +24,13 @@ from .kernels import Config, Members, Params, Population, combine_releases, simu
 from .layout import OutputLayout, Row
 from .scenario import Scenario, correlation_matrix
 
-jax.tree_util.register_dataclass(Dist, data_fields=["a", "b"], meta_fields=["family", "transform"])
+jax.tree_util.register_dataclass(
+    Dist,
+    data_fields=["a", "b", "c", "d", "cut_lo", "cut_hi", "lower", "upper", "weights", "parts"],
+    meta_fields=["family", "transform", "truncated"],
+)
+
+_f32 = lambda x: jnp.asarray(x, jnp.float32)
 
 
 def sample(dist: Dist, z):
@@ -32,12 +38,16 @@ def sample(dist: Dist, z):
     The number increases with ``z`` (so copula correlations keep their sign); a fixed
     number ignores ``z`` and returns a constant."""
     if dist.family == "fixed":
-        return jnp.asarray(dist.a, jnp.float32)
-    a = jnp.asarray(dist.a, jnp.float32)
-    b = jnp.asarray(dist.b, jnp.float32)
+        return _f32(dist.a)
+    if dist.family == "mixture":
+        return _mixture(dist, z)
+    a = _f32(dist.a)
+    b = _f32(dist.b)
     if dist.transform == "log2_over":
         z = -z  # the conversion is decreasing: keep every number increasing in its draw
-    if dist.family == "normal":
+    if dist.truncated or dist.family in ("triangular", "beta"):
+        x = _base_inverse(dist, z)
+    elif dist.family == "normal":
         x = a + b * z
     elif dist.family == "lognormal":
         x = 10.0 ** (a + b * z)
@@ -56,14 +66,142 @@ def sample_upper(dist: Dist, s):
     """The number whose upper-tail probability is ``s`` (float32 array in (0, 1)), i.e.
     the inverse CDF at ``1 - s`` computed without losing precision for tiny ``s``: the
     k-th largest of n draws is ``sample_upper(dist, S)`` with S ~ Beta(k, n - k + 1).
-    For increasing conversions only (identity, log10): used for budgets."""
+    For increasing conversions and the closed-form families only (fixed, normal, uniform
+    and lognormal, untruncated; the parser refuses others for budgets): used for budgets."""
     if dist.family == "fixed":
-        return jnp.asarray(dist.a, jnp.float32)
+        return _f32(dist.a)
     if dist.family == "uniform":
-        a = jnp.asarray(dist.a, jnp.float32)
-        x = a + (jnp.asarray(dist.b, jnp.float32) - a) * (1.0 - s)
+        a = _f32(dist.a)
+        x = a + (_f32(dist.b) - a) * (1.0 - s)
         return jnp.log10(x) if dist.transform == "log10" else x
     return sample(dist, -jsp.ndtri(s))
+
+
+def _base_inverse(dist: Dist, z):
+    """The family's value (its own units, before any conversion) at ``u = Phi(z)`` within
+    the kept CDF range: from the lower-tail probability where u <= 1/2, else from the
+    upper-tail probability ``1 - u``, so neither tail loses precision; clipped into the
+    truncation bounds against rounding."""
+    keep = 1.0 - _f32(dist.cut_lo) - _f32(dist.cut_hi)
+    u = _f32(dist.cut_lo) + keep * jsp.ndtr(z)
+    s = _f32(dist.cut_hi) + keep * jsp.ndtr(-z)
+    lower_tail = u <= 0.5
+    safe_u, safe_s = jnp.where(lower_tail, u, 0.25), jnp.where(lower_tail, 0.25, s)
+    a, b, c, d = (_f32(x) for x in (dist.a, dist.b, dist.c, dist.d))
+    f = dist.family
+    if f in ("normal", "lognormal"):
+        w = jnp.where(lower_tail, a + b * jsp.ndtri(safe_u), a - b * jsp.ndtri(safe_s))
+        x = 10.0**w if f == "lognormal" else w
+    elif f == "uniform":
+        x = jnp.where(lower_tail, a + (b - a) * u, b - (b - a) * s)
+    elif f == "triangular":
+        # lower-tail formula for u below the mode's CDF, upper-tail one above it
+        left = (c - a) / (b - a)
+        below = jnp.where(lower_tail, u < left, s > 1.0 - left)
+        uu, ss = jnp.where(lower_tail, u, 1.0 - s), jnp.where(lower_tail, 1.0 - u, s)
+        x = jnp.where(below, a + jnp.sqrt(uu * (b - a) * (c - a)), b - jnp.sqrt(ss * (b - a) * (b - c)))
+    elif f == "beta":
+        x = jnp.where(lower_tail, a + (b - a) * betaincinv(c, d, safe_u), b - (b - a) * betaincinv(d, c, safe_s))
+    else:  # pragma: no cover - guarded by the parser
+        raise ValueError(f)
+    return jnp.clip(x, _f32(dist.lower), _f32(dist.upper))
+
+
+def _sortable(x):
+    """float32 -> uint32 keys in the floats' order (-0 just below +0)."""
+    bits = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.uint32)
+    return jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(0x80000000))
+
+
+def _unsortable(k):
+    bits = jnp.where(k >> 31 == 1, k & jnp.uint32(0x7FFFFFFF), ~k)
+    return jax.lax.bitcast_convert_type(bits, jnp.float32)
+
+
+def _smallest_true(pred, low, high):
+    """The smallest float32 x in (low, high] with ``pred(x)`` true, for ``pred`` false
+    below some point and true from it on (``high`` if none): bisection over the float32
+    values themselves (32 halvings of the uint32 keys reach adjacent floats whatever the
+    bracket), so the result does not depend on the bracket and is monotone wherever
+    ``pred`` is."""
+    lo, hi = _sortable(low), _sortable(high)
+    lo = jnp.where(lo > 0, lo - 1, lo)
+
+    def body(_, state):
+        lo, hi = state
+        mid = lo + (hi - lo) // 2
+        active = hi - lo > 1
+        ok = pred(_unsortable(mid))
+        return jnp.where(active & ~ok, mid, lo), jnp.where(active & ok, mid, hi)
+
+    _, hi = jax.lax.fori_loop(0, 32, body, (lo, hi))
+    return _unsortable(hi)
+
+
+def betaincinv(a, b, u):
+    """x in [0, 1] with I_x(a, b) = u (float32; the regularized incomplete beta's inverse,
+    which jax.scipy.special lacks): the smallest float32 x with betainc(a, b, x) >= u."""
+    a, b, u = jnp.broadcast_arrays(_f32(a), _f32(b), _f32(u))
+    return _smallest_true(lambda x: jsp.betainc(a, b, x) >= u, jnp.zeros_like(u), jnp.ones_like(u))
+
+
+def _cdf_sf(dist: Dist, y):
+    """(P(X <= y), P(X > y)) of a non-mixture at ``y`` in engine units (float32)."""
+    if dist.transform == "log10":
+        x = 10.0 ** jnp.minimum(y, 38.5)
+    elif dist.transform == "log2_over":
+        x = math.log10(2.0) / jnp.where(y > 0, y, 1.0)
+    else:
+        x = y
+    a, b, c, d = (_f32(v) for v in (dist.a, dist.b, dist.c, dist.d))
+    f = dist.family
+    if f == "fixed":
+        cdf, sf = (x >= a).astype(jnp.float32), (x < a).astype(jnp.float32)
+    elif f in ("normal", "lognormal"):
+        w = jnp.log10(jnp.maximum(x, 1e-38)) if f == "lognormal" else x
+        sd = jnp.where(b > 0, b, 1.0)
+        cdf = jnp.where(b > 0, jsp.ndtr((w - a) / sd), (w >= a).astype(jnp.float32))
+        sf = jnp.where(b > 0, jsp.ndtr((a - w) / sd), (w < a).astype(jnp.float32))
+        if f == "lognormal":
+            cdf, sf = jnp.where(x > 0, cdf, 0.0), jnp.where(x > 0, sf, 1.0)
+    elif f == "uniform":
+        cdf, sf = jnp.clip((x - a) / (b - a), 0.0, 1.0), jnp.clip((b - x) / (b - a), 0.0, 1.0)
+    elif f == "triangular":
+        left = jnp.clip(x - a, 0.0, None) ** 2 / ((b - a) * jnp.where(c > a, c - a, 1.0))
+        right = jnp.clip(b - x, 0.0, None) ** 2 / ((b - a) * jnp.where(b > c, b - c, 1.0))
+        cdf = jnp.clip(jnp.where(x <= c, left, 1.0 - right), 0.0, 1.0)
+        sf = jnp.clip(jnp.where(x <= c, 1.0 - left, right), 0.0, 1.0)
+    elif f == "beta":
+        cdf = jsp.betainc(c, d, jnp.clip((x - a) / (b - a), 0.0, 1.0))
+        sf = jsp.betainc(d, c, jnp.clip((b - x) / (b - a), 0.0, 1.0))
+    else:  # pragma: no cover - guarded by the parser
+        raise ValueError(f)
+    if dist.truncated:
+        keep = 1.0 - _f32(dist.cut_lo) - _f32(dist.cut_hi)
+        cdf = jnp.where(x < dist.lower, 0.0, jnp.clip((cdf - dist.cut_lo) / keep, 0.0, 1.0))
+        sf = jnp.where(x >= dist.upper, 0.0, jnp.clip((sf - dist.cut_hi) / keep, 0.0, 1.0))
+    if dist.transform == "log2_over":  # decreasing: the tails swap
+        return jnp.where(y > 0, sf, 0.0), jnp.where(y > 0, cdf, 1.0)
+    return cdf, sf
+
+
+def _mixture(dist: Dist, z):
+    """A mixture's value at ``u = Phi(z)``: the smallest float32 x whose mixture CDF
+    reaches u (compared through the upper tail ``1 - u`` where u > 1/2), searched between
+    the smallest and the largest of the parts' own values at z (the mixture's quantile
+    always lies between them)."""
+    z = jnp.asarray(z, jnp.float32)
+    values = jnp.stack([jnp.broadcast_to(sample(p, z), z.shape) for p in dist.parts])
+    u, s = jsp.ndtr(z), jsp.ndtr(-z)
+    w = [_f32(x) for x in dist.weights]
+
+    def reached(x):
+        cdfs, sfs = zip(*(_cdf_sf(p, x) for p in dist.parts))
+        cdf = sum(wk * ck for wk, ck in zip(w, cdfs))
+        sf = sum(wk * sk for wk, sk in zip(w, sfs))
+        return jnp.where(u <= 0.5, cdf >= u, sf <= s)
+
+    return _smallest_true(reached, jnp.min(values, axis=0), jnp.max(values, axis=0))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,9 +15,9 @@ import math
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from .distributions import Z_P95, Dist
+from .distributions import CLOSED_FORM_FAMILIES, Z_P95, Dist
 from .errors import ScenarioError
 
 SCHEMA_VERSION = 1
@@ -149,6 +149,7 @@ class Scenario:
     count_at_least: tuple[int, ...] = DEFAULT_AT_LEAST  # k of the P(count >= k) columns of counts.parquet
     source: str = "<string>"  # where the text came from (path or built-in name)
     text: str = ""  # the TOML text, recorded in every output
+    warnings: tuple[str, ...] = ()  # one line each: what is valid but probably not meant
 
     @property
     def n_steps(self) -> int:
@@ -333,7 +334,7 @@ class _Parser:
     def __init__(self, source: str):
         self.source = source
 
-    def fail(self, field: str, message: str):
+    def fail(self, field: str, message: str) -> NoReturn:
         raise ScenarioError(self.source, field, message)
 
     # -- structure ------------------------------------------------------------------------
@@ -371,24 +372,125 @@ class _Parser:
         return value
 
     # -- numbers that may be distributions ------------------------------------------------
-    def dist(self, value: Any, field: str, domain: str = "real", transform: str = "identity") -> Dist:
+    def dist(
+        self, value: Any, field: str, domain: str = "real", transform: str = "identity", closed_form: bool = False
+    ) -> Dist:
         """A number or distribution. ``domain`` is 'real', 'nonneg' or 'positive' (of the
-        number as written); ``transform`` converts it into engine units."""
-        if isinstance(value, dict):
-            if len(value) != 1 or next(iter(value)) not in ("fixed", "normal", "lognormal", "uniform"):
-                self.fail(
-                    field,
-                    "a distribution is a table with exactly one of fixed, normal, "
-                    "lognormal, uniform, e.g. { normal = [p5, p95] }",
-                )
-            family, arg = next(iter(value.items()))
-            sub = _join(field, family)
-            d = getattr(self, f"_{family}")(arg, sub, domain)
-        else:
-            sub = field
-            d = Dist("fixed", self.number(value, field))
-            self.check_domain(d.a, sub, domain)
+        number as written); ``transform`` converts it into engine units. ``closed_form``:
+        only the families whose upper tail the kernels compute in closed form (group and
+        entrant budgets, jump sizes)."""
+        d = self.raw_dist(value, field, domain)
+        if closed_form and (d.family not in CLOSED_FORM_FAMILIES or d.truncated):
+            written = next((k for k in value if k in _DIST_FAMILIES), d.family) if isinstance(value, dict) else ""
+            kind = "a truncated distribution" if d.truncated else f"a {written} distribution"
+            self.fail(
+                field,
+                f"{kind} is not supported here: the kernels treat this number in closed form "
+                "(its upper tail or its sum), so it must be fixed, normal, lognormal or uniform (without min/max)",
+            )
         return d.with_transform(transform)
+
+    def raw_dist(self, value: Any, field: str, domain: str, in_mixture: bool = False) -> Dist:
+        """A number or distribution in the units written (see :meth:`dist`)."""
+        if isinstance(value, str):
+            return self.shorthand(value, field, domain)
+        if not isinstance(value, dict):
+            d = Dist("fixed", self.number(value, field))
+            self.check_domain(d.a, field, domain)
+            return d
+        families = [k for k in value if k in _DIST_FAMILIES]
+        if len(families) != 1:
+            self.fail(
+                field,
+                "a distribution is a table with exactly one of "
+                f"{', '.join(_DIST_FAMILIES)}, e.g. {{ normal = [p5, p95] }}"
+                + (f" (got {', '.join(families)})" if families else ""),
+            )
+        family = families[0]
+        sub = _join(field, family)
+        extra = _DIST_EXTRA_KEYS[family]
+        for key in value:
+            if key != family and key not in extra:
+                close = difflib.get_close_matches(key, sorted(extra), n=1)
+                hint = f"did you mean '{close[0]}'? " if close else ""
+                valid = f"valid keys beside {family}: {', '.join(sorted(extra))}" if extra else f"{family} takes none"
+                self.fail(_join(field, key), f"unknown key; {hint}{valid}")
+        if family == "mixture":
+            if in_mixture:
+                self.fail(sub, "a mixture inside a mixture; list its parts in the outer mixture instead")
+            return self._mixture(value, field, domain)
+        bounds = "min" in value or "max" in value
+        arg = value[family]
+        if family == "beta":
+            d = self._beta(arg, sub, domain, value.get("range"), _join(field, "range"), bounds)
+        else:
+            d = getattr(self, f"_{family}")(arg, sub, domain, bounds)
+        if bounds:
+            d = self.truncation(d, value, field, domain)
+        return d
+
+    def shorthand(self, text: str, field: str, domain: str) -> Dist:
+        """``"a to b"``: a and b are the 5th and 95th percentiles of a lognormal if 0 < a,
+        else of a normal (as Squiggle's ``a to b``)."""
+        m = _TO.fullmatch(text)
+        if m is None:
+            self.fail(
+                field,
+                f'must be a number, "a to b" (a 90% interval) or a distribution table such as '
+                f"{{ normal = [p5, p95] }}, got {text!r}",
+            )
+        a, b = float(m[1]), float(m[2])
+        if not (math.isfinite(a) and math.isfinite(b)):
+            self.fail(field, f"{text!r}: both ends must be finite numbers")
+        if not a < b:
+            self.fail(field, f"{text!r}: the first number must be below the second (a 90% interval, low to high)")
+        if a > 0:
+            return self._lognormal([a, b], field, domain, False)
+        return self._normal([a, b], field, domain, False)
+
+    def truncation(self, d: Dist, t: dict, field: str, domain: str) -> Dist:
+        """``d`` restricted to the table's ``min`` / ``max`` (the units written)."""
+        lower = self.number(t["min"], _join(field, "min")) if "min" in t else -math.inf
+        upper = self.number(t["max"], _join(field, "max")) if "max" in t else math.inf
+        if "min" in t:
+            if domain == "positive" and not lower > 0:
+                self.fail(_join(field, "min"), f"must be > 0 for this quantity (it is positive), got {lower:g}")
+            self.check_domain(lower, _join(field, "min"), domain)
+        elif domain != "real" and d.quantile(1e-12) < (0 if domain == "nonneg" else 1e-300):
+            self.fail(_join(field, "min"), f"missing; this quantity must be {_DOMAIN_WORDS[domain]}, so give min")
+        if lower >= upper:
+            self.fail(_join(field, "max"), f"must be above min ({lower:g}), got {upper:g}")
+        if d.family == "uniform":  # exact without a truncation: narrow the range
+            lo, hi = max(d.a, lower), min(d.b, upper)
+            if not lo < hi:
+                self.fail(field, f"min/max ({lower:g}, {upper:g}) leave nothing of uniform [{d.a:g}, {d.b:g}]")
+            return Dist("uniform", lo, hi)
+        try:
+            return d.truncate(lower, upper)
+        except ValueError as e:
+            self.fail(field, f"min/max ({lower:g}, {upper:g}): {e}; bring them inside the distribution's range")
+
+    def _mixture(self, t: dict, field: str, domain: str) -> Dist:
+        sub = _join(field, "mixture")
+        parts_raw = t["mixture"]
+        if not isinstance(parts_raw, list) or len(parts_raw) < 2:
+            self.fail(sub, f"must be a list of two or more distributions or numbers, got {_describe(parts_raw)}")
+        if len(parts_raw) > 100:
+            self.fail(sub, f"{len(parts_raw)} parts; at most 100")
+        parts = tuple(self.raw_dist(p, f"{sub}[{i}]", domain, in_mixture=True) for i, p in enumerate(parts_raw))
+        if "weights" in t:
+            wf = _join(field, "weights")
+            ws = t["weights"]
+            if not isinstance(ws, list) or len(ws) != len(parts):
+                self.fail(wf, f"must be a list of {len(parts)} positive numbers (one per part), got {_describe(ws)}")
+            weights = [self.number(w, f"{wf}[{i}]") for i, w in enumerate(ws)]
+            for i, w in enumerate(weights):
+                if not w > 0:
+                    self.fail(f"{wf}[{i}]", f"must be > 0, got {w:g}; leave the part out instead")
+        else:
+            weights = [1.0] * len(parts)
+        total = math.fsum(weights)
+        return Dist("mixture", 0.0, weights=tuple(w / total for w in weights), parts=parts)
 
     def check_domain(self, x: float, field: str, domain: str):
         if domain == "positive" and not x > 0:
@@ -404,12 +506,12 @@ class _Parser:
             self.fail(field, f"{names[0]} ({lo:g}) is above {names[1]} ({hi:g}); swap them")
         return lo, hi
 
-    def _fixed(self, arg, field, domain):
+    def _fixed(self, arg, field, domain, bounds=False):
         x = self.number(arg, field)
         self.check_domain(x, field, domain)
         return Dist("fixed", x)
 
-    def _normal(self, arg, field, domain):
+    def _normal(self, arg, field, domain, bounds=False):
         if isinstance(arg, dict):
             t = self.table(arg, field, {"mean", "sd"}, set())
             mean, sd = self.number(t["mean"], _join(field, "mean")), self.number(t["sd"], _join(field, "sd"))
@@ -418,25 +520,77 @@ class _Parser:
         else:
             p5, p95 = self.pair(arg, field, ("p5", "p95"))
             mean, sd = (p5 + p95) / 2, (p95 - p5) / (2 * Z_P95)
-        if domain != "real" and mean - 6 * sd < (0 if domain == "nonneg" else 1e-300):
+        if not bounds and domain != "real" and mean - 6 * sd < (0 if domain == "nonneg" else 1e-300):
             self.fail(
                 field,
                 f"a normal distribution can draw values {'<' if domain == 'nonneg' else '<='} 0 "
-                "here (mean - 6 sd crosses zero); use lognormal or uniform for this quantity",
+                "here (mean - 6 sd crosses zero); use lognormal or uniform for this quantity, "
+                "or truncate it with min",
             )
         return Dist("normal", mean, sd)
 
-    def _lognormal(self, arg, field, domain):
+    def _lognormal(self, arg, field, domain, bounds=False):
         p5, p95 = self.pair(arg, field, ("p5", "p95"))
         if p5 <= 0:
             self.fail(field, f"lognormal bounds must be > 0, got p5 = {p5:g}")
         lo, hi = math.log10(p5), math.log10(p95)
         return Dist("lognormal", (lo + hi) / 2, (hi - lo) / (2 * Z_P95))
 
-    def _uniform(self, arg, field, domain):
+    def _uniform(self, arg, field, domain, bounds=False):
         lo, hi = self.pair(arg, field, ("low", "high"))
-        self.check_domain(lo, f"{field}[0]", domain)
+        if not bounds:
+            self.check_domain(lo, f"{field}[0]", domain)
         return Dist("uniform", lo, hi)
+
+    def triple(self, arg: Any, field: str) -> tuple[float, float, float]:
+        """[min, mode, max] of a triangular or PERT distribution."""
+        if not isinstance(arg, list) or len(arg) != 3:
+            self.fail(field, f"must be a list [min, mode, max], got {_describe(arg)}")
+        lo, mode, hi = (self.number(v, f"{field}[{i}]") for i, v in enumerate(arg))
+        if not lo < hi:
+            self.fail(field, f"min ({lo:g}) must be below max ({hi:g})")
+        if not math.isfinite(hi - lo):
+            self.fail(field, f"max - min overflows ({lo:g} to {hi:g}); use a narrower range")
+        if not lo <= mode <= hi:
+            self.fail(field, f"mode ({mode:g}) must lie between min ({lo:g}) and max ({hi:g})")
+        return lo, mode, hi
+
+    def _triangular(self, arg, field, domain, bounds=False):
+        lo, mode, hi = self.triple(arg, field)
+        if not bounds:
+            self.check_domain(lo, f"{field}[0]", domain)
+        return Dist("triangular", lo, hi, c=mode)
+
+    def _pert(self, arg, field, domain, bounds=False):
+        lo, mode, hi = self.triple(arg, field)
+        if not bounds:
+            self.check_domain(lo, f"{field}[0]", domain)
+        span = hi - lo
+        return Dist("beta", lo, hi, c=1 + 4 * (mode - lo) / span, d=1 + 4 * (hi - mode) / span)
+
+    def _beta(self, arg, field, domain, scale, scale_field, bounds=False):
+        if not isinstance(arg, list) or len(arg) != 2:
+            self.fail(field, f"must be a list [alpha, beta] of two shape parameters, got {_describe(arg)}")
+        alpha, beta = (self.number(v, f"{field}[{i}]") for i, v in enumerate(arg))
+        for i, v in enumerate((alpha, beta)):
+            if not 0.01 <= v <= 1e4:
+                self.fail(f"{field}[{i}]", f"a beta shape parameter must be in [0.01, 10000], got {v:g}")
+        lo, hi = 0.0, 1.0
+        if scale is not None:
+            if not isinstance(scale, list) or len(scale) != 2:
+                self.fail(scale_field, f"must be a list [low, high], got {_describe(scale)}")
+            lo, hi = (self.number(v, f"{scale_field}[{i}]") for i, v in enumerate(scale))
+            if not lo < hi:
+                self.fail(scale_field, f"low ({lo:g}) must be below high ({hi:g})")
+            if not math.isfinite(hi - lo):
+                self.fail(scale_field, f"high - low overflows ({lo:g} to {hi:g}); use a narrower range")
+        if not bounds and domain != "real" and not (lo > 0 if domain == "positive" else lo >= 0):
+            self.fail(
+                scale_field if scale is not None else field,
+                f"this quantity must be {_DOMAIN_WORDS[domain]}, but the beta's range starts at {lo:g}; "
+                f"give range = [low, high] with low {_DOMAIN_WORDS[domain]}",
+            )
+        return Dist("beta", lo, hi, c=alpha, d=beta)
 
     # -- processes ---------------------------------------------------------------------------
     def process(self, t: dict, field: str, rate_keys: tuple[str, ...]) -> Process:
@@ -469,7 +623,8 @@ class _Parser:
             jf = _join(field, "jumps")
             j = self.table(t["jumps"], jf, {"per_year", "size"}, set())
             jumps = Jumps(
-                self.dist(j["per_year"], _join(jf, "per_year"), "nonneg"), self.dist(j["size"], _join(jf, "size"))
+                self.dist(j["per_year"], _join(jf, "per_year"), "nonneg"),
+                self.dist(j["size"], _join(jf, "size"), closed_form=True),
             )
             if jumps.per_year.quantile(1 - 1e-9) > 1000:
                 self.fail(
@@ -571,7 +726,24 @@ class _Parser:
         )
         regimes = self.regimes(doc["regimes"], scenario) if "regimes" in doc else ()
         correlations = self.correlations(doc["correlations"], scenario) if "correlations" in doc else ()
-        return dataclasses.replace(scenario, regimes=regimes, correlations=correlations)
+        return dataclasses.replace(
+            scenario, regimes=regimes, correlations=correlations, warnings=self.fixed_by_regimes(correlations, regimes)
+        )
+
+    def fixed_by_regimes(self, correlations, regimes: tuple[Regime, ...]) -> tuple[str, ...]:
+        """A warning for each correlated number that a regime sets to a fixed number: in that
+        regime the correlation does nothing."""
+        out = []
+        for i, (a, b, _) in enumerate(correlations, start=1):
+            for x in (a, b):
+                fixed_in = [r.name for r in regimes if x in r.overrides and not r.overrides[x].is_random]
+                if fixed_in:
+                    out.append(
+                        f"{self.source}: correlations.pairs[{i}]: '{x}' is set to a fixed number by regime "
+                        f"{', '.join(repr(n) for n in fixed_in)}, so the correlation has no effect there; "
+                        "give it a distribution in the regime or drop the pair"
+                    )
+        return tuple(out)
 
     def counts(self, value: Any) -> tuple[int, ...]:
         """The [counts] table: ``at_least``, the k of the P(count >= k) columns."""
@@ -626,7 +798,7 @@ class _Parser:
             if group:
                 entry = self.entry(t["entry"], _join(field, "entry")) if "entry" in t else None
                 count, ranks = self.count_and_ranks(t, field, entry is not None)
-            budget = self.dist(t["budget"], _join(field, "budget"), "positive", "log10")
+            budget = self.dist(t["budget"], _join(field, "budget"), "positive", "log10", closed_form=group)
             if not group:
                 self.aliases[_join(field, "budget")] = (_join(field, "budget"), "positive", "log10")
             releases = t.get("releases_weights", False)
@@ -727,7 +899,7 @@ class _Parser:
         return Entry(
             per_year=per_year,
             per_year_growth=self.dist(t.get(growth_key, 0.0), _join(field, growth_key), *growth_form),
-            budget=self.dist(t["budget"], _join(field, "budget"), "positive", "log10"),
+            budget=self.dist(t["budget"], _join(field, "budget"), "positive", "log10", closed_form=True),
             relative_growth=self.dist(t.get("relative_growth", 0.0), _join(field, "relative_growth")),
         )
 
@@ -891,6 +1063,20 @@ _RATE_FORMS = {
 _RATE_KEYS = {"growth", "factor_per_year", "doubling_years"}
 _RATE_ALTERNATIVES = {"rate", "growth", "doubling_years", "halving_years", "factor_per_year"}
 _PROCESS_KEYS = {"volatility", "long_run_rate", "decay_years", "jumps"}
+_DIST_FAMILIES = ("fixed", "normal", "lognormal", "uniform", "triangular", "pert", "beta", "mixture")
+_DIST_EXTRA_KEYS = {  # the keys a distribution table may have beside its family
+    "fixed": set(),
+    "normal": {"min", "max"},
+    "lognormal": {"min", "max"},
+    "uniform": {"min", "max"},
+    "triangular": {"min", "max"},
+    "pert": {"min", "max"},
+    "beta": {"range", "min", "max"},
+    "mixture": {"weights"},
+}
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_TO = re.compile(rf"\s*({_NUMBER})\s+to\s+({_NUMBER})\s*")
+_DOMAIN_WORDS = {"positive": "> 0", "nonneg": ">= 0"}
 
 
 def _join(field: str, key: str) -> str:

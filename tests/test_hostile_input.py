@@ -42,9 +42,16 @@ numbers = st.one_of(
 )
 leaf = st.one_of(numbers, st.text(max_size=8), st.booleans(), st.lists(numbers, max_size=3))
 dists = st.dictionaries(
-    st.sampled_from(["fixed", "normal", "lognormal", "uniform", "beta", "mean"]),
-    st.one_of(leaf, st.fixed_dictionaries({"mean": numbers, "sd": numbers})),
-    max_size=2,
+    st.sampled_from(
+        ["fixed", "normal", "lognormal", "uniform", "beta", "mean", "triangular", "pert", "mixture"]
+        + ["min", "max", "range", "weights"]
+    ),
+    st.one_of(
+        leaf,
+        st.fixed_dictionaries({"mean": numbers, "sd": numbers}),
+        st.lists(st.one_of(numbers, st.sampled_from(["1 to 2", "-1 to 1", "2 to 1"])), max_size=4),
+    ),
+    max_size=3,
 )
 values = st.one_of(leaf, dists)
 KEYS = [
