@@ -834,43 +834,25 @@ def format_rolling(results: list[tuple[datetime.date, pa.Table]]) -> str:
     ]
     pct = lambda x: "—" if x is None else f"{x:.0%}"
     num = lambda x: "—" if x is None else f"{x:.3f}"
+    cells = lambda m: [
+        str(m["observed"]),
+        pct(m["inside_50"]),
+        pct(m["inside_90"]),
+        num(m["mean_pit"]),
+        pct(m["pit_below_half"]),
+        num(m["crps_observed"]),
+        str(m["censored"]),
+        pct(m["open_90"]),
+        num(m["crps_censored"]),
+        num(m["crps"]),
+    ]
     body, pooled = [], []
     for origin, table in results:
         m = summarise(table)
         pooled += table.to_pylist()
-        body.append(
-            [
-                origin.isoformat(),
-                metadata(table).get("as_of", ""),
-                str(m["observed"]),
-                pct(m["inside_50"]),
-                pct(m["inside_90"]),
-                num(m["mean_pit"]),
-                pct(m["pit_below_half"]),
-                num(m["crps_observed"]),
-                str(m["censored"]),
-                pct(m["open_90"]),
-                num(m["crps_censored"]),
-                num(m["crps"]),
-            ]
-        )
+        body.append([origin.isoformat(), metadata(table).get("as_of", ""), *cells(m)])
     m = summarise(pooled)
-    body.append(
-        [
-            "pooled",
-            "",
-            str(m["observed"]),
-            pct(m["inside_50"]),
-            pct(m["inside_90"]),
-            num(m["mean_pit"]),
-            pct(m["pit_below_half"]),
-            num(m["crps_observed"]),
-            str(m["censored"]),
-            pct(m["open_90"]),
-            num(m["crps_censored"]),
-            num(m["crps"]),
-        ]
-    )
+    body.append(["pooled", "", *cells(m)])
     widths = [max(len(h), *(len(row[i]) for row in body)) for i, h in enumerate(header)]
     line = lambda cells: "  ".join(c.rjust(w) if i > 1 else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
