@@ -89,7 +89,6 @@ Output table (one row per physical threshold, then per row: frontier, then the g
 from __future__ import annotations
 
 import calendar
-import csv
 import dataclasses
 import datetime
 import hashlib
@@ -238,26 +237,11 @@ def read_observed(path: str | Path) -> Observed:
     ``organization``, ``publication_date``, ``training_compute_flop``, ``base_model``;
     others are ignored). Raises DataError naming the file, the line and the column."""
     source = str(path)
-    reader, names, col = io.read_csv(path, REQUIRED_COLUMNS, f"the header must name {', '.join(REQUIRED_COLUMNS)}")
+    records, col = io.read_csv(path, REQUIRED_COLUMNS, f"the header must name {', '.join(REQUIRED_COLUMNS)}")
     runs, rows, fine_tunes, no_compute, no_org, latest = [], 0, 0, 0, 0, None
     spelling: dict[str, str] = {}  # casefolded name -> its first spelling in the file
-    line = 1
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise DataError(f"{source}: line {reader.line_num}: not valid CSV ({e})") from None
-        line = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue  # blank line
+    for line, record in records:
         rows += 1
-        if len(record) != len(names):
-            raise DataError(
-                f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
-                "quote fields that contain commas"
-            )
         get = lambda c: record[col[c]].strip()
         model = get("model")
         where = f"{source}: line {line}" + (f" (model {model!r})" if model else "")

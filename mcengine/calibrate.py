@@ -50,7 +50,6 @@ Pure NumPy (no JAX); the CLI's ``mcengine calibrate`` writes the text with
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime
 import math
@@ -224,26 +223,12 @@ def read_hardware(path: str | Path) -> Hardware:
     ignored). Rows without a price, a date or any of those FLOP/s are skipped. Raises
     DataError naming the file, the line and the column."""
     source = str(path)
-    reader, names, col = io.read_csv(
+    records, col = io.read_csv(
         path, REQUIRED_HARDWARE, f"expected Epoch's hardware layout with {', '.join(REQUIRED_HARDWARE)}"
     )
     chips, rows = [], 0
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            raise DataError(f"{source}: line {reader.line_num}: not valid CSV ({e})") from None
-        line = reader.line_num
-        if not any(cell.strip() for cell in record):
-            continue
+    for line, record in records:
         rows += 1
-        if len(record) != len(names):
-            raise DataError(
-                f"{source}: line {line}: {len(record)} fields, but the header has {len(names)}; "
-                "quote fields that contain commas"
-            )
         get = lambda c: record[col[c]].strip()
         name = get(HARDWARE_NAME)
         where = f"{source}: line {line}" + (f" ({name!r})" if name else "")

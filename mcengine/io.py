@@ -300,10 +300,12 @@ def remove_empty(created: list[Path]) -> None:
 
 
 def read_csv(path: str | Path, required: tuple[str, ...] | list[str], layout: str):
-    """Open a CSV file for reading: ``(reader, header names, column index by required
-    name)``, the reader positioned after the header. Every way the file can be unreadable (missing, not UTF-8,
-    not CSV, empty, a required column missing) is a :class:`DataError` naming the file;
-    ``layout`` says what the header should look like."""
+    """Open a CSV file for reading: ``(records, column index by required name)``, where
+    ``records`` yields ``(line number, fields)`` for every non-blank line after the header.
+    Every way the file can be unreadable (missing, not UTF-8, not CSV, empty, a required
+    column missing, a line with another number of fields than the header) is a
+    :class:`DataError` naming the file (and the line); ``layout`` says what the header
+    should look like."""
     source = str(path)
     try:
         text = Path(path).read_bytes().decode("utf-8-sig")
@@ -327,7 +329,25 @@ def read_csv(path: str | Path, required: tuple[str, ...] | list[str], layout: st
             f"{source}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
             f"{layout} (found: {', '.join(names)})"
         )
-    return reader, names, {c: names.index(c) for c in required}
+
+    def records():
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:
+                raise DataError(f"{source}: line {reader.line_num}: not valid CSV ({e})") from None
+            if not any(cell.strip() for cell in record):
+                continue  # blank line
+            if len(record) != len(names):
+                raise DataError(
+                    f"{source}: line {reader.line_num}: {len(record)} fields, but the header has {len(names)}; "
+                    "quote fields that contain commas"
+                )
+            yield reader.line_num, record
+
+    return records(), {c: names.index(c) for c in required}
 
 
 @contextlib.contextmanager
