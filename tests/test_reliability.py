@@ -21,6 +21,7 @@ import mcengine
 from mcengine import engine
 
 from .conftest import PEER, scenario_toml
+from .test_keywords import BASE as KEYWORDS_BASE
 
 pytestmark = pytest.mark.slow  # long statistical or multi-process checks: `pytest -m "not slow"` skips them
 
@@ -287,54 +288,17 @@ def test_memory_does_not_grow_with_trajectories():
     assert peak[200_000] - peak[2_000] < kept / 2, (peak, kept)
 
 
-INVARIANT = dict(
-    scenario={"name": "invariant", "start": 2025.0, "horizon": 2035.0, "steps_per_year": 4},
-    hardware={
-        "initial": 1e18,
-        "rate": {"normal": [0.08, 0.16]},
-        "volatility": 0.05,
-        "jumps": {"per_year": 0.3, "size": {"normal": [0.1, 0.5]}},
-    },
-    algorithms={"initial": 1.0, "rate": {"normal": [0.3, 0.6]}, "volatility": 0.1, "catch_up_rate": 0.2},
-    actors=[
-        {
-            "name": "frontier",
-            "budget": {"lognormal": [1e8, 1e9]},
-            "growth": {"normal": [0.2, 0.5]},
-            "volatility": 0.1,
-            "cap": 1e11,
-        },
-        {
-            "name": "ow",
-            "budget": 3e7,
-            "growth": 0.3,
-            "algo_lag": 0.5,
-            "releases_weights": True,
-            "release_lag": 0.25,
-            "publication_delay": {"uniform": [0.1, 0.5]},
-        },
-        {"name": "follower", "budget": 1e8, "growth": 0.3, "hw_lag": 1.0, "cap": 1e10, "access_via": ["ow"]},
-    ],
-    groups=[
-        {
-            "name": "orgs",
-            "count": 50,
-            "ranks": [1, 10],
-            "budget": {"lognormal": [1e5, 1e8]},
-            "growth": 0.3,
-            "cap": 1e10,
-            "access_via": ["ow"],
-            "entry": {"per_year": {"uniform": [2.0, 6.0]}, "budget": {"lognormal": [1e5, 1e7]}},
-        }
-    ],
-    thresholds=[{"name": "e28", "flop": 1e28, "kind": "effective"}, {"name": "p26", "flop": 1e26, "kind": "physical"}],
-    access={"budgets": [1e6, 1e8]},
-    regimes=[
-        {"name": "a", "weight": 0.4, "set": {"algorithms.rate": 0.8}},
-        {"name": "b", "weight": 0.6, "set": {"hardware.jumps.per_year": 1.0}},
-    ],
-    correlations={"pairs": [["algorithms.rate", "actors.frontier.growth", 0.5]]},
-)
+def _invariant_scenario() -> dict:
+    """The keyword tests' rich scenario (regimes, jumps, decay, catch-up, a correlation, an
+    open-weights release, caps and lags) with a publication delay and a group with entrants."""
+    parts = copy.deepcopy(KEYWORDS_BASE)
+    parts["scenario"]["name"] = "invariant"
+    next(a for a in parts["actors"] if a["name"] == "ow")["publication_delay"] = {"uniform": [0.1, 0.5]}
+    parts["groups"][0]["entry"] = {"per_year": {"uniform": [2.0, 6.0]}, "budget": {"lognormal": [1e5, 1e7]}}
+    return parts
+
+
+INVARIANT = _invariant_scenario()
 
 
 def _by_name(s, n=64):
