@@ -290,6 +290,23 @@ def plot(folder, out, threshold, force):
         click.echo(f"wrote {path}")
 
 
+@cli.command("report")
+@click.argument("folder", type=PathArg())
+@click.option("--out", type=PathArg(), default=None, help="FILE.html [default: FOLDER/report.html].")
+@click.option("--force", is_flag=True, help="Replace an existing file (report.html in a results folder: always).")
+def report_(folder, out, force):
+    """Write a results FOLDER as one self-contained HTML page to share: scenario, provenance,
+    the summary tables (pooled, per regime and per channel), every figure and the scenario
+    text; it opens offline."""
+    from . import htmlreport
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise click.UsageError("the report's figures need matplotlib: pip install 'mcengine[plot]'") from None
+    click.echo(f"wrote {htmlreport.report_command(folder, out=out, overwrite=force)}")
+
+
 @cli.command()
 @click.argument("scenario")
 @click.option(

@@ -11,13 +11,16 @@ from .results import Results
 
 
 def fmt(x, spec: str) -> str:
-    """A number for the terminal: ``format(x, spec)``; a dash for null or NaN (censored or
-    undefined), yes/no for a flag."""
+    """A number for the terminal: ``format(x, spec)``, never a negative zero; a dash for
+    null or NaN (censored or undefined), yes/no for a flag."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     if isinstance(x, bool):
         return "yes" if x else "no"
-    return format(x, spec)
+    out = format(x, spec)
+    if out.startswith("-") and not out.strip("-+0.,"):  # -0.001 is "0.00" ("+0.00" with "+"), not "-0.00"
+        out = ("+" if "+" in spec else "") + out[1:]
+    return out
 
 
 def pct(x) -> str:
@@ -138,7 +141,7 @@ def _part(m: dict, events: list[dict], access: list[dict], counted: list[dict]) 
 COUNT_YEARS = (2, 4, 6, 8, 10)  # years after the start shown in the summary's counts
 
 
-def _date(x: dict, at_start: str = "at start") -> str:
+def date_text(x: dict, at_start: str = "at start") -> str:
     """A median date for the terminal; the median of a threshold reached at the start reads
     ``at_start`` rather than the start year (or a lead of +0.00)."""
     return at_start if x.get("reached_at_start") else fmt(x["p50"], ".2f")
@@ -150,15 +153,15 @@ def _with_share(cell: str, x: dict) -> str:
     return cell if p is None or p >= 1 else f"{cell} ({pct(p)})"
 
 
-def _date_cell(x: dict | None) -> str:
+def date_cell(x: dict | None) -> str:
     """A median date with its share reached if below 100%; empty for no record."""
-    return "" if x is None else _with_share(_date(x), x)
+    return "" if x is None else _with_share(date_text(x), x)
 
 
-def _lead_cell(x: dict | None) -> str:
+def lead_cell(x: dict | None) -> str:
     """A median lead time (years, signed) with its share reached if below 100%; empty for no
     record."""
-    return "" if x is None else _with_share(_date(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
+    return "" if x is None else _with_share(date_text(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
 
 
 def usd(x: float) -> str:
@@ -191,7 +194,7 @@ def summary_text(results: Results, width: int = 110) -> str:
         frontier.add_row(
             t["threshold"],
             t["kind"],
-            _date(f, "reached at start"),
+            date_text(f, "reached at start"),
             f"{fmt(f['p5'], '.2f')} – {fmt(f['p95'], '.2f')}",
             pct(f["p_reached"]),
         )
@@ -209,7 +212,7 @@ def summary_text(results: Results, width: int = 110) -> str:
         for a in actors:
             cells = []
             for t in d["thresholds"]:
-                cells.append(_lead_cell(t["lead_time"].get(a)))
+                cells.append(lead_cell(t["lead_time"].get(a)))
             lead.add_row(a, *cells)
         out.append(lead)
     names = [t["threshold"] for t in d["thresholds"]]
@@ -225,7 +228,7 @@ def summary_text(results: Results, width: int = 110) -> str:
         for a in d["diffusion"]:
             table.add_row(
                 f"${a['budget_usd']:,.0f}",
-                *(_date_cell(a["dates"].get(n)) for n in names),
+                *(date_cell(a["dates"].get(n)) for n in names),
             )
         out.append(table)
     if d["channels"]:
@@ -256,11 +259,11 @@ def summary_text(results: Results, width: int = 110) -> str:
             if i:
                 table.add_section()
             dates = g["frontier_date"]
-            table.add_row(g["regime"], *(_date_cell(dates.get(n)) for n in names))
+            table.add_row(g["regime"], *(date_cell(dates.get(n)) for n in names))
             for a in dict.fromkeys(a for leads in g["lead_time"].values() for a in leads):
-                table.add_row(f"  {a}", *(_lead_cell(g["lead_time"].get(n, {}).get(a)) for n in names))
+                table.add_row(f"  {a}", *(lead_cell(g["lead_time"].get(n, {}).get(a)) for n in names))
             for a in g["diffusion"]:
-                table.add_row(f"  {usd(a['budget_usd'])} access", *(_date_cell(a["dates"].get(n)) for n in names))
+                table.add_row(f"  {usd(a['budget_usd'])} access", *(date_cell(a["dates"].get(n)) for n in names))
         out.append(table)
     if d["counts"] and d["counts"][0]["by_year"]:
         years = list(d["counts"][0]["by_year"])
