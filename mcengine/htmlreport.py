@@ -256,18 +256,19 @@ def _part(names: list[str], g: dict, title: str | None) -> str:
 
 
 def _figures(results: Results) -> list[str]:
-    """Every figure :func:`mcengine.plot.save_all` draws, as an embedded PNG."""
+    """Every figure :func:`mcengine.plot.save_all` draws, as an embedded PNG shown at the
+    figure's own size (100 CSS pixels an inch, at most the page's width)."""
     from . import plot
 
+    out = []
     with tempfile.TemporaryDirectory(prefix="mcengine-report-") as tmp:
-        paths = plot.save_all(results, Path(tmp) / "figure.png")
-        out = []
-        for p in paths:
+        for p in plot.save_all(results, Path(tmp) / "figure.png"):
+            data = p.read_bytes()
+            width = _png_width_inches(data) * 100
             name = p.stem.removeprefix("figure-")
-            data = base64.b64encode(p.read_bytes()).decode("ascii")
             out.append(
-                f"<figure id='figure-{_e(name)}'><img src='data:image/png;base64,{data}' alt='{_e(name)} figure'>"
-                f"<figcaption>{_e(name)}</figcaption></figure>"
+                f"<figure id='figure-{_e(name)}'><img src='data:image/png;base64,"
+                f"{base64.b64encode(data).decode('ascii')}' width='{width:.0f}' alt='{_e(name)} figure'></figure>"
             )
     return out
 
@@ -292,6 +293,21 @@ def _channel_html(x: dict | None) -> str:
     if x is None:
         return ""
     return f"{_e(report.date_text(x))}<span class='share'>{_e(report.pct(x['p_reached']))} first</span>"
+
+
+def _png_width_inches(data: bytes) -> float:
+    """A PNG's width in inches: its pixel width (IHDR) over its resolution (pHYs, pixels
+    a metre; 100 dpi if it has none)."""
+    width, dpi, i = int.from_bytes(data[16:20], "big"), 100.0, 8
+    while i + 8 <= len(data):
+        size, kind = int.from_bytes(data[i : i + 4], "big"), data[i + 4 : i + 8]
+        if kind == b"pHYs" and data[i + 16] == 1:
+            dpi = int.from_bytes(data[i + 8 : i + 12], "big") * 0.0254
+            break
+        if kind == b"IDAT":
+            break
+        i += 12 + size
+    return width / dpi
 
 
 def _interval(x: dict, spec: str) -> str:
