@@ -1,7 +1,7 @@
 """Every command on every built-in scenario, at a small number of trajectories.
 
 One ``mcengine run`` per built-in (module-scoped, in-process: the compile dominates and is
-shared), then ``validate``, ``summary``, ``summary --json``, ``plot``, ``sensitivity`` and
+shared), then ``validate``, ``summary``, ``summary --json``, ``plot``, ``report``, ``sensitivity`` and
 ``backtest`` on each, ``sweep`` on a few, and the README's pandas example on each results
 folder. A command either succeeds or, where it does not apply (a backtest of a scenario
 without a group), refuses in one line with exit status 2; never exit status 1 (a bug) and
@@ -116,6 +116,15 @@ def test_plot(name, folder):
 
 
 @pytest.mark.parametrize("name", BUILTINS)
+def test_report(name, folder):
+    pytest.importorskip("matplotlib")
+    assert ok(cli("report", folder(name))).strip() == f"wrote {folder(name) / 'report.html'}"
+    page = (folder(name) / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") >= 4
+    assert all(f"<th scope='row'>{t}</th>" in page for t in mcengine.read_results(folder(name)).thresholds())
+
+
+@pytest.mark.parametrize("name", BUILTINS)
 def test_sensitivity(name, tmp_path):
     out = tmp_path / "sens"
     lines = ok(cli("sensitivity", name, "-n", N, "--out", out)).splitlines()
@@ -213,7 +222,10 @@ def test_matrix_covers_every_command():
     """A new command must join this matrix: the commands tested here are all there are."""
     from mcengine.cli import cli as group
 
-    tested = {"run", "validate", "summary", "plot", "sensitivity", "backtest", "sweep", "scenarios", "calibrate"}
+    tested = {
+        *("run", "validate", "summary", "plot", "report", "sensitivity", "backtest", "sweep", "scenarios"),
+        "calibrate",
+    }
     assert set(group.commands) == tested
     assert ok(cli("scenarios")).count("\n") == len(BUILTINS)
     assert os.environ.get("MCENGINE_CACHE") == "0"
