@@ -136,7 +136,7 @@ def test_report_is_complete_escaped_and_self_contained(run):
     assert len(images) == len(plot.figure_paths("figure.png"))
     for v in images:
         png = base64.b64decode(v.split(",", 1)[1], validate=True)
-        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and png.endswith(b"IEND\xaeB`\x82") and len(png) > 10_000
     text = html.unescape(re.sub(r"<[^>]+>", " ", page))
     for word in [*results.thresholds(), *results.regimes(), "follower: trained", "follower: released", "labs #3"]:
         assert word in text, word
@@ -175,31 +175,40 @@ def test_report_writes_safely(run, tmp_path):
 
 def test_report_in_a_browser(run, tmp_path):
     """Chromium, offline (every host name unresolvable), loads the page: every figure decodes
-    to its PNG's width and the tables are in the DOM. A copy of the page with a broken image
-    and an external one proves the check sees failures."""
+    whole, at its PNG's width, and the tables are in the DOM. A copy of the page with a
+    garbled figure, a truncated one and an external image proves the check sees failures."""
     if not CHROMIUM.is_file():
         pytest.skip(f"Chromium not found at {CHROMIUM}: install Debian's chromium to run the browser check")
     page = run[2]
     widths = [int.from_bytes(base64.b64decode(m)[16:20], "big") for m in re.findall(r"base64,([^'\"]+)", page)]
-    probe = (
-        "<script>addEventListener('load', () => { document.body.dataset.images = JSON.stringify("
-        "[...document.images].map(i => i.complete ? i.naturalWidth : -1)); });</script></body>"
-    )
+    # per image: its decoded width, or 0 if its last row of pixels is missing (a truncated PNG
+    # decodes partly: its lower rows stay transparent; the figures are opaque)
+    probe = """<script>addEventListener('load', () => {
+      document.body.dataset.images = JSON.stringify([...document.images].map(i => {
+        if (!i.complete || !i.naturalWidth) return 0;
+        const c = document.createElement('canvas');
+        c.width = i.naturalWidth; c.height = i.naturalHeight;
+        const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        const last = g.getImageData(0, i.naturalHeight - 1, i.naturalWidth, 1).data;
+        for (let k = 3; k < last.length; k += 4) if (last[k] < 255) return 0;
+        return i.naturalWidth;
+      }));
+    });</script></body>"""
     good = tmp_path / "good.html"
     good.write_text(page.replace("</body>", probe), encoding="utf-8")
-    broken = tmp_path / "broken.html"
-    first = page.index("base64,") + len("base64,")
-    broken.write_text(
-        (page[:first] + "AAAA" + page[first + 4 :]).replace("</body>", "<img src='http://example.com/x.png'>" + probe),
-        encoding="utf-8",
-    )
+    broken = tmp_path / "broken.html"  # the first figure garbled, the second cut short, one external image
+    starts = [m.end() for m in re.finditer("base64,", page)][:2]
+    end = page.index("'", starts[1])
+    cut = base64.b64encode(base64.b64decode(page[starts[1] : end])[:-2000]).decode()
+    text = page[: starts[0]] + "AAAA" + page[starts[0] + 4 : starts[1]] + cut + page[end:]
+    broken.write_text(text.replace("</body>", "<img src='http://example.com/x.png'>" + probe), encoding="utf-8")
     dom = _dump_dom(good, tmp_path / "profile-good")
     shown = json.loads(html.unescape(re.search(r'data-images="([^"]*)"', dom).group(1)))
     assert shown == widths and len(shown) >= 4
     assert dom.count("<table") == page.count("<table") and "follower: released" in dom
     dom = _dump_dom(broken, tmp_path / "profile-broken")
     shown = json.loads(html.unescape(re.search(r'data-images="([^"]*)"', dom).group(1)))
-    assert shown[0] <= 0 and shown[1:-1] == widths[1:] and shown[-1] <= 0
+    assert shown[:2] == [0, 0] and shown[2:-1] == widths[2:] and shown[-1] == 0
 
 
 def _dump_dom(page: Path, profile: Path) -> str:
