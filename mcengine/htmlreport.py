@@ -18,7 +18,7 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from . import io, report
+from . import __version__, io, report
 from .errors import OutputError
 from .results import Results, read_results
 
@@ -70,8 +70,7 @@ def report_command(folder, out=None, overwrite: bool = False) -> Path:
     check_out(out, overwrite)  # before reading: a bad --out fails fast
     results = read_results(folder)
     page = render(results)
-    own = out.name == DEFAULT_NAME and io.written_by_mcengine(out.parent)
-    return io.write_file(out, page.encode("utf-8"), overwrite=overwrite or own)
+    return io.write_file(out, page.encode("utf-8"), overwrite=overwrite or _own(out))
 
 
 def check_out(out: Path, overwrite: bool = False) -> None:
@@ -84,12 +83,16 @@ def check_out(out: Path, overwrite: bool = False) -> None:
         raise OutputError(f"{out}: {problem}; choose another --out")
     if out.is_symlink() or (out.exists() and not out.is_file()):
         raise OutputError(f"{out}: exists and is not a plain file; choose another --out")
-    own = out.name == DEFAULT_NAME and io.written_by_mcengine(out.parent)
-    if out.exists() and not (overwrite or own):
+    if out.exists() and not (overwrite or _own(out)):
         raise OutputError(f"{out}: already exists; pass --force to replace it, or choose another --out")
     parent = io.existing_ancestor(out.parent)
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"{out}: cannot write there ({parent} is not a writable folder); choose another --out")
+
+
+def _own(out: Path) -> bool:
+    """Whether ``out`` is the report of a folder mcengine wrote (replaced without --force)."""
+    return out.name == DEFAULT_NAME and io.written_by_mcengine(out.parent)
 
 
 def render(results: Results) -> str:
@@ -129,7 +132,7 @@ def render(results: Results) -> str:
         "<p class='note'>The scenario text as the run recorded it (overrides follow as <code># --set</code> "
         "lines).</p>",
         f"<pre>{_e(text)}</pre>",
-        f"<footer>Written by mcengine {_e(m.get('versions', {}).get('mcengine', ''))} on "
+        f"<footer>Written by mcengine {_e(__version__)} on "
         f"{_e(datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds'))} from a run finished "
         f"{_e(m.get('finished', '—'))}.</footer>",
     ]
