@@ -168,6 +168,9 @@ def test_report_writes_safely(run, tmp_path):
     refused(tmp_path, "--out", tmp_path / "r.html", match=r"not a results folder")
     (tmp_path / "file").write_text("")
     refused(folder, "--out", tmp_path / "file" / "r.html", match=r"cannot write there")
+    (tmp_path / "link.html").symlink_to(mine)
+    refused(folder, "--out", tmp_path / "link.html", "--force", match=r"is not a plain file")
+    (tmp_path / "link.html").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "mine.html"]  # nothing half-written
     ok(cli("report", folder, "--out", mine, "--force"))
     assert mine.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
