@@ -1,8 +1,8 @@
 """The summary's per-regime and per-channel parts, and ``mcengine report`` (the HTML page):
 complete, escaped, self-contained, safe to write, and shown by a real browser.
 
-One small run with regimes, a group, access budgets and two access channels (module
-scoped); the browser check needs Debian's Chromium and says so when it skips.
+One small run with regimes, access budgets and two access channels (module scoped); the
+browser check needs Debian's Chromium and says so when it skips.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ SCENARIO = scenario_toml(
         {"name": "ow", "budget": 3e7, "growth": 0.3, "algo_lag": 0.5, "releases_weights": True, "release_lag": 0.25},
         {"name": "follower", "budget": {"lognormal": [1e6, 1e8]}, "growth": 0.3, "access_via": ["ow"]},
     ],
-    groups=[{"name": "labs", "count": 5, "ranks": [1, 3], "budget": {"lognormal": [1e6, 1e8]}, "growth": 0.3}],
     thresholds=[
         {"name": "1e28", "flop": 1e28, "kind": "effective"},
         {"name": "1e31", "flop": 1e31, "kind": "effective"},
@@ -85,9 +84,9 @@ def test_summary_has_regimes_lead_times_diffusion_and_channels(run):
         "channels",
         "counts",
     }
-    assert list(fast["lead_time"]["1e28"]) == ["ow", "follower", "labs #1", "labs #3"]
-    lead = pick(regime="fast", actor="labs", rank=3, metric="lead_time", threshold="1e31", channel=None)
-    assert fast["lead_time"]["1e31"]["labs #3"]["p50"] == lead["p50"]
+    assert list(fast["lead_time"]["1e28"]) == ["ow", "follower"]
+    lead = pick(regime="fast", actor="follower", metric="lead_time", threshold="1e31", channel=None)
+    assert fast["lead_time"]["1e31"]["follower"]["p50"] == lead["p50"]
     access = pc.filter(results.access, pc.equal(results.access["regime"], "slow")).to_pylist()
     slow = d["regimes"][1]
     assert [(a["budget_usd"], a["dates"]["1e31"]["p50"]) for a in slow["diffusion"]] == [
@@ -106,8 +105,8 @@ def test_summary_text_shows_channels_and_regime_rows_only_when_there_are_some(ru
     assert trained.split()[2] == report.pct(d["channels"][0]["dates"]["1e28"]["p_reached"])
     regimes = text.split("Frontier median date per regime")[1].split("\n\n")[0].splitlines()
     slow = next(i for i, line in enumerate(regimes) if line.split()[:1] == ["slow"])
-    assert regimes[slow + 4].split()[:2] == ["labs", "#3"]  # slow's frontier row, then ow, follower, labs #1, #3
-    assert report.lead_cell(d["regimes"][1]["lead_time"]["1e28"]["labs #3"]) in regimes[slow + 4]
+    assert regimes[slow + 2].split()[:1] == ["follower"]  # slow's frontier row, then ow, follower
+    assert report.lead_cell(d["regimes"][1]["lead_time"]["1e28"]["follower"]) in regimes[slow + 2]
     assert any(line.split()[:2] == ["$1B", "access"] for line in regimes[slow:])
     pooled = lambda t: t.filter(pc.and_kleene(pc.is_null(t["regime"]), pc.is_null(t["channel"])))
     plain = mcengine.Results(
@@ -138,7 +137,7 @@ def test_report_is_complete_escaped_and_self_contained(run):
         png = base64.b64decode(v.split(",", 1)[1], validate=True)
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and png.endswith(b"IEND\xaeB`\x82") and len(png) > 10_000
     text = html.unescape(re.sub(r"<[^>]+>", " ", page))
-    for word in [*results.thresholds(), *results.regimes(), "follower: trained", "follower: released", "labs #3"]:
+    for word in [*results.thresholds(), *results.regimes(), "follower: trained", "follower: released", "ow"]:
         assert word in text, word
     assert "$1M" in text and "$1B" in text and "hardware.volatility=0.1" in text and f"{2000:,}" in text
     assert DESCRIPTION not in page and html.escape(DESCRIPTION) in page and DESCRIPTION in text
