@@ -346,6 +346,7 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
     )
     _status(quiet)(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
     click.echo(sweep_summary_text(json.loads((path / "sweep.json").read_text(encoding="utf-8"))))
+    _status(quiet)(f"every output of every point beside the first: mcengine compare {path}")
 
 
 @cli.command()

@@ -78,7 +78,8 @@ def read_sweep(folder: Path) -> list[Run]:
                 tables[name] = pq.read_table(path)
                 meta = io.read_metadata(tables[name])
             except (OSError, pa.ArrowException, KeyError, ValueError) as e:
-                raise DataError(f"{path}: not a sweep point written by mcengine ({' '.join(str(e).split())[:120]})") from None
+                why = " ".join(str(e).split())[:120]
+                raise DataError(f"{path}: not a sweep point written by mcengine ({why})") from None
         results = Results(tables["events"], tables["access"], tables["paths"], meta, counts=tables.get("counts"))
         runs.append(Run(results, folder, point=i, values=v))
     return runs
@@ -137,13 +138,13 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     choices = []
     for r in runs:
         name = r.results.metadata.get("scenario") or "run"
+        folder = r.folder if r.folder is not None else Path(name)
         if r.point is None:
-            folder = r.folder if r.folder is not None else Path(name)
             choices.append([name, folder.name or str(folder), str(folder)])
         else:
             value = "/".join(_value(v) for v in (r.values or {}).values())
-            folder = r.folder if r.folder is not None else Path(name)
-            choices.append([value if len(value) <= 16 else f"#{r.point}", f"{folder.name}#{r.point}", f"{folder}#{r.point}"])
+            short = value if len(value) <= 16 else f"#{r.point}"
+            choices.append([short, f"{folder.name}#{r.point}", f"{folder}#{r.point}"])
     labels = [c[0] for c in choices]
     for level in (1, 2):
         clash = {x for x in labels if labels.count(x) > 1}
@@ -181,7 +182,7 @@ def overrides(scenario_toml: str) -> list[str]:
     """The ``--set`` overrides a run was made with, from the lines ``# --set PATH=VALUE``
     that end the scenario text kept in its provenance."""
     lines = scenario_toml.rstrip("\n").split("\n")
-    out = []
+    out: list[str] = []
     while lines and lines[-1].startswith("# --set "):
         out.insert(0, lines.pop()[len("# --set ") :])
     return out
@@ -280,10 +281,16 @@ def compare_text(data: dict, width: int = 110) -> str:
     for row in data["frontier_date"]:
         for i, n in enumerate(names):
             x = row["runs"][n]
-            cells = ["", "", ""] if x is None else [
-                _date(x, "reached at start"), f"{fmt(x['p5'], '.2f')} – {fmt(x['p95'], '.2f')}", pct(x["p_reached"])
-            ]
-            diff = "" if i == 0 or x is None else _delta(row["diff_p50"][n], "date")
+            cells = (
+                ["", "", ""]
+                if x is None
+                else [
+                    _date(x, "reached at start"),
+                    f"{fmt(x['p5'], '.2f')} – {fmt(x['p95'], '.2f')}",
+                    pct(x["p_reached"]),
+                ]
+            )
+            diff = "" if i == 0 else _delta(row, n, ref, "date")
             frontier.add_row(row["threshold"] if i == 0 else "", n, *cells, diff, end_section=i == len(names) - 1)
     console.print(frontier)
 
@@ -333,7 +340,7 @@ def compare_text(data: dict, width: int = 110) -> str:
                 cells = [_stat(row["runs"][ref], kind)]
                 for n in shown:
                     x = row["runs"][n]
-                    cells += [_stat(x, kind), "" if x is None else _delta(row["diff_p50"][n], kind)]
+                    cells += [_stat(x, kind), _delta(row, n, ref, kind)]
                 t.add_row(*lead, *cells, end_section=last and len(keys) > 1)
             console.print(t)
     if data["notes"]:
@@ -344,10 +351,13 @@ def compare_text(data: dict, width: int = 110) -> str:
     return console.export_text().rstrip()
 
 
-def _delta(d: float | None, kind: str) -> str:
-    """A difference for the terminal: years to 0.01 (organisations to 1 for counts), a
-    signed zero when it rounds to zero, a dash for null."""
-    digits = 0 if kind == "count" else 2
+def _delta(row: dict, name: str, ref: str, kind: str) -> str:
+    """Run ``name``'s difference in ``row`` for the terminal: years to 0.01 (organisations
+    to 1 for counts), a signed zero when it rounds to zero; a dash where it is null (a
+    median censored or at the start); blank where the run or the reference lacks the row."""
+    if row["runs"][name] is None or row["runs"][ref] is None:
+        return ""
+    d, digits = row["diff_p50"][name], 0 if kind == "count" else 2
     return fmt(None if d is None else round(d, digits) + 0.0, f"+.{digits}f")
 
 
