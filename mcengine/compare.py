@@ -134,7 +134,7 @@ def compare_runs(runs: Sequence[str | Path | Results], labels: Sequence[str] | N
 def run_labels(runs: Sequence[Run]) -> list[str]:
     """A short label per run, distinct: the scenario's name (a sweep point: its swept
     values), else the folder's name (with ``#point``), else the folder as given, else
-    numbered."""
+    numbered: ``x``, ``x (2)``."""
     choices = []
     for r in runs:
         name = r.results.metadata.get("scenario") or "run"
@@ -146,14 +146,17 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
             short = value if len(value) <= 16 else f"#{r.point}"
             choices.append([short, f"{folder.name}#{r.point}", f"{folder}#{r.point}"])
     labels = [c[0] for c in choices]
-    for level in (1, 2):
-        clash = {x for x in labels if labels.count(x) > 1}
-        labels = [c[level] if x in clash else x for x, c in zip(labels, choices)]
-    seen: dict[str, int] = {}
-    for i, x in enumerate(labels):
-        if labels.count(x) > 1:
-            seen[x] = seen.get(x, 0) + 1
-            labels[i] = f"{x} ({seen[x]})"
+    for level in (1, 2):  # runs sharing a label take their next choice, if that tells them apart
+        for x in {x for x in labels if labels.count(x) > 1}:
+            group = [i for i, y in enumerate(labels) if y == x]
+            if len({choices[i][level] for i in group}) > 1:
+                for i in group:
+                    labels[i] = choices[i][level]
+    for i, x in enumerate(labels):  # the same folder twice: the later ones numbered
+        n = labels[:i].count(x)
+        while n and f"{x} ({n + 1})" in labels:
+            n += 1
+        labels[i] = f"{x} ({n + 1})" if n else x
     return labels
 
 
