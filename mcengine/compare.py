@@ -32,8 +32,6 @@ TABLES = {
     "regime_frontier_date": ("regime", "threshold"),
     "counts": ("threshold", "year"),
 }
-RUNS_PER_TABLE = 4  # runs besides the reference in one table of medians (more: further tables)
-COUNT_RUNS_PER_TABLE = 2  # the same for the counts, whose cells carry their 90% interval
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,7 +254,8 @@ def compare_text(data: dict, width: int = 110) -> str:
     say(f"{len(names)} runs; the reference is {ref}; Δ: a run's median minus the reference's")
     runs = Table(box=box.SIMPLE_HEAD)
     for col in ("run", "scenario", "from", "trajectories", "seed", "years"):
-        runs.add_column(col, justify="right" if col in ("trajectories", "seed") else "left")
+        right = col in ("trajectories", "seed", "years")
+        runs.add_column(col, justify="right" if right else "left", no_wrap=right or col == "run", overflow="fold")
     for r in data["runs"]:
         origin = r["folder"] or ""
         if r["point"] is not None:
@@ -280,7 +279,10 @@ def compare_text(data: dict, width: int = 110) -> str:
     )
     frontier = Table(box=box.SIMPLE_HEAD)
     for col in ("threshold", "run", "median", "90% interval", "reached", "Δ median"):
-        frontier.add_column(col, justify="left" if col in ("threshold", "run") else "right")
+        if col in ("threshold", "run"):
+            frontier.add_column(col, overflow="fold")
+        else:
+            frontier.add_column(col, justify="right", no_wrap=True)
     for row in data["frontier_date"]:
         for i, n in enumerate(names):
             x = row["runs"][n]
@@ -323,28 +325,30 @@ def compare_text(data: dict, width: int = 110) -> str:
         if not rows:
             continue
         keys = TABLES[table]
-        per = COUNT_RUNS_PER_TABLE if kind == "count" else RUNS_PER_TABLE
-        for first in range(1, max(len(names), 2), per):
-            shown = names[first : first + per]
+        heads = [[_key(k, row[k]) for k in keys] for row in rows]
+        for j in range(len(rows) - 1, 0, -1):  # the first key once per group
+            if rows[j][keys[0]] == rows[j - 1][keys[0]]:
+                heads[j][0] = ""
+        cells = {n: [_stat(row["runs"][n], kind) for row in rows] for n in names}
+        deltas = {n: [_delta(row, n, ref, kind) for row in rows] for n in names[1:]}
+        wide_as = lambda texts: max(map(len, texts)) + 3  # a column's width with its padding
+        used = sum(wide_as([k, *(h[i] for h in heads)]) for i, k in enumerate(keys)) + wide_as([ref, *cells[ref]])
+        for shown in _chunks(
+            names[1:], lambda n: wide_as([n, *cells[n]]) + wide_as(["Δ", *deltas[n]]), width - used - 4
+        ):
             say()
-            say(title if first == 1 else f"{title} (continued)")
+            say(title if shown[0] == names[1] else f"{title} (continued)")
             t = Table(box=box.SIMPLE_HEAD)
             for k in keys:
-                t.add_column(k.replace("_usd", ""))
+                t.add_column(k.replace("_usd", ""), no_wrap=True)
             t.add_column(ref, justify="right")
             for n in shown:
                 t.add_column(n, justify="right")
                 t.add_column("Δ", justify="right")
             for j, row in enumerate(rows):
-                lead = [_key(k, row[k]) for k in keys]
-                if j and row[keys[0]] == rows[j - 1][keys[0]]:
-                    lead[0] = ""
                 last = j == len(rows) - 1 or rows[j + 1][keys[0]] != row[keys[0]]
-                cells = [_stat(row["runs"][ref], kind)]
-                for n in shown:
-                    x = row["runs"][n]
-                    cells += [_stat(x, kind), _delta(row, n, ref, kind)]
-                t.add_row(*lead, *cells, end_section=last and len(keys) > 1)
+                values = [cells[ref][j]] + [c for n in shown for c in (cells[n][j], deltas[n][j])]
+                t.add_row(*heads[j], *values, end_section=last and len(keys) > 1)
             console.print(t)
     if data["notes"]:
         say()
@@ -352,6 +356,19 @@ def compare_text(data: dict, width: int = 110) -> str:
         for line in _note_lines(data["notes"]):
             say(f"  {line}")
     return console.export_text().rstrip()
+
+
+def _chunks(names: list[str], width_of, room: int) -> list[list[str]]:
+    """``names`` in order, as many to a table as fit in ``room`` columns (at least one)."""
+    out: list[list[str]] = []
+    used = room
+    for n in names:
+        if used + width_of(n) > room:
+            out.append([])
+            used = 0
+        out[-1].append(n)
+        used += width_of(n)
+    return out
 
 
 def _delta(row: dict, name: str, ref: str, kind: str) -> str:
