@@ -329,12 +329,12 @@ def compare_text(data: dict, width: int = 110) -> str:
         for j in range(len(rows) - 1, 0, -1):  # the first key once per group
             if rows[j][keys[0]] == rows[j - 1][keys[0]]:
                 heads[j][0] = ""
-        cells = {n: [_stat(row["runs"][n], kind) for row in rows] for n in names}
+        medians = {n: [_stat(row["runs"][n], kind) for row in rows] for n in names}
         deltas = {n: [_delta(row, n, ref, kind) for row in rows] for n in names[1:]}
         wide_as = lambda texts: max(map(len, texts)) + 3  # a column's width with its padding
-        used = sum(wide_as([k, *(h[i] for h in heads)]) for i, k in enumerate(keys)) + wide_as([ref, *cells[ref]])
+        used = sum(wide_as([k, *(h[i] for h in heads)]) for i, k in enumerate(keys)) + wide_as([ref, *medians[ref]])
         for shown in _chunks(
-            names[1:], lambda n: wide_as([n, *cells[n]]) + wide_as(["Δ", *deltas[n]]), width - used - 4
+            names[1:], lambda n: wide_as([n, *medians[n]]) + wide_as(["Δ", *deltas[n]]), width - used - 4
         ):
             say()
             say(title if shown[0] == names[1] else f"{title} (continued)")
@@ -347,7 +347,7 @@ def compare_text(data: dict, width: int = 110) -> str:
                 t.add_column("Δ", justify="right")
             for j, row in enumerate(rows):
                 last = j == len(rows) - 1 or rows[j + 1][keys[0]] != row[keys[0]]
-                values = [cells[ref][j]] + [c for n in shown for c in (cells[n][j], deltas[n][j])]
+                values = [medians[ref][j]] + [c for n in shown for c in (medians[n][j], deltas[n][j])]
                 t.add_row(*heads[j], *values, end_section=last and len(keys) > 1)
             console.print(t)
     if data["notes"]:
