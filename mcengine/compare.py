@@ -252,26 +252,21 @@ def compare_text(data: dict, width: int = 110) -> str:
     console = Console(width=width, record=True, file=stdio.StringIO(), color_system=None)
     say = lambda text="": console.print(text, markup=False)
     say(f"{len(names)} runs; the reference is {ref}; Δ: a run's median minus the reference's")
-    runs = Table(box=box.SIMPLE_HEAD)
-    for col in ("run", "scenario", "from", "trajectories", "seed", "years"):
-        right = col in ("trajectories", "seed", "years")
-        runs.add_column(col, justify="right" if right else "left", no_wrap=right or col == "run", overflow="fold")
+    runs = Table.grid(padding=(0, 2), pad_edge=True)
+    runs.add_column(no_wrap=True)
+    runs.add_column(overflow="fold")
     for r in data["runs"]:
-        origin = r["folder"] or ""
-        if r["point"] is not None:
-            origin += f" point #{r['point']}"
         changed = ", ".join(f"{k}={_value(v)}" for k, v in (r["values"] or {}).items()) or " ".join(
             f"--set {o}" for o in r["overrides"]
         )
+        where = "" if r["folder"] is None else f"; {r['folder']}" + ("" if r["point"] is None else f" #{r['point']}")
         runs.add_row(
             r["label"],
-            r["scenario"] + (f" {changed}" if changed else ""),
-            origin,
-            f"{r['trajectories']:,}",
-            str(r["seed"]),
-            f"{fmt(r['start'], 'g')}–{fmt(r['horizon'], 'g')}",
+            f"{r['scenario']}{' ' + changed if changed else ''}: {r['trajectories']:,} trajectories, seed "
+            f"{r['seed']}, {fmt(r['start'], 'g')}–{fmt(r['horizon'], 'g')}{where}",
         )
     console.print(runs)
+    say()
 
     say(
         "Frontier date (calendar year; '—': the quantile is not reached by the run's horizon; Δ in years, '—' "
