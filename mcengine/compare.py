@@ -350,7 +350,7 @@ def compare_text(data: dict, width: int = 110) -> str:
         say("Blank cells: rows that a run does not have")
         for line in _note_lines(data["notes"]):
             say(f"  {line}")
-    return console.export_text().rstrip()
+    return "\n".join(line.rstrip() for line in console.export_text().rstrip().splitlines())
 
 
 def _chunks(names: list[str], width_of, room: int) -> list[list[str]]:
