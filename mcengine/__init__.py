@@ -9,7 +9,6 @@ engine, and JAX, on first use, so that ``mcengine --help`` and result readers st
 
 from importlib import metadata as _metadata
 
-from .compare import compare_runs as compare_runs
 from .errors import ArgumentError as ArgumentError
 from .errors import DataError as DataError
 from .errors import OutputError as OutputError
@@ -39,7 +38,6 @@ __all__ = sorted(
         "ResourceError",
         "ScenarioError",
         "UserError",
-        "compare_runs",
         "Results",
         "Row",
         "read_results",

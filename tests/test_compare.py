@@ -14,6 +14,7 @@ import json
 import pytest
 
 import mcengine
+from mcengine.compare import compare_runs
 from mcengine.report import summary_data
 
 from .conftest import scenario_toml
@@ -160,12 +161,12 @@ def test_a_sweep_compares_its_points(runs):
 
 def test_the_api_takes_results(runs):
     a, b = mcengine.read_results(runs["a"]), mcengine.read_results(runs["b"])
-    data = mcengine.compare_runs([a, b], labels=["slow", "fast"])
+    data = compare_runs([a, b], labels=["slow", "fast"])
     assert data["reference"] == "slow" and set(data["frontier_date"][1]["diff_p50"]) == {"fast"}
     with pytest.raises(mcengine.ArgumentError):
-        mcengine.compare_runs([a, b], labels=["x", "x"])
+        compare_runs([a, b], labels=["x", "x"])
     with pytest.raises(mcengine.ArgumentError):
-        mcengine.compare_runs([a])
+        compare_runs([a])
 
 
 def test_refusals_are_one_line(runs, tmp_path):
