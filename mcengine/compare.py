@@ -50,7 +50,11 @@ def read_runs(folders: Sequence[str | Path]) -> list[Run]:
     ``sweep.json``) is one run per point. A :class:`DataError` for a folder that is neither."""
     runs: list[Run] = []
     for folder in map(Path, folders):
-        if (folder / "sweep.json").is_file():
+        try:
+            is_sweep = (folder / "sweep.json").is_file()
+        except OSError as e:
+            raise DataError(f"{folder}: cannot read it ({e.strerror or e})") from None
+        if is_sweep:
             runs += read_sweep(folder)
         else:
             runs.append(Run(read_results(folder), folder))
@@ -89,12 +93,12 @@ def compare_runs(runs: Sequence[str | Path | Results], labels: Sequence[str] | N
 
     ``runs``: each run's label, source, seed, trajectories, start, horizon and ``--set``
     overrides. Per table (``frontier_date``, ``lead_time``, ``diffusion``,
-    ``regime_frontier_date``, ``counts``), a row per key matched across the runs with
-    ``runs`` (label -> the run's p5, p50, p95 and, for dates and lead times, p_reached and
-    reached_at_start; null if the run lacks the row) and ``diff_p50`` (label -> the run's
-    median minus the reference's: years for dates and lead times, organisations for counts;
-    null where either median is censored, reached at the start or missing). ``notes``:
-    the rows that some runs lack."""
+    ``regime_frontier_date``, ``counts``), a row per key matched across the runs (a count's
+    ``year``: 1 January of that calendar year, a number) with ``runs`` (label -> the run's
+    p5, p50, p95 and, for dates and lead times, p_reached and reached_at_start; null if the
+    run lacks the row) and ``diff_p50`` (label -> the run's median minus the reference's:
+    years for dates and lead times, organisations for counts; null where either median is
+    censored, reached at the start or missing). ``notes``: the rows that some runs lack."""
     expanded: list[Run] = []
     for r in runs:
         expanded += [Run(r, r.folder)] if isinstance(r, Results) else read_runs([r])
@@ -196,7 +200,7 @@ def _flatten(s: dict) -> dict[str, dict[tuple, dict]]:
         "lead_time": {(a, t["threshold"]): x for t in s["thresholds"] for a, x in t["lead_time"].items()},
         "diffusion": {(d["budget_usd"], n): x for d in s["diffusion"] for n, x in d["dates"].items()},
         "regime_frontier_date": {(g["regime"], n): x for g in s["regimes"] for n, x in g["frontier_date"].items()},
-        "counts": {(c["threshold"], y): x for c in s["counts"] for y, x in c["by_year"].items()},
+        "counts": {(c["threshold"], float(y)): x for c in s["counts"] for y, x in c["by_year"].items()},
     }
 
 
@@ -377,7 +381,10 @@ def _delta(row: dict, name: str, ref: str, kind: str) -> str:
 
 
 def _key(field: str, value) -> str:
-    return f"${value:,.0f}" if field == "budget_usd" else str(value)
+    """A key field for the terminal: a budget in dollars, a year without a point."""
+    if field == "budget_usd":
+        return f"${value:,.0f}"
+    return f"{value:g}" if field == "year" else str(value)
 
 
 def _note_lines(notes: list[dict]) -> list[str]:

@@ -88,7 +88,7 @@ def test_differences_are_those_of_the_runs_summaries(runs, abc):
                 checked += 1
     for c_ref, c in zip(ref["counts"], other["counts"]):
         for year, x in c["by_year"].items():
-            row = next(r for r in abc["counts"] if (r["threshold"], r["year"]) == (c["threshold"], year))
+            row = next(r for r in abc["counts"] if (r["threshold"], r["year"]) == (c["threshold"], float(year)))
             assert row["diff_p50"]["b"] == x["p50"] - c_ref["by_year"][year]["p50"]
             checked += 1
     assert checked > 10
