@@ -255,7 +255,10 @@ def compare_text(data: dict, width: int = 110) -> str:
     ref = data["reference"]
     console = Console(width=width, record=True, file=stdio.StringIO(), color_system=None)
     say = lambda text="": console.print(text, markup=False)
-    say(f"{len(names)} runs; the reference is {ref}; Δ: a run's median minus the reference's")
+    say(
+        f"{len(names)} runs; the reference is {ref}; Δ: a run's median minus the reference's ('—' where either "
+        "is not reached or is the start; blank where either lacks the row)"
+    )
     runs = Table.grid(padding=(0, 2), pad_edge=True)
     runs.add_column(no_wrap=True)
     runs.add_column(overflow="fold")
@@ -272,10 +275,7 @@ def compare_text(data: dict, width: int = 110) -> str:
     console.print(runs)
     say()
 
-    say(
-        "Frontier date (calendar year; '—': the quantile is not reached by the run's horizon; Δ in years, '—' "
-        "where either median is not reached or is the start)"
-    )
+    say("Frontier date (calendar year; '—': the quantile is not reached by the run's horizon; Δ in years)")
     frontier = Table(box=box.SIMPLE_HEAD)
     for col in ("threshold", "run", "median", "90% interval", "reached", "Δ median"):
         if col in ("threshold", "run"):
