@@ -147,7 +147,7 @@ def date_text(x: dict, at_start: str = "at start") -> str:
     return at_start if x.get("reached_at_start") else fmt(x["p50"], ".2f")
 
 
-def _with_share(cell: str, x: dict) -> str:
+def with_share(cell: str, x: dict) -> str:
     """A cell followed by its share reached by the horizon, if below 100%."""
     p = x.get("p_reached")
     return cell if p is None or p >= 1 else f"{cell} ({pct(p)})"
@@ -155,13 +155,13 @@ def _with_share(cell: str, x: dict) -> str:
 
 def date_cell(x: dict | None) -> str:
     """A median date with its share reached if below 100%; empty for no record."""
-    return "" if x is None else _with_share(date_text(x), x)
+    return "" if x is None else with_share(date_text(x), x)
 
 
 def lead_cell(x: dict | None) -> str:
     """A median lead time (years, signed) with its share reached if below 100%; empty for no
     record."""
-    return "" if x is None else _with_share(date_text(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
+    return "" if x is None else with_share(date_text(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
 
 
 def usd(x: float) -> str:
