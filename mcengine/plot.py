@@ -29,6 +29,7 @@ from .results import Row, read_results
 EXTENSIONS = (".png", ".svg", ".pdf")
 FIGURES = ("fan", "cdf", "lead", "access")
 BAND_ALPHA = (0.10, 0.22)  # p5-p95, p25-p75
+FRAME = "p95"  # time axes end a little after the latest of these dates
 NOTE = dict(fontsize=7.5, color="0.35")
 FRONTIER_COLOR = "black"
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
@@ -79,11 +80,12 @@ def fan_chart(results, regime=None):
             _say(axes[0], "no effective-compute series (effective:<row>) in paths.parquet")
             return fig
         effective = [t for t in d.thresholds if t.kind == "effective"]
-        values = np.concatenate([p[k] for p in series.values() for k in ("p5", "p50", "p95")])
-        lo, hi = np.nanmin(values), np.nanmax(values)
-        shown = [t for t in effective if lo - 1 <= t.log10 <= hi + 1]
-        ylo = min([lo] + [t.log10 for t in shown])
-        yhi = max([hi] + [t.log10 for t in shown])
+        end, cut = d.frame_end(d.dates("t_first", effective))
+        (ylo, yhi), shown = _frame_levels(list(series.values()), effective, end)
+        overlaps = {}
+        for actor in entities:
+            ranks = {row: series[row]["p50"] for row in d.rows if row.actor == actor and row in series}
+            overlaps.update(_overlapping(ranks, tol=0.05))
         frontier = next((p for row, p in series.items() if row.actor == d.frontier), None)
         for ax, actor in zip(axes, entities):
             rows = [row for row in d.rows if row.actor == actor and row in series]
@@ -94,13 +96,21 @@ def fan_chart(results, regime=None):
                 ax.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=BAND_ALPHA[0] * fade * 1.3, lw=0)
                 ax.fill_between(p["year"], p["p25"], p["p75"], color=c, alpha=BAND_ALPHA[1] * fade, lw=0)
             for row in rows:
+                ls, marker = _overlap_style(overlaps, row)
+                under = overlaps.get(row)
                 ax.plot(
                     series[row]["year"],
                     series[row]["p50"],
                     color=d.color(row),
                     lw=1.6,
-                    label=f"#{row.rank}" if group else row.display,
+                    ls=ls,
+                    marker=marker,
+                    markevery=0.1,
+                    ms=3.5,
+                    mfc="white",
+                    label=(f"#{row.rank}" if group else row.display) + (f" (overlaps #{under.rank})" if under else ""),
                     gid="median",
+                    zorder=2.5 if under else 2.2,
                 )
             if frontier is not None and actor != d.frontier:
                 ax.plot(
@@ -132,13 +142,11 @@ def fan_chart(results, regime=None):
         if n > 1 and len(axes) > n:
             _key(axes[n])
         ax0 = axes[0]
-        ax0.set_xlim(d.start, d.horizon)
-        ax0.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
+        ax0.set_xlim(d.start, end)
+        ax0.set_ylim(ylo, yhi)
         for k, ax in enumerate(axes[:n]):  # threshold names right of the last panel of each row
             if k % ncols == ncols - 1 or k == n - 1:
-                _margin_labels(
-                    ax, [(t.log10, t.label, "0.3") for t in shown], x_from=d.horizon, fontsize=7, leaders=False
-                )
+                _margin_labels(ax, [(t.log10, t.label, "0.3") for t in shown], x_from=end, fontsize=7, leaders=False)
         _pow10(ax0.yaxis)
         _years(ax0.xaxis)
         for k, ax in enumerate(axes[:n]):
@@ -160,6 +168,10 @@ def fan_chart(results, regime=None):
             notes.append(f"Thresholds outside the range shown: {', '.join(hidden)}.")
         if missing:
             notes.append(f"No fan-chart data for: {', '.join(missing)}.")
+        if cut:
+            notes.append(d.cut_note(end, "the thresholds shown"))
+        if overlaps:
+            notes.append("Broken or marked lines lie on (within 0.05 OOM of) the line named in their label.")
         _notes(fig, notes)
     return fig
 
@@ -169,56 +181,72 @@ def threshold_cdf(results, threshold, regime=None):
     every group rank first reaches ``threshold`` (events ``t_first``, all channels
     combined). Drawn through the stored quantiles (markers) joined by straight lines
     (linear interpolation), then on to the share reached by the horizon; the censored
-    rest is a bar at the horizon and labelled "not by <horizon>: X%" in the legend."""
+    rest is a bar at the horizon and labelled "not by <horizon>: X%" in the legend. The
+    time axis ends a little after the latest p95 date (at the horizon if a row has none);
+    a curve lying on an earlier one is drawn broken, with other markers, and says so."""
     d = _Data(results, regime)
     thr = d.threshold(threshold)
+    rows = [(row, r) for row, r in d.event_rows("t_first", thr.name) if r["p_reached"] is not None and r["n"]]
+    end, cut = d.frame_end([r[FRAME] for _, r in rows])
     with _style():
         fig, ax = _figure(8.0, 4.8)
         _title(fig, d, f"date of first reaching {thr.describe}")
         ax.set_xlabel("Year")
         ax.set_ylabel("Cumulative share of trajectories\nthat have reached the threshold")
-        ax.set_xlim(d.start - 0.012 * (d.horizon - d.start), d.horizon + 0.012 * (d.horizon - d.start))
+        ax.set_xlim(d.start - 0.012 * (end - d.start), end + 0.012 * (end - d.start))
         ax.set_ylim(0, 1.02)
         _years(ax.xaxis)
         ax.yaxis.set_major_formatter(_percent())
         ax.grid(color="0.92", lw=0.5)
         ax.set_axisbelow(True)
-        missing, censored, at_start, drawn, dodge = [], [], [], 0, 0
+        found = {row for row, _ in rows}
+        missing = [row.display for row, _ in d.event_rows("t_first", thr.name) if row not in found]
+        censored, at_start, drawn, dodge = [], [], 0, 0
         tol = max(1e-3, 2 * float(d.meta.get("resolution_years") or 0.0))  # "at the start", within the bins
-        rows = d.event_rows("t_first", thr.name)
         width_pt = fig.get_size_inches()[0] * ax.get_position().width * 0.8 * 72  # roughly, after layout
-        step = 3.0 / width_pt * (d.horizon - d.start)  # bars at the horizon 3 pt apart
+        step = 3.0 / width_pt * (end - d.start)  # bars at the horizon 3 pt apart
+        overlaps = _overlapping({row: _cdf_key(r, end - d.start) for row, r in rows}, tol=0.01 * (end - d.start))
         for row, r in rows:
-            pts = [(r[k], q) for q, k in ((q, io.quantile_column(q)) for q in io.QUANTILES) if r[k] is not None]
             reached = r["p_reached"]
-            if reached is None or not r["n"]:
-                missing.append(row.display)
-                continue
             c = d.color(row)
-            x = [v for v, _ in pts]
-            y = [q for _, q in pts]
-            label = f"{row.display} \u2014 not by {d.horizon:g}: {_pct(1 - reached)}"
-            lw = 1.9 if row.actor == d.frontier else 1.3
-            z = 3 if row.actor == d.frontier else 2
-            ax.plot(x, y, color=c, lw=lw, label=label, gid="cdf", marker="o", ms=2.4, zorder=z)
-            if pts and reached > y[-1] + 1e-9:  # only the end point is known: dotted
-                ax.plot([x[-1], d.horizon], [y[-1], reached], color=c, lw=lw * 0.7, ls=(0, (1, 1.5)), zorder=z)
-            # the censored mass: a bar at the horizon from the share reached up to 100%
-            visible = 1.0 - reached >= 0.005
-            xb = d.horizon - dodge * step if visible else d.horizon
-            if visible:
-                ax.plot([xb, xb], [reached, 1.0], color=c, lw=2.4, alpha=0.6, solid_capstyle="butt")
-                dodge += 1
-            ax.plot([xb], [reached], "o", ms=3.8, color=c, mec="white", mew=0.5, zorder=4)
-            if 1.0 - reached >= 0.02:
-                censored.append((xb, reached, c))
+            under = overlaps.get(row)
+            label = f"{row.display} \u2014 not by {d.horizon:g}: {_pct(1 - reached)}" + (
+                f" (overlaps {under.display})" if under else ""
+            )
+            frontier = row.actor == d.frontier
+            ls, marker = _overlap_style(overlaps, row)
+            x, _ = _cdf_line(
+                ax,
+                r,
+                d.horizon,
+                color=c,
+                lw=1.9 if frontier else 1.3,
+                ls=ls,
+                marker=marker or "o",
+                label=label,
+                zorder=3.5 if under else (3 if frontier else 2),
+                ms=3.2 if under else 2.4,
+                mfc="white" if under else c,
+            )
+            if not cut:  # the censored mass: a bar at the horizon from the share reached up to 100%
+                visible = 1.0 - reached >= 0.005
+                xb = d.horizon - dodge * step if visible else d.horizon
+                if visible:
+                    ax.plot([xb, xb], [reached, 1.0], color=c, lw=2.4, alpha=0.6, solid_capstyle="butt")
+                    dodge += 1
+                ax.plot([xb], [reached], "o", ms=3.8, color=c, mec="white", mew=0.5, zorder=4)
+                if 1.0 - reached >= 0.02:
+                    censored.append((xb, reached, c))
             if r["p50"] is not None and r["p50"] <= d.start + tol:
-                at_start.append(f"{row.display} (\u2265{_pct(max(q for v, q in pts if v <= d.start + tol))})")
+                at_start.append(
+                    f"{row.display} (\u2265{_pct(max(q for v, q in _cdf_points(r) if v <= d.start + tol))})"
+                )
             drawn += 1
         if not drawn:
             _say(ax, f"no t_first rows for threshold {thr.name}")
             return fig
-        ax.axvline(d.horizon, color="0.4", lw=0.7, ls=":", zorder=1)
+        if not cut:
+            ax.axvline(d.horizon, color="0.4", lw=0.7, ls=":", zorder=1)
         if len(censored) <= 4:  # few enough to say at the bars themselves (the legend says it for all)
             y_prev = None
             for xb, reached, c in sorted(censored, key=lambda e: -e[1]):
@@ -238,25 +266,29 @@ def threshold_cdf(results, threshold, regime=None):
                     zorder=5,
                 )
                 y_prev = y
-        ax.annotate(
-            f"horizon {d.horizon:g}",
-            xy=(d.horizon, 0.02),
-            xytext=(-3, 0),
-            textcoords="offset points",
-            ha="right",
-            va="bottom",
-            rotation=90,
-            fontsize=7,
-            color="0.35",
-        )
+        if not cut:
+            ax.annotate(
+                f"horizon {d.horizon:g}",
+                xy=(d.horizon, 0.02),
+                xytext=(-3, 0),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                rotation=90,
+                fontsize=7,
+                color="0.35",
+            )
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7.5, handlelength=1.6)
-        notes = [
-            "Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
-            "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
-            "the share reached by the horizon (dot), of which only the end is known. Bar above a dot: "
-            f"trajectories not reaching the threshold by {d.horizon:g} (censored)."
-            + (" Dates combine every channel (own training and open release)." if d.channels else "")
-        ]
+        notes = [_CDF_NOTE + (" Dates combine every channel (own training and open release)." if d.channels else "")]
+        notes.append(
+            d.cut_note(end, "any row") + " The dotted segments run on to the share reached at the horizon."
+            if cut
+            else "Bar above a dot: trajectories not reaching the threshold by the horizon (censored)."
+        )
+        if overlaps:
+            notes.append(
+                "A broken line with open markers lies on the curve named in its label (within 1% of the axis)."
+            )
         if at_start:
             notes.append(
                 f"Already at or above the threshold at the start ({d.start:g}), drawn as a vertical line "
@@ -268,6 +300,38 @@ def threshold_cdf(results, threshold, regime=None):
             notes.append(f"No data for: {', '.join(missing)}.")
         _notes(fig, notes)
     return fig
+
+
+_CDF_NOTE = (
+    "Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
+    "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
+    "the share reached by the horizon, of which only the end is known."
+)
+
+
+def _cdf_points(r) -> list[tuple[float, float]]:
+    """(date, cumulative share) at each stored quantile of an events record."""
+    return [(r[k], q) for q, k in ((q, io.quantile_column(q)) for q in io.QUANTILES) if r[k] is not None]
+
+
+def _cdf_key(r, scale: float) -> np.ndarray:
+    """The stored quantiles of an events record (NaN for null) and its share reached times
+    ``scale`` (years): curves whose keys are close lie on each other."""
+    qs = [np.nan if r[io.quantile_column(q)] is None else r[io.quantile_column(q)] for q in io.QUANTILES]
+    return np.array(qs + [r["p_reached"] * scale])
+
+
+def _cdf_line(ax, r, horizon: float, label: str, color, lw=1.3, ls="-", **kw):
+    """Draw one CDF through the stored quantiles of events record ``r``, then a dotted
+    segment on to its share reached at ``horizon``; returns the dates and shares drawn."""
+    pts = _cdf_points(r)
+    x, y = [v for v, _ in pts], [q for _, q in pts]
+    kw = {"marker": "o", "ms": 2.4, "zorder": 2, **kw}
+    ax.plot(x, y, color=color, lw=lw, ls=ls, label=label, gid="cdf", **kw)
+    reached = r["p_reached"] or 0.0
+    if pts and reached > y[-1] + 1e-9:  # only the end point is known: dotted
+        ax.plot([x[-1], horizon], [y[-1], reached], color=color, lw=lw * 0.7, ls=(0, (1, 1.5)), zorder=kw["zorder"])
+    return x, y
 
 
 def lead_times(results, threshold=None, regime=None):
@@ -711,19 +775,19 @@ class _Data:
         valid = ", ".join(t.name for t in self.thresholds) or "none"
         raise ArgumentError(f"unknown threshold {name!r}; valid thresholds: {valid}")
 
+    def frontier_median(self, threshold: str) -> float | None:
+        """The frontier's median first-reach date of ``threshold`` (None: not by the horizon)."""
+        return next((r["p50"] for row, r in self.event_rows("t_first", threshold) if row.actor == self.frontier), None)
+
     def default_threshold(self) -> str:
         """The first threshold the frontier reaches (median) at least a year after the
         start; else the first it reaches at all; else the first."""
-        med = {
-            r["threshold"]: r["p50"]
-            for r in self.events
-            if r["metric"] == "t_first" and r["actor"] == self.frontier and r.get("channel") is None
-        }
+        med = {t.name: self.frontier_median(t.name) for t in self.thresholds}
         for t in self.thresholds:
-            if med.get(t.name) is not None and med[t.name] >= self.start + 1:
+            if med[t.name] is not None and med[t.name] >= self.start + 1:
                 return t.name
         for t in self.thresholds:
-            if med.get(t.name) is not None:
+            if med[t.name] is not None:
                 return t.name
         if not self.thresholds:
             raise DataError("the results have no thresholds")
@@ -737,6 +801,32 @@ class _Data:
             if r["metric"] == metric and r["threshold"] == threshold and r.get("channel") is None
         }
         return [(row, found[(row.actor, row.rank)]) for row in self.rows if (row.actor, row.rank) in found]
+
+    def dates(self, metric: str, thresholds, rows=None) -> list:
+        """The p95 date (years) of ``metric`` for each of ``rows`` (default: all) and each
+        of ``thresholds`` that the frontier reaches in the median; None where more than 5%
+        of trajectories have no date by the horizon."""
+        keep = {row.label for row in rows} if rows is not None else None
+        out = []
+        for t in thresholds:
+            if self.frontier_median(t.name) is None:
+                continue
+            for row, r in self.event_rows(metric, t.name):
+                if (keep is None or row.label in keep) and r["n"]:
+                    out.append(r[FRAME])
+        return out
+
+    def frame_end(self, dates) -> tuple[float, bool]:
+        """The end of a time axis framing ``dates`` (years; None: after the horizon): a
+        little beyond the latest, in whole years, capped at the horizon; and whether it
+        ends before the horizon."""
+        return _frame_end(dates, self.start, self.horizon)
+
+    def cut_note(self, end: float, what: str) -> str:
+        return (
+            f"Time axis ends at {end:g}, a little after the latest p95 date of {what} (horizon {self.horizon:g}); "
+            "shares not reached by the horizon are in the legend."
+        )
 
     def path(self, series: str):
         """{year, p5, p25, p50, p75, p95} arrays of one fan-chart series, NaN for null."""
@@ -780,6 +870,66 @@ def _load(results):
 # ---------------------------------------------------------------------------------------
 # Drawing helpers
 # ---------------------------------------------------------------------------------------
+
+
+def _frame_end(dates, start: float, horizon: float) -> tuple[float, bool]:
+    """See :meth:`_Data.frame_end`: (end year, whether it is before ``horizon``)."""
+    if not dates or any(x is None or math.isnan(x) for x in dates):
+        return horizon, False
+    latest = max(dates)
+    end = max(math.ceil(latest + max(0.5, 0.08 * (latest - start))), start + 1)
+    if end >= horizon - 0.05 * (horizon - start):
+        return horizon, False
+    return float(end), True
+
+
+def _frame_levels(paths, thresholds, end: float, pad: float = 0.4):
+    """y limits (log10, whole numbers) framing the medians of ``paths`` up to year ``end``
+    and those of ``thresholds`` (log10 attribute) that the p5-p95 bands reach there; and
+    those thresholds."""
+    inside = [p["year"] <= end + 1e-9 for p in paths]
+
+    def over(k):
+        v = np.concatenate([p[k][m] for p, m in zip(paths, inside)] or [np.array([np.nan])])
+        return v[~np.isnan(v)]
+
+    med, low, high = over("p50"), over("p5"), over("p95")
+    if not len(med):
+        med = np.concatenate([low, high]) if len(low) or len(high) else np.array([0.0, 1.0])
+    lo_band = low.min() if len(low) else med.min()
+    hi_band = high.max() if len(high) else med.max()
+    shown = [t for t in thresholds if lo_band <= t.log10 <= hi_band]
+    lo = min([float(med.min())] + [t.log10 for t in shown])
+    hi = max([float(med.max())] + [t.log10 for t in shown])
+    return (math.floor(lo - pad), math.ceil(hi + pad)), shown
+
+
+def _overlapping(curves: dict, tol: float) -> dict:
+    """{key: earlier key} for each curve (equal-length arrays, in drawing order) that lies
+    within ``tol`` of an earlier one wherever either is defined (and nowhere else)."""
+    out: dict = {}
+    keys = list(curves)
+    for i, k in enumerate(keys):
+        a = np.asarray(curves[k], float)
+        for j in keys[:i]:
+            b = np.asarray(curves[j], float)
+            if j in out or a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+                continue
+            ok = ~np.isnan(a)
+            if ok.any() and np.max(np.abs(a[ok] - b[ok])) <= tol:
+                out[k] = j
+                break
+    return out
+
+
+OVERLAP_STYLES = (((0, (4, 2)), "s"), ((0, (1.2, 1.2)), "^"), ((0, (6, 1.5, 1, 1.5)), "D"), ((0, (2, 2)), "v"))
+
+
+def _overlap_style(overlaps: dict, key):
+    """(line style, marker) of ``key``: solid and unmarked unless it overlaps another curve."""
+    if key not in overlaps:
+        return "-", None
+    return OVERLAP_STYLES[list(overlaps).index(key) % len(OVERLAP_STYLES)]
 
 
 def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos, edge, show_title=True):
