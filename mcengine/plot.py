@@ -81,7 +81,7 @@ def fan_chart(results, regime=None):
             return fig
         effective = [t for t in d.thresholds if t.kind == "effective"]
         end, cut = d.frame_end(d.dates("t_first", effective))
-        (ylo, yhi), shown = _frame_levels(list(series.values()), effective, end)
+        (ylo, yhi), shown, off_top = _frame_levels(list(series.values()), effective, end)
         overlaps = {}
         for actor in entities:
             ranks = {row: series[row]["p50"] for row in d.rows if row.actor == actor and row in series}
@@ -168,6 +168,8 @@ def fan_chart(results, regime=None):
             notes.append(f"Thresholds outside the range shown: {', '.join(hidden)}.")
         if missing:
             notes.append(f"No fan-chart data for: {', '.join(missing)}.")
+        if off_top:
+            notes.append(_off_top(yhi))
         if cut:
             notes.append(d.cut_note(end, "the thresholds shown"))
         if overlaps:
@@ -281,7 +283,8 @@ def threshold_cdf(results, threshold, regime=None):
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7.5, handlelength=1.6)
         notes = [_CDF_NOTE + (" Dates combine every channel (own training and open release)." if d.channels else "")]
         notes.append(
-            d.cut_note(end, "any row") + " The dotted segments run on to the share reached at the horizon."
+            d.cut_note(end, "any row")
+            + " Shares not reached by the horizon are in the legend; the dotted segments run on to them."
             if cut
             else "Bar above a dot: trajectories not reaching the threshold by the horizon (censored)."
         )
@@ -416,12 +419,13 @@ def access_and_performance(results, regime=None):
         _title(fig, d, "access effect and performance effect")
         budgets = d.budgets()
         notes = []
+        end, cut = d.frame_end([r[FRAME] for r in d.access if r["n"]])
         # Left: cost to reach each threshold.
         left.set_title("Access effect: cost of a training run reaching each threshold", loc="left", fontsize=9)
         left.set_xlabel("Year")
         left.set_ylabel("Cost to reach the threshold (US$)")
         colors = _sequence(len(d.thresholds))
-        ends, lo, hi, med, missing = [], [], [], [], []
+        ends, lo, hi, missing = [], [], [], []
         for t, c in zip(d.thresholds, colors):
             p = d.path(f"cost_to_reach:{t.name}")
             if p is None or np.all(np.isnan(p["p50"])):
@@ -439,15 +443,17 @@ def access_and_performance(results, regime=None):
                 label=t.label,
                 gid="median",
             )
-            ends.append((_last(p["year"], p["p50"])[1], t.short, c))
-            lo.append(np.nanmin(np.concatenate([p["p5"], p["p50"]])))
-            hi.append(np.nanmax(np.concatenate([p["p95"], p["p50"]])))
-            med.append(np.nanmin(p["p50"]))
+            inside = p["year"] <= end + 1e-9
+            ends.append((_last(p["year"][inside], p["p50"][inside])[1], t.short, c))
+            lo.append(np.nanmin(p["p50"][inside]))
+            hi.append(np.nanmax(p["p50"][inside]))
         if ends:
-            left.set_xlim(d.start, d.horizon)
+            left.set_xlim(d.start, end)
             _years(left.xaxis)
-            ylo = max(math.floor(min(lo) - 0.3), math.floor(min(med)) - 2)
-            yhi = math.ceil(max(hi) + 0.3)
+            # the medians over the time shown, down to two orders below the smallest budget
+            levels = [math.log10(b) for b in budgets]
+            floor = math.floor(max(min(lo), min(levels) - 2) if levels else min(lo))
+            ylo, yhi = floor - 0.4, math.ceil(max([max(hi)] + levels)) + 0.4
             left.set_ylim(ylo, yhi)
             _pow10(left.yaxis, dollars=True)
             for b in budgets:
@@ -465,7 +471,7 @@ def access_and_performance(results, regime=None):
                         bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3),
                         zorder=3,
                     )
-            _margin_labels(left, ends, x_from=d.horizon)
+            _margin_labels(left, ends, x_from=end)
             left.grid(axis="y", color="0.92", lw=0.5)
             left.set_axisbelow(True)
             physical = any(t.kind == "physical" for t in d.thresholds)
@@ -480,8 +486,12 @@ def access_and_performance(results, regime=None):
                 )
                 + "."
             )
-            if min(lo) < ylo:
-                notes.append(f"Bands are cut at {_pow10_text(ylo, dollars=True)}.")
+            below = [e[1] for e in ends if e[0] < ylo]
+            if below:
+                notes.append(
+                    f"Off the bottom by {end:g} (cheaper than {_usd(10**floor)}, so within every budget shown): "
+                    f"{', '.join(below)}."
+                )
             if missing:
                 notes.append(f"No cost series for: {', '.join(missing)}.")
         else:
@@ -499,18 +509,17 @@ def access_and_performance(results, regime=None):
                 continue
             right.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=0.15, lw=0)
             right.plot(p["year"], p["p50"], color=c, lw=1.6, label=_usd(b), gid="median")
-            ends.append((_last(p["year"], p["p50"])[1], _usd(b), c))
-            lo.append(np.nanmin(np.concatenate([p["p5"], p["p50"]])))
-            hi.append(np.nanmax(np.concatenate([p["p95"], p["p50"]])))
+            inside = p["year"] <= end + 1e-9
+            ends.append((_last(p["year"][inside], p["p50"][inside])[1], _usd(b), c))
+            lo.append(p)
         if ends:
-            right.set_xlim(d.start, d.horizon)
+            right.set_xlim(d.start, end)
             _years(right.xaxis)
             effective = [t for t in d.thresholds if t.kind == "effective"]
-            ylo, yhi = min(lo), max(hi)
-            shown = [t for t in effective if ylo - 1 <= t.log10 <= yhi + 1]
-            ylo = min([ylo] + [t.log10 for t in shown])
-            yhi = max([yhi] + [t.log10 for t in shown])
-            right.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
+            (ylo, yhi), shown, off_top = _frame_levels(lo, effective, end)
+            if off_top:
+                notes.append(_off_top(yhi))
+            right.set_ylim(ylo, yhi)
             _pow10(right.yaxis)
             for t in shown:
                 right.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
@@ -545,6 +554,8 @@ def access_and_performance(results, regime=None):
             right.set_axis_off()
             _say(right, "no capability_at_budget:<$> series in paths.parquet")
         notes.insert(0, "Lines: median; bands: 90% of trajectories (p5-p95).")
+        if cut:
+            notes.append(d.cut_note(end, "the access dates (every budget and threshold)"))
         _notes(fig, notes)
     return fig
 
@@ -823,10 +834,8 @@ class _Data:
         return _frame_end(dates, self.start, self.horizon)
 
     def cut_note(self, end: float, what: str) -> str:
-        return (
-            f"Time axis ends at {end:g}, a little after the latest p95 date of {what} (horizon {self.horizon:g}); "
-            "shares not reached by the horizon are in the legend."
-        )
+        """Why a time axis ends at ``end``, before the horizon."""
+        return f"Time axis ends at {end:g}, a little after the latest p95 date of {what} (horizon {self.horizon:g})."
 
     def path(self, series: str):
         """{year, p5, p25, p50, p75, p95} arrays of one fan-chart series, NaN for null."""
@@ -885,8 +894,9 @@ def _frame_end(dates, start: float, horizon: float) -> tuple[float, bool]:
 
 def _frame_levels(paths, thresholds, end: float, pad: float = 0.4):
     """y limits (log10, whole numbers) framing the medians of ``paths`` up to year ``end``
-    and those of ``thresholds`` (log10 attribute) that the p5-p95 bands reach there; and
-    those thresholds."""
+    and those of ``thresholds`` (log10 attribute) that the p5-p95 bands reach there, at
+    most a margin above the highest of them; those thresholds; and whether a median runs
+    off the top."""
     inside = [p["year"] <= end + 1e-9 for p in paths]
 
     def over(k):
@@ -900,8 +910,18 @@ def _frame_levels(paths, thresholds, end: float, pad: float = 0.4):
     hi_band = high.max() if len(high) else med.max()
     shown = [t for t in thresholds if lo_band <= t.log10 <= hi_band]
     lo = min([float(med.min())] + [t.log10 for t in shown])
-    hi = max([float(med.max())] + [t.log10 for t in shown])
-    return (math.floor(lo - pad), math.ceil(hi + pad)), shown
+    if shown:  # above the highest threshold shown is past the answers: a margin, not the whole path
+        top = max(t.log10 for t in shown)
+        hi = min(float(med.max()), top + max(1.0, 0.25 * (top - lo)))
+        hi = max(hi, top)
+    else:
+        hi = float(med.max())
+    limits = (math.floor(lo - pad), math.ceil(hi + pad))
+    return limits, shown, bool(med.max() > limits[1])
+
+
+def _off_top(top: float) -> str:
+    return f"Paths leave the top of the panel at {_pow10_text(top)}, past the highest threshold shown."
 
 
 def _overlapping(curves: dict, tol: float) -> dict:
@@ -1053,9 +1073,10 @@ def _margin_labels(ax, items, x_from, fontsize=7.5, leaders=True):
     """Label line ends in the right margin at their heights, moved apart just enough not
     to overlap (overlapping labels are centred on their lines), each joined to its line
     end by a thin leader."""
+    lo, hi = ax.get_ylim()
+    items = [i for i in items if min(lo, hi) <= i[0] <= max(lo, hi)]  # labels only for what is in view
     if not items:
         return
-    lo, hi = ax.get_ylim()
     h_in = ax.figure.get_size_inches()[1] * ax.get_position().height * 0.92  # roughly, after layout
     gap = (fontsize * 1.3 / 72) / h_in  # one text line, in axes fraction
     order = sorted(range(len(items)), key=lambda i: (items[i][0], -i))
