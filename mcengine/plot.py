@@ -27,7 +27,8 @@ from .errors import ArgumentError, DataError, OutputError
 from .results import Row, read_results
 
 EXTENSIONS = (".png", ".svg", ".pdf")
-FIGURES = ("fan", "cdf", "lead", "access")
+FIGURES = ("fan", "cdf", "lead", "access")  # drawn for every run
+OPTIONAL_FIGURES = ("counts", "regimes", "channels")  # drawn when the run has counts, regimes, channels
 BAND_ALPHA = (0.10, 0.22)  # p5-p95, p25-p75
 FRAME = "p95"  # time axes end a little after the latest of these dates
 NOTE = dict(fontsize=7.5, color="0.35")
@@ -560,6 +561,273 @@ def access_and_performance(results, regime=None):
     return fig
 
 
+def regime_comparison(results, threshold=None):
+    """The frontier per regime: left, the CDF of its first-reach date of ``threshold``
+    (default: as :func:`save_all`) in each regime and pooled; right, its effective
+    compute per regime (median and p25-p75 band) with the effective thresholds. Needs
+    regimes (events ``regime`` not null)."""
+    d = _Data(results, None)
+    if not d.regimes:
+        raise DataError("the results have no regimes: nothing to compare")
+    thr = d.threshold(threshold or d.default_threshold())
+    parts = [(name, _Data(d.results, name)) for name in d.regimes]
+    colors = {name: PALETTE[i % len(PALETTE)] for i, (name, _) in enumerate(parts)}
+    effective = [t for t in d.thresholds if t.kind == "effective"]
+    with _style():
+        fig, (left, right) = _figure(11.0, 4.9, 1, 2)
+        _title(fig, d, f"the frontier in each regime ({len(parts)} regimes)")
+        # left: the frontier's date CDF per regime, the pooled one in black
+        curves = [(name, part, _frontier_record(part, thr.name)) for name, part in [("pooled", d), *parts]]
+        curves = [(name, part, r) for name, part, r in curves if r is not None]
+        end, cut = d.frame_end([r[FRAME] for _, _, r in curves])
+        overlaps = _overlapping({name: _cdf_key(r, end - d.start) for name, _, r in curves}, 0.01 * (end - d.start))
+        for name, part, r in curves:
+            ls, marker = _overlap_style(overlaps, name)
+            share = f"{part.share:.0%} of trajectories, " if name != "pooled" else ""
+            under = f" (overlaps {overlaps[name]})" if name in overlaps else ""
+            _cdf_line(
+                left,
+                r,
+                d.horizon,
+                label=f"{name} \u2014 {share}not by {d.horizon:g}: {_pct(1 - r['p_reached'])}{under}",
+                color=FRONTIER_COLOR if name == "pooled" else colors[name],
+                lw=2.2 if name == "pooled" else 1.4,
+                ls=(0, (3, 2)) if name == "pooled" else ls,
+                marker=marker or "o",
+                zorder=3 if name in overlaps else 2,
+            )
+        left.set_xlim(d.start - 0.012 * (end - d.start), end + 0.012 * (end - d.start))
+        left.set_ylim(0, 1.02)
+        left.set_title(f"Frontier: date of first reaching {thr.short}", loc="left", fontsize=9)
+        left.set_xlabel("Year")
+        left.set_ylabel("Cumulative share of trajectories")
+        left.yaxis.set_major_formatter(_percent())
+        _years(left.xaxis)
+        left.grid(color="0.92", lw=0.5)
+        left.legend(loc="lower right", fontsize=7, frameon=False, handlelength=1.8)
+        # right: the frontier's effective compute per regime
+        series = {name: part.path(f"effective:{part.rows[0].label}") for name, part in parts if part.rows}
+        series = {k: p for k, p in series.items() if p is not None and not np.all(np.isnan(p["p50"]))}
+        notes = ["Left: " + _CDF_NOTE]
+        if cut:
+            notes.append("Left: " + d.cut_note(end, "the frontier in any regime"))
+        notes.append("Right: line median, band 50% (p25-p75) of the regime's trajectories; dotted: thresholds.")
+        if series:
+            fend, fcut = d.frame_end([x for _, part in parts for x in part.dates("t_first", effective, part.rows[:1])])
+            (ylo, yhi), shown, off_top = _frame_levels(list(series.values()), effective, fend)
+            over = _overlapping({k: p["p50"] for k, p in series.items()}, tol=0.05)
+            for name, p in series.items():
+                ls, marker = _overlap_style(over, name)
+                right.fill_between(p["year"], p["p25"], p["p75"], color=colors[name], alpha=0.15, lw=0)
+                label = name + (f" (overlaps {over[name]})" if name in over else "")
+                right.plot(
+                    p["year"],
+                    p["p50"],
+                    color=colors[name],
+                    lw=1.6,
+                    ls=ls,
+                    marker=marker,
+                    markevery=0.1,
+                    ms=3.5,
+                    mfc="white",
+                    label=label,
+                    gid="median",
+                )
+            for t in shown:
+                right.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
+            right.set_xlim(d.start, fend)
+            right.set_ylim(ylo, yhi)
+            _margin_labels(right, [(t.log10, t.label, "0.3") for t in shown], x_from=fend, fontsize=7, leaders=False)
+            _pow10(right.yaxis)
+            _years(right.xaxis)
+            right.set_title("Frontier: effective compute", loc="left", fontsize=9)
+            right.set_xlabel("Year")
+            right.set_ylabel("Effective compute (FLOP)")
+            right.grid(axis="y", color="0.92", lw=0.5)
+            right.legend(loc="upper left", fontsize=7, frameon=False)
+            if off_top:
+                notes.append(_off_top(yhi))
+            if fcut:
+                notes.append("Right: " + d.cut_note(fend, "the frontier's effective thresholds in any regime"))
+        else:
+            right.set_axis_off()
+            _say(right, "no effective-compute series of the frontier per regime in paths.parquet")
+        _notes(fig, notes)
+    return fig
+
+
+def _frontier_record(d: _Data, threshold: str):
+    """The frontier's combined-channel t_first record of ``threshold`` (None if absent)."""
+    return next((r for row, r in d.event_rows("t_first", threshold) if row.actor == d.frontier and r["n"]), None)
+
+
+def channel_dates(results, threshold=None, regime=None):
+    """For every row that can reach ``threshold`` by more than one channel (events with a
+    ``channel``: own training, open release): one panel with the CDF of the date it first
+    reaches it (combined, grey) and of the date it does so by each channel first (the
+    channel's curve tops out at the share in which that channel came first)."""
+    d = _Data(results, regime)
+    thr = d.threshold(threshold or d.default_threshold())
+    by_channel = d.channel_rows("t_first", thr.name)
+    if not by_channel:
+        raise DataError("the results have no channels: nothing to split")
+    combined = dict(d.event_rows("t_first", thr.name))
+    rows = [row for row in d.rows if row in by_channel and row in combined]
+    channels = list(dict.fromkeys(c for row in rows for c in by_channel[row]))
+    styles = dict(zip(channels, ["-", (0, (4, 1.6)), (0, (1.2, 1.2)), (0, (6, 1.5, 1, 1.5))]))
+    end, cut = d.frame_end([combined[row][FRAME] for row in rows])
+    with _style():
+        n = max(len(rows), 1)
+        ncols = min(n, 3)
+        nrows = math.ceil(n / ncols)
+        fig, axes = _figure(3.3 * ncols + 0.6, 2.3 * nrows + 1.9, nrows, ncols, sharex=True, sharey=True)
+        axes = np.atleast_1d(axes).ravel()
+        _title(fig, d, f"how each row first reaches {thr.describe}, by channel")
+        for ax, row in zip(axes, rows):
+            _cdf_line(
+                ax, combined[row], d.horizon, label="either channel (first of all)", color="0.6", lw=2.6, ms=0, zorder=1
+            )
+            shares = []
+            for ch in channels:
+                r = by_channel[row].get(ch)
+                if r is None:
+                    continue
+                _cdf_line(ax, r, d.horizon, label=ch, color=_dark(d, [row]), lw=1.4, ls=styles[ch], ms=2.2, zorder=2)
+                shares.append(f"{ch} {_pct(r['p_reached'])}")
+            ax.set_title(row.display, loc="left", fontsize=9, color=_dark(d, [row]))
+            ax.text(
+                0.98,
+                0.04,
+                "first by: " + ", ".join(shares),
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="0.25",
+                bbox=dict(fc="white", ec="none", alpha=0.8, pad=0.5),
+            )
+            ax.grid(color="0.92", lw=0.5)
+        for ax in axes[len(rows) :]:
+            ax.set_axis_off()
+        axes[0].set_xlim(d.start - 0.012 * (end - d.start), end + 0.012 * (end - d.start))
+        axes[0].set_ylim(0, 1.02)
+        axes[0].yaxis.set_major_formatter(_percent())
+        _years(axes[0].xaxis)
+        for k, ax in enumerate(axes[: len(rows)]):
+            if k % ncols == 0:
+                ax.set_ylabel("Share of trajectories")
+            if k + ncols >= len(rows):
+                ax.set_xlabel("Year")
+                ax.xaxis.set_tick_params(labelbottom=True)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper right", ncols=len(labels), fontsize=7.5, frameon=False)
+        notes = [
+            "Grey: the date a row first reaches the threshold by any channel. Each channel's curve: the date "
+            "it reaches it with that channel first, over all trajectories, so it tops out at the share in which "
+            'that channel came first ("first by"); the channels\' curves add up to the grey one.',
+            _CDF_NOTE,
+        ]
+        if cut:
+            notes.append(d.cut_note(end, "any row (either channel)"))
+        _notes(fig, notes)
+    return fig
+
+
+def counts_fan(results, regime=None):
+    """Organisations able to reach each threshold by each whole year (counts.parquet),
+    one panel per threshold: median line and p25-p75 / p5-p95 bands of the count that
+    can reach it (basis ``reached``), the median of those
+    that have also made it public (basis ``public``, broken line) where present. y: a log
+    scale (0 shown at the bottom) when the counts span more than two orders of magnitude."""
+    d = _Data(results, regime)
+    if d.counts is None:
+        raise DataError("the results have no counts (counts.parquet): nothing to draw")
+    bases = list(dict.fromkeys(r["basis"] for r in d.counts))
+    tables = {(t.name, b): d.count_series(t.name, b) for t in d.thresholds for b in bases}
+    tables = {k: v for k, v in tables.items() if v is not None}
+    thresholds = [t for t in d.thresholds if (t.name, "reached") in tables or any(k[0] == t.name for k in tables)]
+    bands = _bands([quantile for quantile in io.FAN_QUANTILES])
+    saturate = []  # the year each median first comes within 10% of its largest value
+    for p in tables.values():
+        m = np.nan_to_num(p["p50"])
+        saturate.append(float(p["year"][np.argmax(m >= 0.9 * m.max())]) if m.max() > 0 else d.start)
+    end, cut = d.frame_end(saturate)
+    values = np.concatenate([np.r_[p["p50"], p[bands[0][1]] if bands else p["p50"]] for p in tables.values()] or [[0]])
+    positive = values[values > 0]
+    log = len(positive) and positive.max() / max(positive.min(), 1.0) > 100
+    with _style():
+        n = max(len(thresholds), 1)
+        ncols = 1 if n == 1 else (2 if n <= 4 else 3)
+        nrows = math.ceil(n / ncols)
+        fig, axes = _figure(3.2 * ncols + 0.8, 2.4 * nrows + 1.6, nrows, ncols, sharex=True, sharey=True)
+        axes = np.atleast_1d(axes).ravel()
+        _title(fig, d, "organisations able to reach each threshold, by year")
+        colors = _sequence(len(thresholds))
+        for ax, t, c in zip(axes, thresholds, colors):
+            p = tables.get((t.name, "reached"))
+            if p is not None:
+                for (lo, hi), alpha in zip(bands, BAND_ALPHA):
+                    ax.fill_between(p["year"], p[lo], p[hi], color=c, alpha=alpha * 1.4, lw=0, step=None)
+                ax.plot(p["year"], p["p50"], color=c, lw=1.7, label="reached (median)", gid="median")
+            for b in bases:
+                q = tables.get((t.name, b))
+                if b != "reached" and q is not None:
+                    ax.plot(
+                        q["year"],
+                        q["p50"],
+                        color=_shade(c, 0.0),
+                        lw=1.2,
+                        ls=(0, (4, 1.8)),
+                        label=f"{b} (median)",
+                        gid="median",
+                    )
+            ax.set_title(t.short, loc="left", fontsize=9)
+            ax.grid(axis="y", color="0.92", lw=0.5)
+        for ax in axes[n:]:
+            ax.set_axis_off()
+        ax0 = axes[0]
+        ax0.set_xlim(d.start, end)
+        if log:
+            ax0.set_yscale("symlog", linthresh=1.0)
+            ax0.set_ylim(0, positive.max() * 2)
+        else:
+            ax0.set_ylim(0, max(values.max(), 1) * 1.05)
+        _years(ax0.xaxis)
+        for k, ax in enumerate(axes[:n]):
+            if k % ncols == 0:
+                ax.set_ylabel("Organisations")
+            if k + ncols >= n:
+                ax.set_xlabel("Year")
+                ax.xaxis.set_tick_params(labelbottom=True)
+        handles, labels = ax0.get_legend_handles_labels()
+        if handles:
+            ax0.legend(handles, labels, loc="upper left", fontsize=7, frameon=False)
+        notes = [
+            "Count of organisations able to train a model at the threshold by each year: line median, dark band "
+            "50% (p25-p75), light band 90% (p5-p95) of trajectories"
+            + (
+                "; broken line: the median count of those that have also made it public (t_public by then)."
+                if len(bases) > 1
+                else "."
+            )
+        ]
+        if log:
+            notes.append("y: log scale above 1 (linear from 0 to 1, so a count of 0 sits at the bottom).")
+        if cut:
+            notes.append(
+                f"Time axis ends at {end:g}, a little after every median count comes within 10% of its largest "
+                f"(horizon {d.horizon:g})."
+            )
+        _notes(fig, notes)
+    return fig
+
+
+def _bands(quantiles) -> list[tuple[str, str]]:
+    """(low, high) column pairs of the symmetric bands in ``quantiles``, widest first."""
+    qs = sorted(q for q in quantiles if q < 0.5 and any(math.isclose(1 - q, h) for h in quantiles))
+    return [(io.quantile_column(q), io.quantile_column(1 - q)) for q in qs]
+
+
 def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: str | None = None, top: int = 12):
     """Tornado chart of a sensitivity table (``mcengine sensitivity``): for one output
     (``t_first`` of the frontier, ``lead_time`` of an actor, ``diffusion_date`` of a budget)
@@ -609,11 +877,15 @@ def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: 
 
 
 def save_all(results, out, threshold=None) -> list[Path]:
-    """Write the four figures beside ``out`` (``.png``, ``.svg`` or ``.pdf``) as
-    ``<stem>-fan``, ``-cdf``, ``-lead`` and ``-access`` with its extension; returns
-    their paths. ``threshold`` picks the threshold of the CDF and of the lead-time chart
-    (default: the CDF shows the first threshold the frontier reaches, at the median, at
-    least a year after the start; the lead-time chart shows every threshold)."""
+    """Write every figure that applies to ``results`` beside ``out`` (``.png``, ``.svg``
+    or ``.pdf``) as ``<stem>-<name>`` with its extension, and return their paths: always
+    ``-fan``, ``-cdf``, ``-lead`` and ``-access``; ``-counts`` when the results have
+    counts, ``-regimes`` when they have regimes, ``-channels`` when they have channels
+    (see :func:`drawn_figures`). A figure of one of those kinds left beside ``out`` by
+    earlier results that do not have it is removed, so what is there is what was drawn.
+    ``threshold`` picks the threshold of the CDF, lead-time, regime and channel figures
+    (default: the first threshold the frontier reaches, at the median, at least a year
+    after the start; the lead-time chart shows every threshold)."""
     out = Path(out)
     ext = _check_extension(out)
     d = _Data(results, None)
@@ -623,16 +895,23 @@ def save_all(results, out, threshold=None) -> list[Path]:
         "cdf": lambda: threshold_cdf(d.results, thr),
         "lead": lambda: lead_times(d.results, threshold),
         "access": lambda: access_and_performance(d.results),
+        "counts": lambda: counts_fan(d.results),
+        "regimes": lambda: regime_comparison(d.results, thr),
+        "channels": lambda: channel_dates(d.results, thr),
     }
-    drawn = {name: figures[name]() for name in FIGURES}  # all drawn before any is written
+    names = drawn_figures(d)
+    drawn = {name: figures[name]() for name in names}  # all drawn before any is written
     meta = {"Creator": "mcengine"} if ext != ".png" else {"Software": "mcengine"}
-    paths = figure_paths(out)
+    paths = figure_paths(out, names)
+    stale = [p for p in figure_paths(out) if p not in paths and p.is_file() and not p.is_symlink()]
     created = io.make_parents(out.parent)
     try:
         with io.atomic_files(*paths, suffix=ext) as tmps:
-            for name, tmp in zip(FIGURES, tmps):
+            for name, tmp in zip(names, tmps):
                 with _style():
                     drawn[name].savefig(tmp, metadata=meta, dpi=200)
+        for p in stale:
+            p.unlink(missing_ok=True)
     except BaseException as e:
         io.remove_empty(created)
         if isinstance(e, OSError):
@@ -641,10 +920,20 @@ def save_all(results, out, threshold=None) -> list[Path]:
     return paths
 
 
-def figure_paths(out) -> list[Path]:
-    """The four files :func:`save_all` writes for ``out``: ``<stem>-fan<ext>``, ..."""
+def drawn_figures(results) -> list[str]:
+    """The names of the figures :func:`save_all` draws for ``results``, in order: the four
+    of :data:`FIGURES`, then those of :data:`OPTIONAL_FIGURES` whose data are there."""
+    d = results if isinstance(results, _Data) else _Data(results, None)
+    have = {"counts": bool(d.counts), "regimes": bool(d.regimes), "channels": d.channels}
+    return [*FIGURES, *(name for name in OPTIONAL_FIGURES if have[name])]
+
+
+def figure_paths(out, names=None) -> list[Path]:
+    """The files of figures ``names`` beside ``out`` (default: every figure
+    :func:`save_all` can write, optional ones included): ``<stem>-fan<ext>``, ..."""
     out = Path(out)
-    return [out.with_name(f"{out.stem}-{name}{out.suffix}") for name in FIGURES]
+    names = [*FIGURES, *OPTIONAL_FIGURES] if names is None else names
+    return [out.with_name(f"{out.stem}-{name}{out.suffix}") for name in names]
 
 
 def check_figures(out, overwrite: bool = False) -> None:
@@ -669,8 +958,8 @@ def check_figures(out, overwrite: bool = False) -> None:
 
 def plot_command(folder, out=None, threshold=None, overwrite=False) -> list[Path]:
     """``mcengine plot DIR [--out FILE.png|.svg|.pdf] [--threshold NAME]``: write the
-    four figures of results folder ``folder`` (default ``DIR/plots.png`` ->
-    ``DIR/plots-fan.png`` ...) and return their paths. Raises a UserError (one line) for
+    figures of results folder ``folder`` (default ``DIR/plots.png`` -> ``DIR/plots-fan.png``
+    ...; see :func:`save_all`) and return their paths. Raises a UserError (one line) for
     an unsupported extension, an unknown threshold, a folder that is not a results folder,
     or figure files that exist outside a results folder (unless ``overwrite``)."""
     folder = Path(folder)
@@ -738,6 +1027,8 @@ class _Data:
         self.events = [r for r in events if r["regime"] == regime]
         self.channels = any(r.get("channel") is not None for r in events)
         self.access = [r for r in results.access.to_pylist() if r["regime"] == regime]
+        counts = getattr(results, "counts", None)
+        self.counts = None if counts is None else [r for r in counts.to_pylist() if r["regime"] == regime]
         paths = [r for r in results.paths.to_pylist() if r["regime"] == regime]
         self.series: dict[str, list[dict]] = {}
         for r in paths:
@@ -836,6 +1127,33 @@ class _Data:
     def cut_note(self, end: float, what: str) -> str:
         """Why a time axis ends at ``end``, before the horizon."""
         return f"Time axis ends at {end:g}, a little after the latest p95 date of {what} (horizon {self.horizon:g})."
+
+    @property
+    def share(self) -> float:
+        """The share of all trajectories in these rows (1 without a regime)."""
+        n = next((r["n"] for r in self.events if r["n"] is not None), None)
+        total = self.meta.get("trajectories")
+        return n / total if n is not None and total else 1.0
+
+    def channel_rows(self, metric: str, threshold: str) -> dict:
+        """{row: {channel: record}} of the per-channel ``metric`` records of ``threshold``."""
+        rows = {(row.actor, row.rank): row for row in self.rows}
+        out: dict = {}
+        for r in self.events:
+            if r["metric"] == metric and r["threshold"] == threshold and r.get("channel") is not None and r["n"]:
+                out.setdefault(rows[(r["actor"], r["rank"])], {})[r["channel"]] = r
+        return out
+
+    def count_series(self, threshold: str, basis: str):
+        """{year, p5, ..., p95} arrays of one threshold's counts (None if absent)."""
+        recs = sorted(
+            (r for r in self.counts or [] if r["threshold"] == threshold and r["basis"] == basis),
+            key=lambda r: r["year"],
+        )
+        if not recs:
+            return None
+        keys = ["year", *map(io.quantile_column, io.FAN_QUANTILES)]
+        return {k: np.array([np.nan if r[k] is None else r[k] for r in recs], float) for k in keys}
 
     def path(self, series: str):
         """{year, p5, p25, p50, p75, p95} arrays of one fan-chart series, NaN for null."""
