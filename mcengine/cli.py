@@ -341,15 +341,27 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
     help="Folder for sensitivity.parquet [default: ./mcengine-results/<scenario name>-sensitivity].",
 )
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
-def sensitivity(scenario, trajectories, seed, overrides, out, force):
+@click.option(
+    "--output",
+    "chart_output",
+    default=None,
+    help="Output of tornado.png: t_first, lead_time or diffusion_date [default: t_first].",
+)
+@click.option(
+    "--actor", default=None, help="Its actor, group rank ('labs #5') or budget ('$1e+06') [default: the first]."
+)
+@click.option("--threshold", default=None, help="Its threshold [default: the middle one].")
+def sensitivity(scenario, trajectories, seed, overrides, out, force, chart_output, actor, threshold):
     """Which uncertain input drives which output: rank correlation and first-order
     variance share per input and output, censoring handled explicitly. Writes
-    sensitivity.parquet and prints the top drivers."""
+    sensitivity.parquet and tornado.png (of the output chosen by --output, --actor and
+    --threshold) and prints the top drivers."""
     from . import sensitivity as sens
 
     s = load_scenario(scenario, overrides)
     out = out if out is not None else Path("mcengine-results") / f"{s.name}-sensitivity"
     io.check_output_folder(out, overwrite=force)
+    chart = sens.choose(sens.output_keys(s), chart_output, actor, threshold)  # refused before sampling
     table = sens.sensitivity(s, trajectories, seed)
     lines = [
         f"{label:<28} {threshold:<16} "
@@ -364,7 +376,7 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
     try:
         from . import plot as plots
 
-        fig = plots.tornado(table)
+        fig = plots.tornado(table, chart[0], sens.label(chart[1], chart[2]), chart[3])
     except ImportError:
         fig = None
     with io.atomic_folder(out, overwrite=force, kind="sensitivity", scenario=s.name) as tmp:

@@ -828,27 +828,33 @@ def _bands(quantiles) -> list[tuple[str, str]]:
     return [(io.quantile_column(q), io.quantile_column(1 - q)) for q in qs]
 
 
-def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: str | None = None, top: int = 12):
-    """Tornado chart of a sensitivity table (``mcengine sensitivity``): for one output
-    (``t_first`` of the frontier, ``lead_time`` of an actor, ``diffusion_date`` of a budget)
-    and threshold, the inputs by first-order variance share, signed by their rank
-    correlation with the output (right: a larger input makes the date later)."""
+def tornado(table, output: str = "t_first", actor: str | None = None, threshold: str | None = None, top: int = 12):
+    """Tornado chart of a sensitivity table (``mcengine sensitivity``) for one output:
+    ``t_first`` of the frontier, ``lead_time`` of an actor or group rank (``labs #5``),
+    ``diffusion_date`` of a budget (``$1e+06``), at ``threshold`` (see
+    :func:`mcengine.sensitivity.choose` for the defaults and the one-line refusals). The
+    inputs by first-order variance share, signed by their rank correlation with the output
+    (right: a larger input makes the date later), at most ``top`` of them; inputs whose
+    effect is within Monte Carlo noise of none are left out, and the note says how many."""
     import pyarrow.parquet as pq
+
+    from . import sensitivity as sens
 
     if not hasattr(table, "to_pylist"):
         table = pq.read_table(Path(table) / "sensitivity.parquet" if Path(table).is_dir() else table)
-    rows = [r for r in table.to_pylist() if r["output"] == output and r["actor"] == actor]
-    thresholds = list(dict.fromkeys(r["threshold"] for r in rows))
-    if not rows:
-        raise ArgumentError(f"no sensitivity rows for {output} of {actor}")
-    threshold = threshold or thresholds[len(thresholds) // 2]
-    if threshold not in thresholds:
-        raise ArgumentError(f"unknown threshold {threshold!r}; valid thresholds: {', '.join(thresholds)}")
-    rows = [r for r in rows if r["threshold"] == threshold and r["variance_share"] is not None]
-    rows = sorted(rows, key=lambda r: r["variance_share"])[-top:]
+    records = table.to_pylist()
+    if not records:
+        raise DataError("the sensitivity table has no rows")
+    key = sens.choose([(r["output"], r["actor"], r["rank"], r["threshold"]) for r in records], output, actor, threshold)
+    output, label = key[0], sens.label(key[1], key[2])
+    rows = [r for r in records if (r["output"], r["actor"], r["rank"], r["threshold"]) == key]
+    bins = int(io.read_metadata(table).get("bins") or 20)
+    kept = [r for r in rows if not sens.no_effect(r["variance_share"], r["spearman"], r["n"], bins)]
+    dropped = len(rows) - len(kept)
+    kept = sorted(kept, key=lambda r: r["variance_share"])[-top:]
     with _style():
-        fig, ax = _figure(7.5, 0.35 * len(rows) + 1.8)
-        for i, r in enumerate(rows):
+        fig, ax = _figure(7.5, 0.35 * max(len(kept), 1) + 2.0)
+        for i, r in enumerate(kept):
             sign = -1.0 if (r["spearman"] or 0.0) < 0 else 1.0
             ax.barh(i, sign * max(r["variance_share"], 0.0), color="#b2182b" if sign > 0 else "#2166ac")
             rho = "" if r["spearman"] is None else f"  rho {r['spearman']:+.2f}"
@@ -860,19 +866,31 @@ def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: 
                 ha="left" if sign > 0 else "right",
                 fontsize=7.5,
             )
-        ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
+        ax.set_yticks(range(len(kept)), [r["input"] for r in kept])
         ax.axvline(0, color="0.3", lw=0.8)
-        lim = max([abs(r["variance_share"]) for r in rows] + [0.05]) * 1.5
+        lim = max([abs(r["variance_share"]) for r in kept] + [0.05]) * 1.5
         ax.set_xlim(-lim, lim)
         ax.set_xlabel("first-order variance share of the output's rank (sign: direction of the rank correlation)")
-        reached = rows[0]["p_reached"] if rows else None
+        if not kept:
+            _say(ax, "no input has an effect beyond Monte Carlo noise")
+        n, reached = rows[0]["n"], rows[0]["p_reached"]
         fig.suptitle(
-            f"{table.column('scenario')[0].as_py()}: what drives {output} of {actor} at {threshold}"
-            + (f"\n{rows[0]['n']:,} trajectories; reached by the horizon in {reached:.0%}" if rows else ""),
+            f"{records[0]['scenario']}: what drives {output} of {label} at {key[3]}"
+            + f"\n{n:,} trajectories; reached by the horizon in {reached:.0%}",
             x=0.01,
             ha="left",
             fontsize=10,
         )
+        notes = []
+        if dropped:
+            notes.append(
+                f"{dropped} of {len(rows)} inputs left out: no effect beyond Monte Carlo noise (variance share "
+                f"under {3 * math.sqrt(2 * (bins - 1)) / (n - 1):.2%} and |rho| under {3 / math.sqrt(n - 1):.3f})."
+            )
+        if len(rows) - dropped > len(kept):
+            notes.append(f"Showing the {len(kept)} largest of {len(rows) - dropped} inputs with an effect.")
+        if notes:
+            _notes(fig, notes)
     return fig
 
 
