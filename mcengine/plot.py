@@ -870,7 +870,7 @@ def tornado(table, output: str = "t_first", actor: str | None = None, threshold:
         ax.axvline(0, color="0.3", lw=0.8)
         lim = max([abs(r["variance_share"]) for r in kept] + [0.05]) * 1.5
         ax.set_xlim(-lim, lim)
-        ax.set_xlabel("first-order variance share of the output's rank (sign: direction of the rank correlation)")
+        ax.set_xlabel("first-order variance share of the output's rank (sign: of the rank correlation)")
         if not kept:
             _say(ax, "no input has an effect beyond Monte Carlo noise")
         n, reached = rows[0]["n"], rows[0]["p_reached"]
