@@ -164,8 +164,8 @@ def label(actor: str, rank: int) -> str:
 def choose(keys, output: str | None = None, actor: str | None = None, threshold: str | None = None):
     """The (output, actor, rank, threshold) among ``keys`` that the options name: output
     (default ``t_first``), actor (``labs #5`` or ``labs#5`` for a group's rank, ``labs`` or
-    ``labs #1`` for its first; default the output's first), threshold (default the middle one). Raises an ArgumentError naming the
-    valid choices."""
+    ``labs #1`` for its first; default the output's first), threshold (default the middle
+    one). Raises an ArgumentError naming the valid choices."""
     keys = [tuple(k) for k in keys]
     output = output or "t_first"
     outputs = list(dict.fromkeys(k[0] for k in keys))
