@@ -604,7 +604,7 @@ def regime_comparison(results, threshold=None):
         left.yaxis.set_major_formatter(_percent())
         _years(left.xaxis)
         left.grid(color="0.92", lw=0.5)
-        left.legend(loc="lower right", fontsize=7, frameon=False, handlelength=1.8)
+        left.legend(loc="best", fontsize=7, frameon=False, handlelength=1.8)
         # right: the frontier's effective compute per regime
         series = {name: part.path(f"effective:{part.rows[0].label}") for name, part in parts if part.rows}
         series = {k: p for k, p in series.items() if p is not None and not np.all(np.isnan(p["p50"]))}
