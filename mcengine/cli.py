@@ -270,18 +270,21 @@ def summary(folder, as_json):
     "--out",
     type=PathArg(),
     default=None,
-    help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead and -access beside it [default: FOLDER/plots.png].",
+    help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead, -access (and -counts, -regimes, -channels when "
+    "the results have them) beside it [default: FOLDER/plots.png].",
 )
 @click.option(
     "--threshold",
     default=None,
-    help="Threshold for the date and lead-time plots [default: the first the frontier reaches in the median].",
+    help="Threshold for the date, lead-time, regime and channel plots [default: the first the frontier reaches "
+    "in the median].",
 )
 @click.option("--force", is_flag=True, help="Replace existing figure files outside a results folder.")
 def plot(folder, out, threshold, force):
     """Draw a results FOLDER: fan chart of effective compute with the thresholds, the
-    distribution of each actor's date for one threshold, lead times, and the access and
-    performance effects side by side."""
+    distribution of each actor's date for one threshold, lead times, the access and
+    performance effects side by side, and the counts, regimes and channels when the results
+    have them."""
     try:
         from . import plot as plots
     except ImportError:

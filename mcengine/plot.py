@@ -1,5 +1,11 @@
 """Figures of a results folder, ready for a paper: fan chart of effective compute, CDF of
-first-reach dates, lead times, and the access / performance effects.
+first-reach dates, lead times, the access / performance effects, and (where the results
+have them) counts of organisations, the frontier per regime, and dates per channel.
+
+Axes frame the answers: a time axis ends a little after the latest p95 date it shows
+(capped at the horizon, which it reaches when a row has no p95 date), effective-compute
+axes run from the lowest median to a margin above the highest threshold in view, and a
+curve lying on another is drawn broken with other markers and says which it overlaps.
 
 Every function takes a :class:`mcengine.Results` or the path of a results folder and
 returns a :class:`matplotlib.figure.Figure`. Figures are made without pyplot, on the
