@@ -674,9 +674,9 @@ def channel_dates(results, threshold=None, regime=None):
     channel's curve tops out at the share in which that channel came first)."""
     d = _Data(results, regime)
     thr = d.threshold(threshold or d.default_threshold())
-    by_channel = d.channel_rows("t_first", thr.name)
-    if not by_channel:
+    if not d.channels:
         raise DataError("the results have no channels: nothing to split")
+    by_channel = d.channel_rows("t_first", thr.name)
     combined = dict(d.event_rows("t_first", thr.name))
     rows = [row for row in d.rows if row in by_channel and row in combined]
     channels = list(dict.fromkeys(c for row in rows for c in by_channel[row]))
@@ -715,6 +715,9 @@ def channel_dates(results, threshold=None, regime=None):
             ax.grid(color="0.92", lw=0.5)
         for ax in axes[len(rows) :]:
             ax.set_axis_off()
+        if not rows:
+            _say(axes[0], f"no row reaches {thr.name} by more than one channel")
+            return fig
         axes[0].set_xlim(d.start - 0.012 * (end - d.start), end + 0.012 * (end - d.start))
         axes[0].set_ylim(0, 1.02)
         axes[0].yaxis.set_major_formatter(_percent())
@@ -867,7 +870,7 @@ def tornado(table, output: str = "t_first", actor: str | None = None, threshold:
             ax.text(
                 sign * max(r["variance_share"], 0.0),
                 i,
-                f" {r['variance_share']:.0%}{rho} ",
+                f" {r['variance_share']:.{1 if r['variance_share'] < 0.1 else 0}%}{rho} ",
                 va="center",
                 ha="left" if sign > 0 else "right",
                 fontsize=7.5,
