@@ -12,6 +12,7 @@ is a small fraction of a step (recorded as ``resolution_years`` in every output)
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +21,9 @@ from .io import FAN_QUANTILES, QUANTILES, quantile_column
 
 MAX_HISTOGRAM_BYTES = 64 * 2**20  # per histogram family, on the device
 FAN_BINS = 2048  # bins per fan-chart variable
-COUNT_BINS = 4096  # bins per count variable (one per whole number up to 4095 if it fits)
+COUNT_EXACT = 1024  # counts [organisations] below this have a bin each: their quantiles are exact
+COUNT_RATIO = 1.01  # above it, each bin is 1% wider than the last: a quantile is within 0.5%
+COUNT_BINS = 4096  # COUNT_EXACT whole numbers, then 3,072 bins of 1% reaching about 1.9e16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,22 +105,39 @@ def fan_bins(pilot: np.ndarray, nbins: int = FAN_BINS) -> Bins:
     return Bins(lo - pad, (hi - lo + 2 * pad) / nbins, nbins)
 
 
+def count_scale(counts):
+    """Where counts [organisations] (any array; NaN stays NaN) fall on the axis of the count
+    bins, whose bins are one unit wide: a count itself below COUNT_EXACT, and above it
+    COUNT_EXACT plus the number of COUNT_RATIO steps beyond COUNT_EXACT. So small counts are
+    exact and large ones, which can spread over many orders of magnitude between
+    trajectories, keep the same relative resolution. Runs on the device."""
+    k = float(COUNT_EXACT)
+    return jnp.where(counts < k, counts, k + jnp.log(jnp.maximum(counts, k) / k) / math.log(COUNT_RATIO))
+
+
 def count_bins(pilot: np.ndarray, nbins: int = COUNT_BINS) -> Bins:
-    """Bins for count variables (whole numbers >= 0) from a pilot sample [trajectories,
-    vars]: ``nbins`` bins of a whole-number width, centred on whole numbers, reaching
-    twice each variable's pilot maximum (width 1, exact, while that is below ``nbins``).
-    Larger values fall into the last bin."""
-    hi = pilot.max(axis=0).astype(np.float64) if pilot.size else np.zeros(pilot.shape[1])
-    width = np.maximum(1.0, np.ceil((2.0 * hi + 2.0) / nbins))
-    return Bins(-0.5 * width, width, nbins)
+    """Bins for count variables on the axis of :func:`count_scale`, for a pilot sample
+    [trajectories, vars] of scaled counts: bin i holds the count i below COUNT_EXACT, and
+    counts within half a COUNT_RATIO step of :func:`count_value` (i) above it. The same for
+    every variable and run; larger counts than the last bin's fall into it."""
+    n_vars = pilot.shape[1]
+    return Bins(np.full(n_vars, -0.5), np.ones(n_vars), nbins)
+
+
+def count_value(index: np.ndarray) -> np.ndarray:
+    """The count [organisations] a count bin stands for (its whole number below
+    COUNT_EXACT, the geometric centre rounded to a whole number above)."""
+    index = np.asarray(index, np.float64)
+    above = np.round(COUNT_EXACT * COUNT_RATIO ** np.maximum(index - COUNT_EXACT, 0.0))
+    return np.where(index < COUNT_EXACT, index, above)
 
 
 def summarise_counts(counts: np.ndarray, n: int, bins: Bins, quantiles=FAN_QUANTILES) -> dict[str, np.ndarray]:
     """Per count variable: ``mean`` and the quantiles (the smallest count whose cumulative
-    share reaches q: numpy's ``inverted_cdf``), exact for whole numbers when the bin width
-    is 1 (else the bin's centre). ``counts`` is int64 [vars, nbins]."""
+    share reaches q: numpy's ``inverted_cdf``), exact below COUNT_EXACT and within half a
+    COUNT_RATIO step above (see :func:`count_scale`). ``counts`` is int64 [vars, nbins]."""
     counts = np.asarray(counts, np.int64)
-    centres = bins.lo[:, None] + bins.width[:, None] * (np.arange(bins.nbins) + 0.5)
+    centres = np.broadcast_to(count_value(np.arange(bins.nbins)), counts.shape)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {"mean": (counts * centres).sum(axis=1) / n if n else np.full(len(counts), np.nan)}
     cum = np.cumsum(counts, axis=1)

@@ -265,6 +265,25 @@ def summary(folder, as_json):
 
 
 @cli.command()
+@click.argument("folders", nargs=-1, required=True, type=PathArg())
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON, for machines.")
+def compare(folders, as_json):
+    """Compare results FOLDERS side by side: frontier dates, lead times, diffusion dates and
+    counts of organisations, each with its difference from the first folder (the reference).
+    A sweep folder stands for its points.
+
+    \b
+    Example:
+      mcengine compare mcengine-results/baseline mcengine-results/rand-futures
+      mcengine compare mcengine-results/baseline-sweep
+    """
+    from .compare import compare_runs, compare_text
+
+    data = compare_runs(folders)
+    click.echo(json.dumps(data, indent=1, allow_nan=False) if as_json else compare_text(data))
+
+
+@cli.command()
 @click.argument("folder", type=PathArg())
 @click.option(
     "--out",
@@ -291,6 +310,23 @@ def plot(folder, out, threshold, force):
         raise click.UsageError("plotting needs matplotlib: pip install 'mcengine[plot]'") from None
     for path in plots.plot_command(folder, out=out, threshold=threshold, overwrite=force):
         click.echo(f"wrote {path}")
+
+
+@cli.command("report")
+@click.argument("folder", type=PathArg())
+@click.option("--out", type=PathArg(), default=None, help="FILE.html [default: FOLDER/report.html].")
+@click.option("--force", is_flag=True, help="Replace an existing file (report.html in a results folder: always).")
+def report_(folder, out, force):
+    """Write a results FOLDER as one self-contained HTML page to share: scenario, provenance,
+    the summary tables (pooled, per regime and per channel), every figure and the scenario
+    text; it opens offline."""
+    from . import htmlreport
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise click.UsageError("the report's figures need matplotlib: pip install 'mcengine[plot]'") from None
+    click.echo(f"wrote {htmlreport.report_command(folder, out=out, overwrite=force)}")
 
 
 @cli.command()
@@ -330,6 +366,7 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
     )
     _status(quiet)(f"wrote {path}/{{events,access,paths,counts}}/ and sweep.json")
     click.echo(sweep_summary_text(json.loads((path / "sweep.json").read_text(encoding="utf-8"))))
+    _status(quiet)(f"every output of every point beside the first: mcengine compare {path}")
 
 
 @cli.command()

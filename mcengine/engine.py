@@ -106,7 +106,8 @@ def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, co
     *histograms, regime_counts = counts
     out = _sample(seed_data, first_hi, first_lo, spec, count, model)
     mask = jnp.arange(count) < n_valid
-    values = (model.layout.event_values(out), out.fan.reshape(-1, count)) + model.layout.count_values(out)
+    organisations, flags = model.layout.count_values(out)
+    values = (model.layout.event_values(out), out.fan.reshape(-1, count), aggregate.count_scale(organisations), flags)
     blocks = [jnp.zeros((count,), jnp.int32)] + ([1 + out.regime] if model.regimes else [])
     for block in blocks:
         histograms = [
@@ -144,7 +145,8 @@ def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, 
         )
         first = out.trajectories_first()  # unused fields cost nothing: the compiler drops them
         kept = (first.regime, first.t_first, first.diffusion, first.inputs) if keep else ()
-        pilot = (first.fan[None, :head].reshape(1, head, -1), model.layout.count_values(out)[0][:, :head].T[None])
+        organisations = aggregate.count_scale(model.layout.count_values(out)[0][:, :head])
+        pilot = (first.fan[None, :head].reshape(1, head, -1), organisations.T[None])
         return tuple(c[None] for c in new), kept, pilot
 
     sharded = jax.shard_map(

@@ -11,13 +11,16 @@ from .results import Results
 
 
 def fmt(x, spec: str) -> str:
-    """A number for the terminal: ``format(x, spec)``; a dash for null or NaN (censored or
-    undefined), yes/no for a flag."""
+    """A number for the terminal: ``format(x, spec)``, never a negative zero; a dash for
+    null or NaN (censored or undefined), yes/no for a flag."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "—"
     if isinstance(x, bool):
         return "yes" if x else "no"
-    return format(x, spec)
+    out = format(x, spec)
+    if out.startswith("-") and not out.strip("-+0.,"):  # -0.001 is "0.00" ("+0.00" with "+"), not "-0.00"
+        out = ("+" if "+" in spec else "") + out[1:]
+    return out
 
 
 def pct(x) -> str:
@@ -40,17 +43,59 @@ def summary_data(results: Results) -> dict:
     """The summary as plain data (``mcengine summary --json``), all trajectories pooled:
     per threshold, the frontier's date (p5/p50/p95, calendar years) and every other row's
     lead time (years), with p_reached; per access budget, the diffusion date per threshold;
-    per regime (if any), the frontier's date per threshold; the counts of organisations.
-    Null where a quantile falls among censored trajectories. ``reached_at_start``: the
-    median date is the start (at least half the trajectories have it reached already)."""
+    per actor or group rank with ``access_via`` and channel (``trained``, ``released``),
+    the date by that channel in the trajectories where it came first (calendar year; its
+    p_reached is the share of trajectories where it did); the counts of organisations. Per
+    regime (if any) the same: the frontier's date and the lead times per threshold, the
+    diffusion dates, the channels and the counts. Null where a quantile falls among censored
+    trajectories. ``reached_at_start``: the median date is the start (at least half the
+    trajectories have it reached already)."""
     m = results.metadata
+    events = results.events.to_pylist()
+    access = results.access.to_pylist()
+    counted = [] if results.counts is None else [r for r in results.counts.to_pylist() if r["basis"] == "reached"]
+    part = lambda regime: _part(
+        m,
+        [r for r in events if r["regime"] == regime],
+        [r for r in access if r["regime"] == regime],
+        [r for r in counted if r["regime"] == regime],
+    )
+    pooled = part(None)
+    regimes = []
+    for name in results.regimes():
+        p = part(name)
+        regimes.append(
+            {
+                "regime": name,
+                "frontier_date": {t["threshold"]: t["frontier_date"] for t in p["thresholds"]},
+                "lead_time": {t["threshold"]: t["lead_time"] for t in p["thresholds"]},
+                **{k: p[k] for k in ("diffusion", "channels", "counts")},
+            }
+        )
+    return {
+        "scenario": m["scenario"],
+        "trajectories": m["trajectories"],
+        "seed": m["seed"],
+        "start": m.get("start"),
+        "horizon": m.get("horizon"),
+        "device": f"{m['platform']} ({m['device_kind']})",
+        "thresholds": pooled["thresholds"],
+        "diffusion": pooled["diffusion"],
+        "regimes": regimes,
+        "counts": pooled["counts"],
+        "channels": pooled["channels"],
+    }
+
+
+def _part(m: dict, events: list[dict], access: list[dict], counted: list[dict]) -> dict:
+    """The summary of one regime's rows (or of the pooled rows): thresholds (frontier date
+    and lead times), diffusion, channels and counts, as in :func:`summary_data`."""
     start = m.get("start")
     resolution = m.get("resolution_years") or 0.0
     at_start = lambda r: start is not None and r["p50"] is not None and r["p50"] - start <= resolution
     stats = lambda r: {**{k: r[k] for k in ("p_reached", "p5", "p50", "p95")}, "reached_at_start": at_start(r)}
     label = lambda r: f"{r['actor']} #{r['rank']}" if r["row_kind"] == "group" else r["actor"]
-    events = [r for r in results.events.to_pylist() if r["channel"] is None]
-    ev = [r for r in events if r["regime"] is None]
+    ev = [r for r in events if r["channel"] is None]
     dates = {(label(r), r["threshold"]): r for r in ev if r["metric"] == "t_first"}
     thresholds = []
     for r in ev:
@@ -69,69 +114,70 @@ def summary_data(results: Results) -> dict:
                     "lead_time": leads,
                 }
             )
-    access = [r for r in results.access.to_pylist() if r["regime"] is None]
     diffusion = [
         {"budget_usd": b, "dates": {r["threshold"]: stats(r) for r in access if r["budget_usd"] == b}}
         for b in dict.fromkeys(r["budget_usd"] for r in access)
     ]
-    regimes = [
+    by_channel = [r for r in events if r["channel"] is not None and r["metric"] == "t_first"]
+    channels = [
         {
-            "regime": name,
-            "frontier_date": {
-                r["threshold"]: stats(r)
-                for r in events
-                if r["regime"] == name and r["metric"] == "t_first" and r["actor"] == "frontier"
-            },
+            "actor": actor,
+            "channel": channel,
+            "dates": {r["threshold"]: stats(r) for r in by_channel if (label(r), r["channel"]) == (actor, channel)},
         }
-        for name in results.regimes()
+        for actor, channel in dict.fromkeys((label(r), r["channel"]) for r in by_channel)
     ]
     counts = []
-    if results.counts is not None:
-        rows = [r for r in results.counts.to_pylist() if r["regime"] is None and r["basis"] == "reached"]
-        first = start if start is not None else min((r["year"] for r in rows), default=0.0)
-        shown = [first + k for k in COUNT_YEARS if any(r["year"] == first + k for r in rows)]
-        for name in dict.fromkeys(r["threshold"] for r in rows):
-            by_year = {r["year"]: r for r in rows if r["threshold"] == name}
-            counts.append(
-                {
-                    "threshold": name,
-                    "by_year": {f"{y:g}": {k: by_year[y][k] for k in ("p5", "p50", "p95")} for y in shown},
-                }
-            )
-    return {
-        "scenario": m["scenario"],
-        "trajectories": m["trajectories"],
-        "seed": m["seed"],
-        "start": start,
-        "horizon": m.get("horizon"),
-        "device": f"{m['platform']} ({m['device_kind']})",
-        "thresholds": thresholds,
-        "diffusion": diffusion,
-        "regimes": regimes,
-        "counts": counts,
-    }
+    first = start if start is not None else min((r["year"] for r in counted), default=0.0)
+    shown = [first + k for k in COUNT_YEARS if any(r["year"] == first + k for r in counted)]
+    for name in dict.fromkeys(r["threshold"] for r in counted):
+        by_year = {r["year"]: r for r in counted if r["threshold"] == name}
+        counts.append(
+            {"threshold": name, "by_year": {f"{y:g}": {k: by_year[y][k] for k in ("p5", "p50", "p95")} for y in shown}}
+        )
+    return {"thresholds": thresholds, "diffusion": diffusion, "channels": channels, "counts": counts}
 
 
 COUNT_YEARS = (2, 4, 6, 8, 10)  # years after the start shown in the summary's counts
 
 
-def _date(x: dict, at_start: str = "at start") -> str:
+def date_text(x: dict, at_start: str = "at start") -> str:
     """A median date for the terminal; the median of a threshold reached at the start reads
     ``at_start`` rather than the start year (or a lead of +0.00)."""
     return at_start if x.get("reached_at_start") else fmt(x["p50"], ".2f")
 
 
-def _with_share(cell: str, x: dict) -> str:
+def with_share(cell: str, x: dict) -> str:
     """A cell followed by its share reached by the horizon, if below 100%."""
     p = x.get("p_reached")
     return cell if p is None or p >= 1 else f"{cell} ({pct(p)})"
 
 
+def date_cell(x: dict | None) -> str:
+    """A median date with its share reached if below 100%; empty for no record."""
+    return "" if x is None else with_share(date_text(x), x)
+
+
+def lead_cell(x: dict | None) -> str:
+    """A median lead time (years, signed) with its share reached if below 100%; empty for no
+    record."""
+    return "" if x is None else with_share(date_text(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
+
+
+def usd(x: float) -> str:
+    """A $ amount in brief: $300, $100k, $10M, $1B, $1.5T."""
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"${x / scale:.3g}{unit}"
+    return f"${x:.3g}"
+
+
 def summary_text(results: Results, width: int = 110) -> str:
     """The summary printed by ``mcengine run`` and ``mcengine summary``: per threshold, the
     frontier's median date with its 90% interval and the share reached by the horizon, then
-    each actor's median lead time, each access budget's median diffusion date, the
-    frontier's median date per regime, and the counts of organisations."""
+    each actor's median lead time, each access budget's median diffusion date, the dates by
+    channel (if any actor has ``access_via``), per regime (if any) the frontier's median
+    date, the lead times and the diffusion dates, and the counts of organisations."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
@@ -148,7 +194,7 @@ def summary_text(results: Results, width: int = 110) -> str:
         frontier.add_row(
             t["threshold"],
             t["kind"],
-            _date(f, "reached at start"),
+            date_text(f, "reached at start"),
             f"{fmt(f['p5'], '.2f')} – {fmt(f['p95'], '.2f')}",
             pct(f["p_reached"]),
         )
@@ -160,16 +206,13 @@ def summary_text(results: Results, width: int = 110) -> str:
             "reached by the horizon follows if below 100%)"
         )
         lead = Table(box=box.SIMPLE_HEAD)
-        lead.add_column("actor")
+        lead.add_column("actor", no_wrap=True)
         for t in d["thresholds"]:
             lead.add_column(t["threshold"], justify="right")
         for a in actors:
             cells = []
             for t in d["thresholds"]:
-                x = t["lead_time"].get(a)
-                cells.append(
-                    "" if x is None else _with_share(_date(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
-                )
+                cells.append(lead_cell(t["lead_time"].get(a)))
             lead.add_row(a, *cells)
         out.append(lead)
     names = [t["threshold"] for t in d["thresholds"]]
@@ -179,24 +222,48 @@ def summary_text(results: Results, width: int = 110) -> str:
             f"it can at the start; the share reached{by} follows if below 100%)"
         )
         table = Table(box=box.SIMPLE_HEAD)
-        table.add_column("budget")
+        table.add_column("budget", no_wrap=True)
         for n in names:
             table.add_column(n, justify="right")
         for a in d["diffusion"]:
             table.add_row(
                 f"${a['budget_usd']:,.0f}",
-                *(_with_share(_date(a["dates"][n]), a["dates"][n]) if n in a["dates"] else "" for n in names),
+                *(date_cell(a["dates"].get(n)) for n in names),
+            )
+        out.append(table)
+    if d["channels"]:
+        titles.append(
+            "Share of trajectories in which each channel gave the capability first (dates by channel: --json "
+            "or mcengine report)"
+        )
+        table = Table(box=box.SIMPLE_HEAD)
+        table.add_column("actor", no_wrap=True)
+        table.add_column("channel", no_wrap=True)
+        for n in names:
+            table.add_column(n, justify="right")
+        for c in d["channels"]:
+            table.add_row(
+                c["actor"], c["channel"], *(pct(c["dates"][n]["p_reached"]) if n in c["dates"] else "" for n in names)
             )
         out.append(table)
     if d["regimes"]:
-        titles.append("Frontier median date per regime (calendar year)")
+        titles.append(
+            "Frontier median date per regime (calendar year), below it each actor's median lead time (years) "
+            "and each budget's median diffusion date (calendar year) in that regime"
+        )
         table = Table(box=box.SIMPLE_HEAD)
-        table.add_column("regime")
+        table.add_column("regime", no_wrap=True)
         for n in names:
             table.add_column(n, justify="right")
-        for g in d["regimes"]:
+        for i, g in enumerate(d["regimes"]):
+            if i:
+                table.add_section()
             dates = g["frontier_date"]
-            table.add_row(g["regime"], *(_with_share(_date(dates[n]), dates[n]) if n in dates else "" for n in names))
+            table.add_row(g["regime"], *(date_cell(dates.get(n)) for n in names))
+            for a in dict.fromkeys(a for leads in g["lead_time"].values() for a in leads):
+                table.add_row(f"  {a}", *(lead_cell(g["lead_time"].get(n, {}).get(a)) for n in names))
+            for a in g["diffusion"]:
+                table.add_row(f"  {usd(a['budget_usd'])} access", *(date_cell(a["dates"].get(n)) for n in names))
         out.append(table)
     if d["counts"] and d["counts"][0]["by_year"]:
         years = list(d["counts"][0]["by_year"])
@@ -205,7 +272,7 @@ def summary_text(results: Results, width: int = 110) -> str:
             "group member; median and 90% interval)"
         )
         table = Table(box=box.SIMPLE_HEAD)
-        table.add_column("threshold")
+        table.add_column("threshold", no_wrap=True)
         for y in years:
             table.add_column(y, justify="right")
         for c in d["counts"]:
@@ -272,7 +339,7 @@ def sweep_summary_text(manifest: dict, width: int = 110, per_table: int = 7) -> 
     )
     for first in range(0, len(points), per_table):
         table = Table(box=box.SIMPLE_HEAD)
-        table.add_column("threshold")
+        table.add_column("threshold", no_wrap=True)
         shown = range(first, min(first + per_table, len(points)))
         for i in shown:
             table.add_column(f"#{i}", justify="right")

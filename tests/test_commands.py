@@ -1,12 +1,13 @@
 """Every command on every built-in scenario, at a small number of trajectories.
 
 One ``mcengine run`` per built-in (module-scoped, in-process: the compile dominates and is
-shared), then ``validate``, ``summary``, ``summary --json``, ``plot``, ``sensitivity`` and
-``backtest`` on each, ``sweep`` on a few, and the README's pandas example on each results
-folder. A command either succeeds or, where it does not apply (a backtest of a scenario
-without a group), refuses in one line with exit status 2; never exit status 1 (a bug) and
-never a traceback. Every command uses the same number of trajectories, so the sampling
-programs compiled for ``run`` serve ``sensitivity`` and ``backtest`` too.
+shared), then ``validate``, ``summary``, ``summary --json``, ``compare`` (with baseline's),
+``plot``, ``report``, ``sensitivity`` and ``backtest`` on each, ``sweep`` (and ``compare`` of its
+points) on a few, and the README's pandas example on each results folder. A command
+either succeeds or, where it does not apply (a backtest of a scenario without a group),
+refuses in one line with exit status 2; never exit status 1 (a bug) and never a traceback.
+Every command uses the same number of trajectories, so the sampling programs compiled for
+``run`` serve ``sensitivity`` and ``backtest`` too.
 """
 
 from __future__ import annotations
@@ -115,6 +116,15 @@ def test_plot(name, folder):
 
 
 @pytest.mark.parametrize("name", BUILTINS)
+def test_report(name, folder):
+    pytest.importorskip("matplotlib")
+    assert ok(cli("report", folder(name))).strip() == f"wrote {folder(name) / 'report.html'}"
+    page = (folder(name) / "report.html").read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") >= 4
+    assert all(f"<th scope='row'>{t}</th>" in page for t in mcengine.read_results(folder(name)).thresholds())
+
+
+@pytest.mark.parametrize("name", BUILTINS)
 def test_sensitivity(name, tmp_path):
     out = tmp_path / "sens"
     code, _, err = cli("sensitivity", name, "-n", N, "--out", out, "--output", "lead_times")
@@ -193,6 +203,16 @@ def test_sweep(name, tmp_path):
     assert len(manifest["points"]) == 2
     assert sorted(p.name for p in out.iterdir()) == [".mcengine", "access", "counts", "events", "paths", "sweep.json"]
     assert json.loads((out / ".mcengine").read_text())["kind"] == "sweep"
+    assert "2 runs; the reference is " in ok(cli("compare", out))
+
+
+@pytest.mark.parametrize("name", BUILTINS)
+def test_compare_with_baseline(name, folder):
+    text = ok(cli("compare", folder("baseline"), folder(name)))
+    assert "2 runs; the reference is " in text and "Frontier date" in text
+    data = json.loads(ok(cli("compare", folder("baseline"), folder(name), "--json")), parse_constant=pytest.fail)
+    thresholds = {t.name for t in mcengine.load_scenario(name).thresholds}
+    assert thresholds <= {r["threshold"] for r in data["frontier_date"]}
 
 
 def readme_block(heading: str) -> str:
@@ -215,7 +235,10 @@ def test_matrix_covers_every_command():
     """A new command must join this matrix: the commands tested here are all there are."""
     from mcengine.cli import cli as group
 
-    tested = {"run", "validate", "summary", "plot", "sensitivity", "backtest", "sweep", "scenarios", "calibrate"}
+    tested = {
+        *("run", "validate", "summary", "compare", "plot", "report", "sensitivity", "backtest", "sweep", "scenarios"),
+        "calibrate",
+    }
     assert set(group.commands) == tested
     assert ok(cli("scenarios")).count("\n") == len(BUILTINS)
     assert os.environ.get("MCENGINE_CACHE") == "0"

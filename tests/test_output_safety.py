@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import mcengine
+import mcengine.api
 from mcengine import io
 
 from .conftest import exit_code, scenario_toml

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -98,6 +99,48 @@ def test_censored_quantiles_are_null_not_sentinels():
             nulls += r[f"p{q}"] is None
     partly = [r["p_reached"] for r in access.to_pylist() if 0.05 < r["p_reached"] < 0.95]
     assert partly and 0 < nulls < 9 * access.num_rows, (partly, nulls)
+
+
+def test_count_quantiles_match_numpy_on_the_same_trajectories():
+    """counts.parquet against numpy's ``inverted_cdf`` quantiles of the very same
+    trajectories' counts: exact below aggregate.COUNT_EXACT, within half a COUNT_RATIO step
+    above, for counts that spread from tens to millions of organisations between
+    trajectories (a pilot-sized linear bin once put the p5 and the median at 0)."""
+    from mcengine import aggregate
+
+    group = {
+        "name": "orgs",
+        "count": 50,
+        "ranks": [1],
+        "budget": {"lognormal": [1e5, 3e7]},
+        "growth": 0.3,
+        "entry": {"per_year": {"lognormal": [3.0, 3e3]}, "per_year_growth": {"uniform": [0.0, 0.35]}, "budget": 1e6},
+    }
+    s = mcengine.parse_scenario(
+        scenario_toml(
+            scenario={"name": "spread", "start": 2025.0, "horizon": 2037.0, "steps_per_year": 4},
+            groups=[group],
+            thresholds=[{"name": "p20", "flop": 1e20, "kind": "physical"}],
+        )
+    )
+    n, seed = 3000, 4
+    rows = mcengine.run(s, trajectories=n, seed=seed).tables()["counts"].to_pylist()
+    counts = mcengine.sample_trajectories(s, n, seed).counts[:, :, 0].astype(np.float64)  # [N, years]
+    exact = above = 0
+    largest = 0.0
+    for r in (r for r in rows if r["regime"] is None and r["basis"] == "reached"):
+        x = counts[:, round(r["year"] - s.start)]
+        for q in (5, 25, 50, 75, 95):
+            want = np.quantile(x, q / 100, method="inverted_cdf")
+            if want < aggregate.COUNT_EXACT:
+                assert r[f"p{q}"] == want, (r["year"], q)
+                exact += 1
+            else:
+                assert r[f"p{q}"] == pytest.approx(want, rel=(aggregate.COUNT_RATIO - 1) / 2 + 1e-3), (r["year"], q)
+                above += 1
+                largest = max(largest, want)
+        assert r["mean"] == pytest.approx(x.mean(), rel=(aggregate.COUNT_RATIO - 1) / 2 + 1e-3)
+    assert exact > 10 and above > 10 and largest > 100 * aggregate.COUNT_EXACT, (exact, above, largest)
 
 
 def test_every_file_records_provenance(small_run):
