@@ -289,18 +289,21 @@ def compare(folders, as_json):
     "--out",
     type=PathArg(),
     default=None,
-    help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead and -access beside it [default: FOLDER/plots.png].",
+    help="FILE.png, .svg or .pdf: writes FILE-fan, -cdf, -lead, -access (and -counts, -regimes, -channels when "
+    "the results have them) beside it [default: FOLDER/plots.png].",
 )
 @click.option(
     "--threshold",
     default=None,
-    help="Threshold for the date and lead-time plots [default: the first the frontier reaches in the median].",
+    help="Threshold for the date, lead-time, regime and channel plots [default: the first the frontier reaches "
+    "in the median].",
 )
 @click.option("--force", is_flag=True, help="Replace existing figure files outside a results folder.")
 def plot(folder, out, threshold, force):
     """Draw a results FOLDER: fan chart of effective compute with the thresholds, the
-    distribution of each actor's date for one threshold, lead times, and the access and
-    performance effects side by side."""
+    distribution of each actor's date for one threshold, lead times, the access and
+    performance effects side by side, and the counts, regimes and channels when the results
+    have them."""
     try:
         from . import plot as plots
     except ImportError:
@@ -378,15 +381,27 @@ def sweep(scenario, axes, fixed, trajectories, seed, out, force, quiet):
     help="Folder for sensitivity.parquet [default: ./mcengine-results/<scenario name>-sensitivity].",
 )
 @click.option("--force", is_flag=True, help="Replace the output folder if it exists and mcengine wrote it.")
-def sensitivity(scenario, trajectories, seed, overrides, out, force):
+@click.option(
+    "--output",
+    "chart_output",
+    default=None,
+    help="Output of tornado.png: t_first, lead_time or diffusion_date [default: t_first].",
+)
+@click.option(
+    "--actor", default=None, help="Its actor, group rank ('labs #5') or budget ('$1e+06') [default: the first]."
+)
+@click.option("--threshold", default=None, help="Its threshold [default: the middle one].")
+def sensitivity(scenario, trajectories, seed, overrides, out, force, chart_output, actor, threshold):
     """Which uncertain input drives which output: rank correlation and first-order
     variance share per input and output, censoring handled explicitly. Writes
-    sensitivity.parquet and prints the top drivers."""
+    sensitivity.parquet and tornado.png (of the output chosen by --output, --actor and
+    --threshold) and prints the top drivers."""
     from . import sensitivity as sens
 
     s = load_scenario(scenario, overrides)
     out = out if out is not None else Path("mcengine-results") / f"{s.name}-sensitivity"
     io.check_output_folder(out, overwrite=force)
+    chart = sens.choose(sens.output_keys(s), chart_output, actor, threshold)  # refused before sampling
     table = sens.sensitivity(s, trajectories, seed)
     lines = [
         f"{label:<28} {threshold:<16} "
@@ -401,7 +416,7 @@ def sensitivity(scenario, trajectories, seed, overrides, out, force):
     try:
         from . import plot as plots
 
-        fig = plots.tornado(table)
+        fig = plots.tornado(table, chart[0], sens.label(chart[1], chart[2]), chart[3])
     except ImportError:
         fig = None
     with io.atomic_folder(out, overwrite=force, kind="sensitivity", scenario=s.name) as tmp:

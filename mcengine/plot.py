@@ -1,5 +1,11 @@
 """Figures of a results folder, ready for a paper: fan chart of effective compute, CDF of
-first-reach dates, lead times, and the access / performance effects.
+first-reach dates, lead times, the access / performance effects, and (where the results
+have them) counts of organisations, the frontier per regime, and dates per channel.
+
+Axes frame the answers: a time axis ends a little after the latest p95 date it shows
+(capped at the horizon, which it reaches when a row has no p95 date), effective-compute
+axes run from the lowest median to a margin above the highest threshold in view, and a
+curve lying on another is drawn broken with other markers and says which it overlaps.
 
 Every function takes a :class:`mcengine.Results` or the path of a results folder and
 returns a :class:`matplotlib.figure.Figure`. Figures are made without pyplot, on the
@@ -27,8 +33,10 @@ from .errors import ArgumentError, DataError, OutputError
 from .results import Row, read_results
 
 EXTENSIONS = (".png", ".svg", ".pdf")
-FIGURES = ("fan", "cdf", "lead", "access")
+FIGURES = ("fan", "cdf", "lead", "access")  # drawn for every run
+OPTIONAL_FIGURES = ("counts", "regimes", "channels")  # drawn when the run has counts, regimes, channels
 BAND_ALPHA = (0.10, 0.22)  # p5-p95, p25-p75
+FRAME = "p95"  # time axes end a little after the latest of these dates
 NOTE = dict(fontsize=7.5, color="0.35")
 FRONTIER_COLOR = "black"
 PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
@@ -79,11 +87,12 @@ def fan_chart(results, regime=None):
             _say(axes[0], "no effective-compute series (effective:<row>) in paths.parquet")
             return fig
         effective = [t for t in d.thresholds if t.kind == "effective"]
-        values = np.concatenate([p[k] for p in series.values() for k in ("p5", "p50", "p95")])
-        lo, hi = np.nanmin(values), np.nanmax(values)
-        shown = [t for t in effective if lo - 1 <= t.log10 <= hi + 1]
-        ylo = min([lo] + [t.log10 for t in shown])
-        yhi = max([hi] + [t.log10 for t in shown])
+        end, cut = d.frame_end(d.dates("t_first", effective))
+        (ylo, yhi), shown, off_top = _frame_levels(list(series.values()), effective, end)
+        overlaps = {}
+        for actor in entities:
+            ranks = {row: series[row]["p50"] for row in d.rows if row.actor == actor and row in series}
+            overlaps.update(_overlapping(ranks, tol=0.05))
         frontier = next((p for row, p in series.items() if row.actor == d.frontier), None)
         for ax, actor in zip(axes, entities):
             rows = [row for row in d.rows if row.actor == actor and row in series]
@@ -94,13 +103,21 @@ def fan_chart(results, regime=None):
                 ax.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=BAND_ALPHA[0] * fade * 1.3, lw=0)
                 ax.fill_between(p["year"], p["p25"], p["p75"], color=c, alpha=BAND_ALPHA[1] * fade, lw=0)
             for row in rows:
+                ls, marker = _overlap_style(overlaps, row)
+                under = overlaps.get(row)
                 ax.plot(
                     series[row]["year"],
                     series[row]["p50"],
                     color=d.color(row),
                     lw=1.6,
-                    label=f"#{row.rank}" if group else row.display,
+                    ls=ls,
+                    marker=marker,
+                    markevery=0.1,
+                    ms=3.5,
+                    mfc="white",
+                    label=(f"#{row.rank}" if group else row.display) + (f" (overlaps #{under.rank})" if under else ""),
                     gid="median",
+                    zorder=2.5 if under else 2.2,
                 )
             if frontier is not None and actor != d.frontier:
                 ax.plot(
@@ -132,13 +149,11 @@ def fan_chart(results, regime=None):
         if n > 1 and len(axes) > n:
             _key(axes[n])
         ax0 = axes[0]
-        ax0.set_xlim(d.start, d.horizon)
-        ax0.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
+        ax0.set_xlim(d.start, end)
+        ax0.set_ylim(ylo, yhi)
         for k, ax in enumerate(axes[:n]):  # threshold names right of the last panel of each row
             if k % ncols == ncols - 1 or k == n - 1:
-                _margin_labels(
-                    ax, [(t.log10, t.label, "0.3") for t in shown], x_from=d.horizon, fontsize=7, leaders=False
-                )
+                _margin_labels(ax, [(t.log10, t.label, "0.3") for t in shown], x_from=end, fontsize=7, leaders=False)
         _pow10(ax0.yaxis)
         _years(ax0.xaxis)
         for k, ax in enumerate(axes[:n]):
@@ -160,6 +175,12 @@ def fan_chart(results, regime=None):
             notes.append(f"Thresholds outside the range shown: {', '.join(hidden)}.")
         if missing:
             notes.append(f"No fan-chart data for: {', '.join(missing)}.")
+        if off_top:
+            notes.append(_off_top(yhi))
+        if cut:
+            notes.append(d.cut_note(end, "the thresholds shown"))
+        if overlaps:
+            notes.append("Broken or marked lines lie on (within 0.05 OOM of) the line named in their label.")
         _notes(fig, notes)
     return fig
 
@@ -169,56 +190,72 @@ def threshold_cdf(results, threshold, regime=None):
     every group rank first reaches ``threshold`` (events ``t_first``, all channels
     combined). Drawn through the stored quantiles (markers) joined by straight lines
     (linear interpolation), then on to the share reached by the horizon; the censored
-    rest is a bar at the horizon and labelled "not by <horizon>: X%" in the legend."""
+    rest is a bar at the horizon and labelled "not by <horizon>: X%" in the legend. The
+    time axis ends a little after the latest p95 date (at the horizon if a row has none);
+    a curve lying on an earlier one is drawn broken, with other markers, and says so."""
     d = _Data(results, regime)
     thr = d.threshold(threshold)
+    rows = [(row, r) for row, r in d.event_rows("t_first", thr.name) if r["p_reached"] is not None and r["n"]]
+    end, cut = d.frame_end([r[FRAME] for _, r in rows])
     with _style():
         fig, ax = _figure(8.0, 4.8)
         _title(fig, d, f"date of first reaching {thr.describe}")
         ax.set_xlabel("Year")
         ax.set_ylabel("Cumulative share of trajectories\nthat have reached the threshold")
-        ax.set_xlim(d.start - 0.012 * (d.horizon - d.start), d.horizon + 0.012 * (d.horizon - d.start))
+        ax.set_xlim(d.start - 0.012 * (end - d.start), end + 0.012 * (end - d.start))
         ax.set_ylim(0, 1.02)
         _years(ax.xaxis)
         ax.yaxis.set_major_formatter(_percent())
         ax.grid(color="0.92", lw=0.5)
         ax.set_axisbelow(True)
-        missing, censored, at_start, drawn, dodge = [], [], [], 0, 0
+        found = {row for row, _ in rows}
+        missing = [row.display for row, _ in d.event_rows("t_first", thr.name) if row not in found]
+        censored, at_start, drawn, dodge = [], [], 0, 0
         tol = max(1e-3, 2 * float(d.meta.get("resolution_years") or 0.0))  # "at the start", within the bins
-        rows = d.event_rows("t_first", thr.name)
         width_pt = fig.get_size_inches()[0] * ax.get_position().width * 0.8 * 72  # roughly, after layout
-        step = 3.0 / width_pt * (d.horizon - d.start)  # bars at the horizon 3 pt apart
+        step = 3.0 / width_pt * (end - d.start)  # bars at the horizon 3 pt apart
+        overlaps = _overlapping({row: _cdf_key(r, end - d.start) for row, r in rows}, tol=0.01 * (end - d.start))
         for row, r in rows:
-            pts = [(r[k], q) for q, k in ((q, io.quantile_column(q)) for q in io.QUANTILES) if r[k] is not None]
             reached = r["p_reached"]
-            if reached is None or not r["n"]:
-                missing.append(row.display)
-                continue
             c = d.color(row)
-            x = [v for v, _ in pts]
-            y = [q for _, q in pts]
-            label = f"{row.display} \u2014 not by {d.horizon:g}: {_pct(1 - reached)}"
-            lw = 1.9 if row.actor == d.frontier else 1.3
-            z = 3 if row.actor == d.frontier else 2
-            ax.plot(x, y, color=c, lw=lw, label=label, gid="cdf", marker="o", ms=2.4, zorder=z)
-            if pts and reached > y[-1] + 1e-9:  # only the end point is known: dotted
-                ax.plot([x[-1], d.horizon], [y[-1], reached], color=c, lw=lw * 0.7, ls=(0, (1, 1.5)), zorder=z)
-            # the censored mass: a bar at the horizon from the share reached up to 100%
-            visible = 1.0 - reached >= 0.005
-            xb = d.horizon - dodge * step if visible else d.horizon
-            if visible:
-                ax.plot([xb, xb], [reached, 1.0], color=c, lw=2.4, alpha=0.6, solid_capstyle="butt")
-                dodge += 1
-            ax.plot([xb], [reached], "o", ms=3.8, color=c, mec="white", mew=0.5, zorder=4)
-            if 1.0 - reached >= 0.02:
-                censored.append((xb, reached, c))
+            under = overlaps.get(row)
+            label = f"{row.display} \u2014 not by {d.horizon:g}: {_pct(1 - reached)}" + (
+                f" (overlaps {under.display})" if under else ""
+            )
+            frontier = row.actor == d.frontier
+            ls, marker = _overlap_style(overlaps, row)
+            x, _ = _cdf_line(
+                ax,
+                r,
+                d.horizon,
+                color=c,
+                lw=1.9 if frontier else 1.3,
+                ls=ls,
+                marker=marker or "o",
+                label=label,
+                zorder=3.5 if under else (3 if frontier else 2),
+                ms=3.2 if under else 2.4,
+                mfc="white" if under else c,
+            )
+            if not cut:  # the censored mass: a bar at the horizon from the share reached up to 100%
+                visible = 1.0 - reached >= 0.005
+                xb = d.horizon - dodge * step if visible else d.horizon
+                if visible:
+                    ax.plot([xb, xb], [reached, 1.0], color=c, lw=2.4, alpha=0.6, solid_capstyle="butt")
+                    dodge += 1
+                ax.plot([xb], [reached], "o", ms=3.8, color=c, mec="white", mew=0.5, zorder=4)
+                if 1.0 - reached >= 0.02:
+                    censored.append((xb, reached, c))
             if r["p50"] is not None and r["p50"] <= d.start + tol:
-                at_start.append(f"{row.display} (\u2265{_pct(max(q for v, q in pts if v <= d.start + tol))})")
+                at_start.append(
+                    f"{row.display} (\u2265{_pct(max(q for v, q in _cdf_points(r) if v <= d.start + tol))})"
+                )
             drawn += 1
         if not drawn:
             _say(ax, f"no t_first rows for threshold {thr.name}")
             return fig
-        ax.axvline(d.horizon, color="0.4", lw=0.7, ls=":", zorder=1)
+        if not cut:
+            ax.axvline(d.horizon, color="0.4", lw=0.7, ls=":", zorder=1)
         if len(censored) <= 4:  # few enough to say at the bars themselves (the legend says it for all)
             y_prev = None
             for xb, reached, c in sorted(censored, key=lambda e: -e[1]):
@@ -238,25 +275,30 @@ def threshold_cdf(results, threshold, regime=None):
                     zorder=5,
                 )
                 y_prev = y
-        ax.annotate(
-            f"horizon {d.horizon:g}",
-            xy=(d.horizon, 0.02),
-            xytext=(-3, 0),
-            textcoords="offset points",
-            ha="right",
-            va="bottom",
-            rotation=90,
-            fontsize=7,
-            color="0.35",
-        )
+        if not cut:
+            ax.annotate(
+                f"horizon {d.horizon:g}",
+                xy=(d.horizon, 0.02),
+                xytext=(-3, 0),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                rotation=90,
+                fontsize=7,
+                color="0.35",
+            )
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=7.5, handlelength=1.6)
-        notes = [
-            "Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
-            "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
-            "the share reached by the horizon (dot), of which only the end is known. Bar above a dot: "
-            f"trajectories not reaching the threshold by {d.horizon:g} (censored)."
-            + (" Dates combine every channel (own training and open release)." if d.channels else "")
-        ]
+        notes = [_CDF_NOTE + (" Dates combine every channel (own training and open release)." if d.channels else "")]
+        notes.append(
+            d.cut_note(end, "any row")
+            + " Shares not reached by the horizon are in the legend; the dotted segments run on to them."
+            if cut
+            else "Bar above a dot: trajectories not reaching the threshold by the horizon (censored)."
+        )
+        if overlaps:
+            notes.append(
+                "A broken line with open markers lies on the curve named in its label (within 1% of the axis)."
+            )
         if at_start:
             notes.append(
                 f"Already at or above the threshold at the start ({d.start:g}), drawn as a vertical line "
@@ -268,6 +310,38 @@ def threshold_cdf(results, threshold, regime=None):
             notes.append(f"No data for: {', '.join(missing)}.")
         _notes(fig, notes)
     return fig
+
+
+_CDF_NOTE = (
+    "Only quantiles are stored: markers are p1, p5, p10, p25, p50, p75, p90, p95, p99, joined by straight "
+    "lines (linear interpolation of the CDF); a dotted segment runs from the last stored quantile to "
+    "the share reached by the horizon, of which only the end is known."
+)
+
+
+def _cdf_points(r) -> list[tuple[float, float]]:
+    """(date, cumulative share) at each stored quantile of an events record."""
+    return [(r[k], q) for q, k in ((q, io.quantile_column(q)) for q in io.QUANTILES) if r[k] is not None]
+
+
+def _cdf_key(r, scale: float) -> np.ndarray:
+    """The stored quantiles of an events record (NaN for null) and its share reached times
+    ``scale`` (years): curves whose keys are close lie on each other."""
+    qs = [np.nan if r[io.quantile_column(q)] is None else r[io.quantile_column(q)] for q in io.QUANTILES]
+    return np.array(qs + [r["p_reached"] * scale])
+
+
+def _cdf_line(ax, r, horizon: float, label: str, color, lw=1.3, ls="-", **kw):
+    """Draw one CDF through the stored quantiles of events record ``r``, then a dotted
+    segment on to its share reached at ``horizon``; returns the dates and shares drawn."""
+    pts = _cdf_points(r)
+    x, y = [v for v, _ in pts], [q for _, q in pts]
+    kw = {"marker": "o", "ms": 2.4, "zorder": 2, **kw}
+    ax.plot(x, y, color=color, lw=lw, ls=ls, label=label, gid="cdf", **kw)
+    reached = r["p_reached"] or 0.0
+    if pts and reached > y[-1] + 1e-9:  # only the end point is known: dotted
+        ax.plot([x[-1], horizon], [y[-1], reached], color=color, lw=lw * 0.7, ls=(0, (1, 1.5)), zorder=kw["zorder"])
+    return x, y
 
 
 def lead_times(results, threshold=None, regime=None):
@@ -352,12 +426,13 @@ def access_and_performance(results, regime=None):
         _title(fig, d, "access effect and performance effect")
         budgets = d.budgets()
         notes = []
+        end, cut = d.frame_end([r[FRAME] for r in d.access if r["n"]])
         # Left: cost to reach each threshold.
         left.set_title("Access effect: cost of a training run reaching each threshold", loc="left", fontsize=9)
         left.set_xlabel("Year")
         left.set_ylabel("Cost to reach the threshold (US$)")
         colors = _sequence(len(d.thresholds))
-        ends, lo, hi, med, missing = [], [], [], [], []
+        ends, lo, hi, missing = [], [], [], []
         for t, c in zip(d.thresholds, colors):
             p = d.path(f"cost_to_reach:{t.name}")
             if p is None or np.all(np.isnan(p["p50"])):
@@ -375,15 +450,17 @@ def access_and_performance(results, regime=None):
                 label=t.label,
                 gid="median",
             )
-            ends.append((_last(p["year"], p["p50"])[1], t.short, c))
-            lo.append(np.nanmin(np.concatenate([p["p5"], p["p50"]])))
-            hi.append(np.nanmax(np.concatenate([p["p95"], p["p50"]])))
-            med.append(np.nanmin(p["p50"]))
+            inside = p["year"] <= end + 1e-9
+            ends.append((_last(p["year"][inside], p["p50"][inside])[1], t.short, c))
+            lo.append(np.nanmin(p["p50"][inside]))
+            hi.append(np.nanmax(p["p50"][inside]))
         if ends:
-            left.set_xlim(d.start, d.horizon)
+            left.set_xlim(d.start, end)
             _years(left.xaxis)
-            ylo = max(math.floor(min(lo) - 0.3), math.floor(min(med)) - 2)
-            yhi = math.ceil(max(hi) + 0.3)
+            # the medians over the time shown, down to two orders below the smallest budget
+            levels = [math.log10(b) for b in budgets]
+            floor = math.floor(max(min(lo), min(levels) - 2) if levels else min(lo))
+            ylo, yhi = floor - 0.4, math.ceil(max([max(hi)] + levels)) + 0.4
             left.set_ylim(ylo, yhi)
             _pow10(left.yaxis, dollars=True)
             for b in budgets:
@@ -401,7 +478,7 @@ def access_and_performance(results, regime=None):
                         bbox=dict(fc="white", ec="none", alpha=0.7, pad=0.3),
                         zorder=3,
                     )
-            _margin_labels(left, ends, x_from=d.horizon)
+            _margin_labels(left, ends, x_from=end)
             left.grid(axis="y", color="0.92", lw=0.5)
             left.set_axisbelow(True)
             physical = any(t.kind == "physical" for t in d.thresholds)
@@ -416,8 +493,12 @@ def access_and_performance(results, regime=None):
                 )
                 + "."
             )
-            if min(lo) < ylo:
-                notes.append(f"Bands are cut at {_pow10_text(ylo, dollars=True)}.")
+            below = [e[1] for e in ends if e[0] < ylo]
+            if below:
+                notes.append(
+                    f"Off the bottom by {end:g} (cheaper than {_usd(10**floor)}, so within every budget shown): "
+                    f"{', '.join(below)}."
+                )
             if missing:
                 notes.append(f"No cost series for: {', '.join(missing)}.")
         else:
@@ -435,18 +516,17 @@ def access_and_performance(results, regime=None):
                 continue
             right.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=0.15, lw=0)
             right.plot(p["year"], p["p50"], color=c, lw=1.6, label=_usd(b), gid="median")
-            ends.append((_last(p["year"], p["p50"])[1], _usd(b), c))
-            lo.append(np.nanmin(np.concatenate([p["p5"], p["p50"]])))
-            hi.append(np.nanmax(np.concatenate([p["p95"], p["p50"]])))
+            inside = p["year"] <= end + 1e-9
+            ends.append((_last(p["year"][inside], p["p50"][inside])[1], _usd(b), c))
+            lo.append(p)
         if ends:
-            right.set_xlim(d.start, d.horizon)
+            right.set_xlim(d.start, end)
             _years(right.xaxis)
             effective = [t for t in d.thresholds if t.kind == "effective"]
-            ylo, yhi = min(lo), max(hi)
-            shown = [t for t in effective if ylo - 1 <= t.log10 <= yhi + 1]
-            ylo = min([ylo] + [t.log10 for t in shown])
-            yhi = max([yhi] + [t.log10 for t in shown])
-            right.set_ylim(math.floor(ylo - 0.3), math.ceil(yhi + 0.3))
+            (ylo, yhi), shown, off_top = _frame_levels(lo, effective, end)
+            if off_top:
+                notes.append(_off_top(yhi))
+            right.set_ylim(ylo, yhi)
             _pow10(right.yaxis)
             for t in shown:
                 right.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
@@ -481,64 +561,358 @@ def access_and_performance(results, regime=None):
             right.set_axis_off()
             _say(right, "no capability_at_budget:<$> series in paths.parquet")
         notes.insert(0, "Lines: median; bands: 90% of trajectories (p5-p95).")
+        if cut:
+            notes.append(d.cut_note(end, "the access dates (every budget and threshold)"))
         _notes(fig, notes)
     return fig
 
 
-def tornado(table, output: str = "t_first", actor: str = "frontier", threshold: str | None = None, top: int = 12):
-    """Tornado chart of a sensitivity table (``mcengine sensitivity``): for one output
-    (``t_first`` of the frontier, ``lead_time`` of an actor, ``diffusion_date`` of a budget)
-    and threshold, the inputs by first-order variance share, signed by their rank
-    correlation with the output (right: a larger input makes the date later)."""
+def regime_comparison(results, threshold=None):
+    """The frontier per regime: left, the CDF of its first-reach date of ``threshold``
+    (default: as :func:`save_all`) in each regime and pooled; right, its effective
+    compute per regime (median and p25-p75 band) with the effective thresholds. Needs
+    regimes (events ``regime`` not null)."""
+    d = _Data(results, None)
+    if not d.regimes:
+        raise DataError("the results have no regimes: nothing to compare")
+    thr = d.threshold(threshold or d.default_threshold())
+    parts = [(name, _Data(d.results, name)) for name in d.regimes]
+    colors = {name: PALETTE[i % len(PALETTE)] for i, (name, _) in enumerate(parts)}
+    effective = [t for t in d.thresholds if t.kind == "effective"]
+    with _style():
+        fig, (left, right) = _figure(11.0, 4.9, 1, 2)
+        _title(fig, d, f"the frontier in each regime ({len(parts)} regimes)")
+        # left: the frontier's date CDF per regime, the pooled one in black
+        curves = [(name, part, _frontier_record(part, thr.name)) for name, part in [("pooled", d), *parts]]
+        curves = [(name, part, r) for name, part, r in curves if r is not None]
+        end, cut = d.frame_end([r[FRAME] for _, _, r in curves])
+        overlaps = _overlapping({name: _cdf_key(r, end - d.start) for name, _, r in curves}, 0.01 * (end - d.start))
+        for name, part, r in curves:
+            ls, marker = _overlap_style(overlaps, name)
+            share = f"{part.share:.0%} of trajectories, " if name != "pooled" else ""
+            under = f" (overlaps {overlaps[name]})" if name in overlaps else ""
+            _cdf_line(
+                left,
+                r,
+                d.horizon,
+                label=f"{name} \u2014 {share}not by {d.horizon:g}: {_pct(1 - r['p_reached'])}{under}",
+                color=FRONTIER_COLOR if name == "pooled" else colors[name],
+                lw=2.2 if name == "pooled" else 1.4,
+                ls=(0, (3, 2)) if name == "pooled" else ls,
+                marker=marker or "o",
+                zorder=3 if name in overlaps else 2,
+            )
+        left.set_xlim(d.start - 0.012 * (end - d.start), end + 0.012 * (end - d.start))
+        left.set_ylim(0, 1.02)
+        left.set_title(f"Frontier: date of first reaching {thr.short}", loc="left", fontsize=9)
+        left.set_xlabel("Year")
+        left.set_ylabel("Cumulative share of trajectories")
+        left.yaxis.set_major_formatter(_percent())
+        _years(left.xaxis)
+        left.grid(color="0.92", lw=0.5)
+        left.legend(loc="best", fontsize=7, frameon=False, handlelength=1.8)
+        # right: the frontier's effective compute per regime
+        series = {name: part.path(f"effective:{part.rows[0].label}") for name, part in parts if part.rows}
+        series = {k: p for k, p in series.items() if p is not None and not np.all(np.isnan(p["p50"]))}
+        notes = ["Left: " + _CDF_NOTE]
+        if cut:
+            notes.append("Left: " + d.cut_note(end, "the frontier in any regime"))
+        notes.append("Right: line median, band 50% (p25-p75) of the regime's trajectories; dotted: thresholds.")
+        if series:
+            fend, fcut = d.frame_end([x for _, part in parts for x in part.dates("t_first", effective, part.rows[:1])])
+            (ylo, yhi), shown, off_top = _frame_levels(list(series.values()), effective, fend)
+            over = _overlapping({k: p["p50"] for k, p in series.items()}, tol=0.05)
+            for name, p in series.items():
+                ls, marker = _overlap_style(over, name)
+                right.fill_between(p["year"], p["p25"], p["p75"], color=colors[name], alpha=0.15, lw=0)
+                label = name + (f" (overlaps {over[name]})" if name in over else "")
+                right.plot(
+                    p["year"],
+                    p["p50"],
+                    color=colors[name],
+                    lw=1.6,
+                    ls=ls,
+                    marker=marker,
+                    markevery=0.1,
+                    ms=3.5,
+                    mfc="white",
+                    label=label,
+                    gid="median",
+                )
+            for t in shown:
+                right.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
+            right.set_xlim(d.start, fend)
+            right.set_ylim(ylo, yhi)
+            _margin_labels(right, [(t.log10, t.label, "0.3") for t in shown], x_from=fend, fontsize=7, leaders=False)
+            _pow10(right.yaxis)
+            _years(right.xaxis)
+            right.set_title("Frontier: effective compute", loc="left", fontsize=9)
+            right.set_xlabel("Year")
+            right.set_ylabel("Effective compute (FLOP)")
+            right.grid(axis="y", color="0.92", lw=0.5)
+            right.legend(loc="upper left", fontsize=7, frameon=False)
+            if off_top:
+                notes.append(_off_top(yhi))
+            if fcut:
+                notes.append("Right: " + d.cut_note(fend, "the frontier's effective thresholds in any regime"))
+        else:
+            right.set_axis_off()
+            _say(right, "no effective-compute series of the frontier per regime in paths.parquet")
+        _notes(fig, notes)
+    return fig
+
+
+def _frontier_record(d: _Data, threshold: str):
+    """The frontier's combined-channel t_first record of ``threshold`` (None if absent)."""
+    return next((r for row, r in d.event_rows("t_first", threshold) if row.actor == d.frontier and r["n"]), None)
+
+
+def channel_dates(results, threshold=None, regime=None):
+    """For every row that can reach ``threshold`` by more than one channel (events with a
+    ``channel``: own training, open release): one panel with the CDF of the date it first
+    reaches it (combined, grey) and of the date it does so by each channel first (the
+    channel's curve tops out at the share in which that channel came first)."""
+    d = _Data(results, regime)
+    thr = d.threshold(threshold or d.default_threshold())
+    if not d.channels:
+        raise DataError("the results have no channels: nothing to split")
+    by_channel = d.channel_rows("t_first", thr.name)
+    combined = dict(d.event_rows("t_first", thr.name))
+    rows = [row for row in d.rows if row in by_channel and row in combined]
+    channels = list(dict.fromkeys(c for row in rows for c in by_channel[row]))
+    styles = dict(zip(channels, ["-", (0, (4, 1.6)), (0, (1.2, 1.2)), (0, (6, 1.5, 1, 1.5))]))
+    end, cut = d.frame_end([combined[row][FRAME] for row in rows])
+    with _style():
+        n = max(len(rows), 1)
+        ncols = min(n, 3)
+        nrows = math.ceil(n / ncols)
+        fig, axes = _figure(3.3 * ncols + 0.6, 2.3 * nrows + 1.9, nrows, ncols, sharex=True, sharey=True)
+        axes = np.atleast_1d(axes).ravel()
+        _title(fig, d, f"how each row first reaches {thr.describe}, by channel")
+        for ax, row in zip(axes, rows):
+            _cdf_line(
+                ax, combined[row], d.horizon, label="either channel (first of all)", color="0.6", lw=2.6, ms=0, zorder=1
+            )
+            shares = []
+            for ch in channels:
+                r = by_channel[row].get(ch)
+                if r is None:
+                    continue
+                _cdf_line(ax, r, d.horizon, label=ch, color=_dark(d, [row]), lw=1.4, ls=styles[ch], ms=2.2, zorder=2)
+                shares.append(f"{ch} {_pct(r['p_reached'])}")
+            ax.set_title(row.display, loc="left", fontsize=9, color=_dark(d, [row]))
+            ax.text(
+                0.98,
+                0.04,
+                "first by: " + ", ".join(shares),
+                transform=ax.transAxes,
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color="0.25",
+                bbox=dict(fc="white", ec="none", alpha=0.8, pad=0.5),
+            )
+            ax.grid(color="0.92", lw=0.5)
+        for ax in axes[len(rows) :]:
+            ax.set_axis_off()
+        if not rows:
+            _say(axes[0], f"no row reaches {thr.name} by more than one channel")
+            return fig
+        axes[0].set_xlim(d.start - 0.012 * (end - d.start), end + 0.012 * (end - d.start))
+        axes[0].set_ylim(0, 1.02)
+        axes[0].yaxis.set_major_formatter(_percent())
+        _years(axes[0].xaxis)
+        for k, ax in enumerate(axes[: len(rows)]):
+            if k % ncols == 0:
+                ax.set_ylabel("Share of trajectories")
+            if k + ncols >= len(rows):
+                ax.set_xlabel("Year")
+                ax.xaxis.set_tick_params(labelbottom=True)
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper right", ncols=len(labels), fontsize=7.5, frameon=False)
+        notes = [
+            "Grey: the date a row first reaches the threshold by any channel. Each channel's curve: the date "
+            "it reaches it with that channel first, over all trajectories, so it tops out at the share in which "
+            'that channel came first ("first by"); the channels\' curves add up to the grey one.',
+            _CDF_NOTE,
+        ]
+        if cut:
+            notes.append(d.cut_note(end, "any row (either channel)"))
+        _notes(fig, notes)
+    return fig
+
+
+def counts_fan(results, regime=None):
+    """Organisations able to reach each threshold by each whole year (counts.parquet),
+    one panel per threshold: median line and p25-p75 / p5-p95 bands of the count that
+    can reach it (basis ``reached``), the median of those
+    that have also made it public (basis ``public``, broken line) where present. y: a log
+    scale (0 shown at the bottom) when the counts span more than two orders of magnitude."""
+    d = _Data(results, regime)
+    if d.counts is None:
+        raise DataError("the results have no counts (counts.parquet): nothing to draw")
+    bases = list(dict.fromkeys(r["basis"] for r in d.counts))
+    tables = {(t.name, b): d.count_series(t.name, b) for t in d.thresholds for b in bases}
+    tables = {k: v for k, v in tables.items() if v is not None}
+    thresholds = [t for t in d.thresholds if (t.name, "reached") in tables or any(k[0] == t.name for k in tables)]
+    bands = _bands([quantile for quantile in io.FAN_QUANTILES])
+    saturate = []  # the year each median first comes within 10% of its largest value
+    for p in tables.values():
+        m = np.nan_to_num(p["p50"])
+        saturate.append(float(p["year"][np.argmax(m >= 0.9 * m.max())]) if m.max() > 0 else d.start)
+    end, cut = d.frame_end(saturate)
+    values = np.concatenate([np.r_[p["p50"], p[bands[0][1]] if bands else p["p50"]] for p in tables.values()] or [[0]])
+    positive = values[values > 0]
+    log = len(positive) and positive.max() / max(positive.min(), 1.0) > 100
+    with _style():
+        n = max(len(thresholds), 1)
+        ncols = 1 if n == 1 else (2 if n <= 4 else 3)
+        nrows = math.ceil(n / ncols)
+        fig, axes = _figure(3.2 * ncols + 0.8, 2.4 * nrows + 1.6, nrows, ncols, sharex=True, sharey=True)
+        axes = np.atleast_1d(axes).ravel()
+        _title(fig, d, "organisations able to reach each threshold, by year")
+        colors = _sequence(len(thresholds))
+        for ax, t, c in zip(axes, thresholds, colors):
+            p = tables.get((t.name, "reached"))
+            if p is not None:
+                for (lo, hi), alpha in zip(bands, BAND_ALPHA):
+                    ax.fill_between(p["year"], p[lo], p[hi], color=c, alpha=alpha * 1.4, lw=0, step=None)
+                ax.plot(p["year"], p["p50"], color=c, lw=1.7, label="reached (median)", gid="median")
+            for b in bases:
+                q = tables.get((t.name, b))
+                if b != "reached" and q is not None:
+                    ax.plot(
+                        q["year"],
+                        q["p50"],
+                        color=_shade(c, 0.0),
+                        lw=1.2,
+                        ls=(0, (4, 1.8)),
+                        label=f"{b} (median)",
+                        gid="median",
+                    )
+            ax.set_title(t.short, loc="left", fontsize=9)
+            ax.grid(axis="y", color="0.92", lw=0.5)
+        for ax in axes[n:]:
+            ax.set_axis_off()
+        ax0 = axes[0]
+        ax0.set_xlim(d.start, end)
+        if log:
+            ax0.set_yscale("symlog", linthresh=1.0)
+            ax0.set_ylim(0, positive.max() * 2)
+        else:
+            ax0.set_ylim(0, max(values.max(), 1) * 1.05)
+        _years(ax0.xaxis)
+        for k, ax in enumerate(axes[:n]):
+            if k % ncols == 0:
+                ax.set_ylabel("Organisations")
+            if k + ncols >= n:
+                ax.set_xlabel("Year")
+                ax.xaxis.set_tick_params(labelbottom=True)
+        handles, labels = ax0.get_legend_handles_labels()
+        if handles:
+            ax0.legend(handles, labels, loc="upper left", fontsize=7, frameon=False)
+        notes = [
+            "Count of organisations able to train a model at the threshold by each year: line median, dark band "
+            "50% (p25-p75), light band 90% (p5-p95) of trajectories"
+            + (
+                "; broken line: the median count of those that have also made it public (t_public by then)."
+                if len(bases) > 1
+                else "."
+            )
+        ]
+        if log:
+            notes.append("y: log scale above 1 (linear from 0 to 1, so a count of 0 sits at the bottom).")
+        if cut:
+            notes.append(
+                f"Time axis ends at {end:g}, a little after every median count comes within 10% of its largest "
+                f"(horizon {d.horizon:g})."
+            )
+        _notes(fig, notes)
+    return fig
+
+
+def _bands(quantiles) -> list[tuple[str, str]]:
+    """(low, high) column pairs of the symmetric bands in ``quantiles``, widest first."""
+    qs = sorted(q for q in quantiles if q < 0.5 and any(math.isclose(1 - q, h) for h in quantiles))
+    return [(io.quantile_column(q), io.quantile_column(1 - q)) for q in qs]
+
+
+def tornado(table, output: str = "t_first", actor: str | None = None, threshold: str | None = None, top: int = 12):
+    """Tornado chart of a sensitivity table (``mcengine sensitivity``) for one output:
+    ``t_first`` of the frontier, ``lead_time`` of an actor or group rank (``labs #5``),
+    ``diffusion_date`` of a budget (``$1e+06``), at ``threshold`` (see
+    :func:`mcengine.sensitivity.choose` for the defaults and the one-line refusals). The
+    inputs by first-order variance share, signed by their rank correlation with the output
+    (right: a larger input makes the date later), at most ``top`` of them; inputs whose
+    effect is within Monte Carlo noise of none are left out, and the note says how many."""
     import pyarrow.parquet as pq
+
+    from . import sensitivity as sens
 
     if not hasattr(table, "to_pylist"):
         table = pq.read_table(Path(table) / "sensitivity.parquet" if Path(table).is_dir() else table)
-    rows = [r for r in table.to_pylist() if r["output"] == output and r["actor"] == actor]
-    thresholds = list(dict.fromkeys(r["threshold"] for r in rows))
-    if not rows:
-        raise ArgumentError(f"no sensitivity rows for {output} of {actor}")
-    threshold = threshold or thresholds[len(thresholds) // 2]
-    if threshold not in thresholds:
-        raise ArgumentError(f"unknown threshold {threshold!r}; valid thresholds: {', '.join(thresholds)}")
-    rows = [r for r in rows if r["threshold"] == threshold and r["variance_share"] is not None]
-    rows = sorted(rows, key=lambda r: r["variance_share"])[-top:]
+    records = table.to_pylist()
+    if not records:
+        raise DataError("the sensitivity table has no rows")
+    key = sens.choose([(r["output"], r["actor"], r["rank"], r["threshold"]) for r in records], output, actor, threshold)
+    output, label = key[0], sens.label(key[1], key[2])
+    rows = [r for r in records if (r["output"], r["actor"], r["rank"], r["threshold"]) == key]
+    bins = int(io.read_metadata(table).get("bins") or 20)
+    kept = [r for r in rows if not sens.no_effect(r["variance_share"], r["spearman"], r["n"], bins)]
+    dropped = len(rows) - len(kept)
+    kept = sorted(kept, key=lambda r: r["variance_share"])[-top:]
     with _style():
-        fig, ax = _figure(7.5, 0.35 * len(rows) + 1.8)
-        for i, r in enumerate(rows):
+        fig, ax = _figure(7.5, 0.35 * max(len(kept), 1) + 2.0)
+        for i, r in enumerate(kept):
             sign = -1.0 if (r["spearman"] or 0.0) < 0 else 1.0
             ax.barh(i, sign * max(r["variance_share"], 0.0), color="#b2182b" if sign > 0 else "#2166ac")
             rho = "" if r["spearman"] is None else f"  rho {r['spearman']:+.2f}"
             ax.text(
                 sign * max(r["variance_share"], 0.0),
                 i,
-                f" {r['variance_share']:.0%}{rho} ",
+                f" {r['variance_share']:.{1 if r['variance_share'] < 0.1 else 0}%}{rho} ",
                 va="center",
                 ha="left" if sign > 0 else "right",
                 fontsize=7.5,
             )
-        ax.set_yticks(range(len(rows)), [r["input"] for r in rows])
+        ax.set_yticks(range(len(kept)), [r["input"] for r in kept])
         ax.axvline(0, color="0.3", lw=0.8)
-        lim = max([abs(r["variance_share"]) for r in rows] + [0.05]) * 1.5
+        lim = max([abs(r["variance_share"]) for r in kept] + [0.05]) * 1.5
         ax.set_xlim(-lim, lim)
-        ax.set_xlabel("first-order variance share of the output's rank (sign: direction of the rank correlation)")
-        reached = rows[0]["p_reached"] if rows else None
+        ax.set_xlabel("first-order variance share of the output's rank (sign: of the rank correlation)")
+        if not kept:
+            _say(ax, "no input has an effect beyond Monte Carlo noise")
+        n, reached = rows[0]["n"], rows[0]["p_reached"]
         fig.suptitle(
-            f"{table.column('scenario')[0].as_py()}: what drives {output} of {actor} at {threshold}"
-            + (f"\n{rows[0]['n']:,} trajectories; reached by the horizon in {reached:.0%}" if rows else ""),
+            f"{records[0]['scenario']}: what drives {output} of {label} at {key[3]}"
+            + f"\n{n:,} trajectories; reached by the horizon in {reached:.0%}",
             x=0.01,
             ha="left",
             fontsize=10,
         )
+        notes = []
+        if dropped:
+            notes.append(
+                f"{dropped} of {len(rows)} inputs left out: no effect beyond Monte Carlo noise (variance share "
+                f"under {3 * math.sqrt(2 * (bins - 1)) / (n - 1):.2%} and |rho| under {3 / math.sqrt(n - 1):.3f})."
+            )
+        if len(rows) - dropped > len(kept):
+            notes.append(f"Showing the {len(kept)} largest of {len(rows) - dropped} inputs with an effect.")
+        if notes:
+            _notes(fig, notes)
     return fig
 
 
 def save_all(results, out, threshold=None) -> list[Path]:
-    """Write the four figures beside ``out`` (``.png``, ``.svg`` or ``.pdf``) as
-    ``<stem>-fan``, ``-cdf``, ``-lead`` and ``-access`` with its extension; returns
-    their paths. ``threshold`` picks the threshold of the CDF and of the lead-time chart
-    (default: the CDF shows the first threshold the frontier reaches, at the median, at
-    least a year after the start; the lead-time chart shows every threshold)."""
+    """Write every figure that applies to ``results`` beside ``out`` (``.png``, ``.svg``
+    or ``.pdf``) as ``<stem>-<name>`` with its extension, and return their paths: always
+    ``-fan``, ``-cdf``, ``-lead`` and ``-access``; ``-counts`` when the results have
+    counts, ``-regimes`` when they have regimes, ``-channels`` when they have channels
+    (see :func:`drawn_figures`). A figure of one of those kinds left beside ``out`` by
+    earlier results that do not have it is removed, so what is there is what was drawn.
+    ``threshold`` picks the threshold of the CDF, lead-time, regime and channel figures
+    (default: the first threshold the frontier reaches, at the median, at least a year
+    after the start; the lead-time chart shows every threshold)."""
     out = Path(out)
     ext = _check_extension(out)
     d = _Data(results, None)
@@ -548,16 +922,23 @@ def save_all(results, out, threshold=None) -> list[Path]:
         "cdf": lambda: threshold_cdf(d.results, thr),
         "lead": lambda: lead_times(d.results, threshold),
         "access": lambda: access_and_performance(d.results),
+        "counts": lambda: counts_fan(d.results),
+        "regimes": lambda: regime_comparison(d.results, thr),
+        "channels": lambda: channel_dates(d.results, thr),
     }
-    drawn = {name: figures[name]() for name in FIGURES}  # all drawn before any is written
+    names = drawn_figures(d)
+    drawn = {name: figures[name]() for name in names}  # all drawn before any is written
     meta = {"Creator": "mcengine"} if ext != ".png" else {"Software": "mcengine"}
-    paths = figure_paths(out)
+    paths = figure_paths(out, names)
+    stale = [p for p in figure_paths(out) if p not in paths and p.is_file() and not p.is_symlink()]
     created = io.make_parents(out.parent)
     try:
         with io.atomic_files(*paths, suffix=ext) as tmps:
-            for name, tmp in zip(FIGURES, tmps):
+            for name, tmp in zip(names, tmps):
                 with _style():
                     drawn[name].savefig(tmp, metadata=meta, dpi=200)
+        for p in stale:
+            p.unlink(missing_ok=True)
     except BaseException as e:
         io.remove_empty(created)
         if isinstance(e, OSError):
@@ -566,10 +947,20 @@ def save_all(results, out, threshold=None) -> list[Path]:
     return paths
 
 
-def figure_paths(out) -> list[Path]:
-    """The four files :func:`save_all` writes for ``out``: ``<stem>-fan<ext>``, ..."""
+def drawn_figures(results) -> list[str]:
+    """The names of the figures :func:`save_all` draws for ``results``, in order: the four
+    of :data:`FIGURES`, then those of :data:`OPTIONAL_FIGURES` whose data are there."""
+    d = results if isinstance(results, _Data) else _Data(results, None)
+    have = {"counts": bool(d.counts), "regimes": bool(d.regimes), "channels": d.channels}
+    return [*FIGURES, *(name for name in OPTIONAL_FIGURES if have[name])]
+
+
+def figure_paths(out, names=None) -> list[Path]:
+    """The files of figures ``names`` beside ``out`` (default: every figure
+    :func:`save_all` can write, optional ones included): ``<stem>-fan<ext>``, ..."""
     out = Path(out)
-    return [out.with_name(f"{out.stem}-{name}{out.suffix}") for name in FIGURES]
+    names = [*FIGURES, *OPTIONAL_FIGURES] if names is None else names
+    return [out.with_name(f"{out.stem}-{name}{out.suffix}") for name in names]
 
 
 def check_figures(out, overwrite: bool = False) -> None:
@@ -594,8 +985,8 @@ def check_figures(out, overwrite: bool = False) -> None:
 
 def plot_command(folder, out=None, threshold=None, overwrite=False) -> list[Path]:
     """``mcengine plot DIR [--out FILE.png|.svg|.pdf] [--threshold NAME]``: write the
-    four figures of results folder ``folder`` (default ``DIR/plots.png`` ->
-    ``DIR/plots-fan.png`` ...) and return their paths. Raises a UserError (one line) for
+    figures of results folder ``folder`` (default ``DIR/plots.png`` -> ``DIR/plots-fan.png``
+    ...; see :func:`save_all`) and return their paths. Raises a UserError (one line) for
     an unsupported extension, an unknown threshold, a folder that is not a results folder,
     or figure files that exist outside a results folder (unless ``overwrite``)."""
     folder = Path(folder)
@@ -663,6 +1054,8 @@ class _Data:
         self.events = [r for r in events if r["regime"] == regime]
         self.channels = any(r.get("channel") is not None for r in events)
         self.access = [r for r in results.access.to_pylist() if r["regime"] == regime]
+        counts = getattr(results, "counts", None)
+        self.counts = None if counts is None else [r for r in counts.to_pylist() if r["regime"] == regime]
         paths = [r for r in results.paths.to_pylist() if r["regime"] == regime]
         self.series: dict[str, list[dict]] = {}
         for r in paths:
@@ -711,19 +1104,19 @@ class _Data:
         valid = ", ".join(t.name for t in self.thresholds) or "none"
         raise ArgumentError(f"unknown threshold {name!r}; valid thresholds: {valid}")
 
+    def frontier_median(self, threshold: str) -> float | None:
+        """The frontier's median first-reach date of ``threshold`` (None: not by the horizon)."""
+        return next((r["p50"] for row, r in self.event_rows("t_first", threshold) if row.actor == self.frontier), None)
+
     def default_threshold(self) -> str:
         """The first threshold the frontier reaches (median) at least a year after the
         start; else the first it reaches at all; else the first."""
-        med = {
-            r["threshold"]: r["p50"]
-            for r in self.events
-            if r["metric"] == "t_first" and r["actor"] == self.frontier and r.get("channel") is None
-        }
+        med = {t.name: self.frontier_median(t.name) for t in self.thresholds}
         for t in self.thresholds:
-            if med.get(t.name) is not None and med[t.name] >= self.start + 1:
+            if med[t.name] is not None and med[t.name] >= self.start + 1:
                 return t.name
         for t in self.thresholds:
-            if med.get(t.name) is not None:
+            if med[t.name] is not None:
                 return t.name
         if not self.thresholds:
             raise DataError("the results have no thresholds")
@@ -737,6 +1130,57 @@ class _Data:
             if r["metric"] == metric and r["threshold"] == threshold and r.get("channel") is None
         }
         return [(row, found[(row.actor, row.rank)]) for row in self.rows if (row.actor, row.rank) in found]
+
+    def dates(self, metric: str, thresholds, rows=None) -> list:
+        """The p95 date (years) of ``metric`` for each of ``rows`` (default: all) and each
+        of ``thresholds`` that the frontier reaches in the median; None where more than 5%
+        of trajectories have no date by the horizon."""
+        keep = {row.label for row in rows} if rows is not None else None
+        out = []
+        for t in thresholds:
+            if self.frontier_median(t.name) is None:
+                continue
+            for row, r in self.event_rows(metric, t.name):
+                if (keep is None or row.label in keep) and r["n"]:
+                    out.append(r[FRAME])
+        return out
+
+    def frame_end(self, dates) -> tuple[float, bool]:
+        """The end of a time axis framing ``dates`` (years; None: after the horizon): a
+        little beyond the latest, in whole years, capped at the horizon; and whether it
+        ends before the horizon."""
+        return _frame_end(dates, self.start, self.horizon)
+
+    def cut_note(self, end: float, what: str) -> str:
+        """Why a time axis ends at ``end``, before the horizon."""
+        return f"Time axis ends at {end:g}, a little after the latest p95 date of {what} (horizon {self.horizon:g})."
+
+    @property
+    def share(self) -> float:
+        """The share of all trajectories in these rows (1 without a regime)."""
+        n = next((r["n"] for r in self.events if r["n"] is not None), None)
+        total = self.meta.get("trajectories")
+        return n / total if n is not None and total else 1.0
+
+    def channel_rows(self, metric: str, threshold: str) -> dict:
+        """{row: {channel: record}} of the per-channel ``metric`` records of ``threshold``."""
+        rows = {(row.actor, row.rank): row for row in self.rows}
+        out: dict = {}
+        for r in self.events:
+            if r["metric"] == metric and r["threshold"] == threshold and r.get("channel") is not None and r["n"]:
+                out.setdefault(rows[(r["actor"], r["rank"])], {})[r["channel"]] = r
+        return out
+
+    def count_series(self, threshold: str, basis: str):
+        """{year, p5, ..., p95} arrays of one threshold's counts (None if absent)."""
+        recs = sorted(
+            (r for r in self.counts or [] if r["threshold"] == threshold and r["basis"] == basis),
+            key=lambda r: r["year"],
+        )
+        if not recs:
+            return None
+        keys = ["year", *map(io.quantile_column, io.FAN_QUANTILES)]
+        return {k: np.array([np.nan if r[k] is None else r[k] for r in recs], float) for k in keys}
 
     def path(self, series: str):
         """{year, p5, p25, p50, p75, p95} arrays of one fan-chart series, NaN for null."""
@@ -780,6 +1224,77 @@ def _load(results):
 # ---------------------------------------------------------------------------------------
 # Drawing helpers
 # ---------------------------------------------------------------------------------------
+
+
+def _frame_end(dates, start: float, horizon: float) -> tuple[float, bool]:
+    """See :meth:`_Data.frame_end`: (end year, whether it is before ``horizon``)."""
+    if not dates or any(x is None or math.isnan(x) for x in dates):
+        return horizon, False
+    latest = max(dates)
+    end = max(math.ceil(latest + max(0.5, 0.08 * (latest - start))), start + 1)
+    if end >= horizon - 0.05 * (horizon - start):
+        return horizon, False
+    return float(end), True
+
+
+def _frame_levels(paths, thresholds, end: float, pad: float = 0.4):
+    """y limits (log10, whole numbers) framing the medians of ``paths`` up to year ``end``
+    and those of ``thresholds`` (log10 attribute) that the p5-p95 bands reach there, at
+    most a margin above the highest of them; those thresholds; and whether a median runs
+    off the top."""
+    inside = [p["year"] <= end + 1e-9 for p in paths]
+
+    def over(k):
+        v = np.concatenate([p[k][m] for p, m in zip(paths, inside)] or [np.array([np.nan])])
+        return v[~np.isnan(v)]
+
+    med, low, high = over("p50"), over("p5"), over("p95")
+    if not len(med):
+        med = np.concatenate([low, high]) if len(low) or len(high) else np.array([0.0, 1.0])
+    lo_band = low.min() if len(low) else med.min()
+    hi_band = high.max() if len(high) else med.max()
+    shown = [t for t in thresholds if lo_band <= t.log10 <= hi_band]
+    lo = min([float(med.min())] + [t.log10 for t in shown])
+    if shown:  # above the highest threshold shown is past the answers: a margin, not the whole path
+        top = max(t.log10 for t in shown)
+        hi = min(float(med.max()), top + max(1.0, 0.25 * (top - lo)))
+        hi = max(hi, top)
+    else:
+        hi = float(med.max())
+    limits = (math.floor(lo - pad), math.ceil(hi + pad))
+    return limits, shown, bool(med.max() > limits[1])
+
+
+def _off_top(top: float) -> str:
+    return f"Paths leave the top of the panel at {_pow10_text(top)}, past the highest threshold shown."
+
+
+def _overlapping(curves: dict, tol: float) -> dict:
+    """{key: earlier key} for each curve (equal-length arrays, in drawing order) that lies
+    within ``tol`` of an earlier one wherever either is defined (and nowhere else)."""
+    out: dict = {}
+    keys = list(curves)
+    for i, k in enumerate(keys):
+        a = np.asarray(curves[k], float)
+        for j in keys[:i]:
+            b = np.asarray(curves[j], float)
+            if j in out or a.shape != b.shape or not np.array_equal(np.isnan(a), np.isnan(b)):
+                continue
+            ok = ~np.isnan(a)
+            if ok.any() and np.max(np.abs(a[ok] - b[ok])) <= tol:
+                out[k] = j
+                break
+    return out
+
+
+OVERLAP_STYLES = (((0, (4, 2)), "s"), ((0, (1.2, 1.2)), "^"), ((0, (6, 1.5, 1, 1.5)), "D"), ((0, (2, 2)), "v"))
+
+
+def _overlap_style(overlaps: dict, key):
+    """(line style, marker) of ``key``: solid and unmarked unless it overlaps another curve."""
+    if key not in overlaps:
+        return "-", None
+    return OVERLAP_STYLES[list(overlaps).index(key) % len(OVERLAP_STYLES)]
 
 
 def _lead_panel(ax, d: _Data, thr: _Threshold, rows, ypos, edge, show_title=True):
@@ -903,9 +1418,10 @@ def _margin_labels(ax, items, x_from, fontsize=7.5, leaders=True):
     """Label line ends in the right margin at their heights, moved apart just enough not
     to overlap (overlapping labels are centred on their lines), each joined to its line
     end by a thin leader."""
+    lo, hi = ax.get_ylim()
+    items = [i for i in items if min(lo, hi) <= i[0] <= max(lo, hi)]  # labels only for what is in view
     if not items:
         return
-    lo, hi = ax.get_ylim()
     h_in = ax.figure.get_size_inches()[1] * ax.get_position().height * 0.92  # roughly, after layout
     gap = (fontsize * 1.3 / 72) / h_in  # one text line, in axes fraction
     order = sorted(range(len(items)), key=lambda i: (items[i][0], -i))

@@ -99,20 +99,9 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
     inputs = {name: out.inputs[:, i] for i, name in enumerate(model.inputs)}
     if model.regimes:
         inputs["regime"] = out.regime
-    f = model.config.frontier
-    outputs = []
-    for t, thr in enumerate(scenario.thresholds):
-        for r, row in enumerate(model.rows):
-            if r == f:
-                outputs.append(("t_first", row.actor, row.rank, thr.name, out.t_first[:, f, t]))
-            else:
-                outputs.append(
-                    ("lead_time", row.actor, row.rank, thr.name, out.t_first[:, r, t] - out.t_first[:, f, t])
-                )
-        for k, budget in enumerate(scenario.access_budgets):
-            outputs.append(("diffusion_date", f"${budget:g}", 1, thr.name, out.diffusion[:, k, t]))
     rows: dict[str, list] = {name: [] for name in SCHEMA.names}
-    for metric, actor, rank, threshold, y in outputs:
+    for metric, actor, rank, threshold, values in _outputs(scenario, model):
+        y = values(out)
         ry = censored_ranks(y)
         reached = float(np.mean(~np.isnan(y)))
         for name, x in inputs.items():
@@ -137,6 +126,73 @@ def sensitivity(scenario: Scenario, trajectories: int = 20_000, seed: int = 0, b
         scenario=scenario.name, scenario_toml=scenario.text, seed=seed, trajectories=trajectories, bins=bins
     )
     return io.table(SCHEMA, rows, meta)
+
+
+OUTPUTS = ("t_first", "lead_time", "diffusion_date")
+
+
+def _outputs(scenario: Scenario, model):
+    """(output, actor, rank, threshold, values) of every output, in the table's order;
+    ``values(sample)`` gives its per-trajectory values (years, NaN: not by the horizon)."""
+    f = model.config.frontier
+    for t, thr in enumerate(scenario.thresholds):
+        for r, row in enumerate(model.rows):
+            if r == f:
+                yield "t_first", row.actor, row.rank, thr.name, lambda out, t=t: out.t_first[:, f, t]
+            else:
+                yield (
+                    "lead_time",
+                    row.actor,
+                    row.rank,
+                    thr.name,
+                    lambda out, r=r, t=t: out.t_first[:, r, t] - out.t_first[:, f, t],
+                )
+        for k, budget in enumerate(scenario.access_budgets):
+            yield "diffusion_date", f"${budget:g}", 1, thr.name, lambda out, k=k, t=t: out.diffusion[:, k, t]
+
+
+def output_keys(scenario: Scenario) -> list[tuple[str, str, int, str]]:
+    """(output, actor, rank, threshold) of every output :func:`sensitivity` reports."""
+    return [o[:4] for o in _outputs(scenario, build(scenario)[0])]
+
+
+def label(actor: str, rank: int) -> str:
+    """A row as options and charts name it: ``labs`` (rank 1), ``labs #5``."""
+    return actor if rank == 1 else f"{actor} #{rank}"
+
+
+def choose(keys, output: str | None = None, actor: str | None = None, threshold: str | None = None):
+    """The (output, actor, rank, threshold) among ``keys`` that the options name: output
+    (default ``t_first``), actor (``labs #5`` or ``labs#5`` for a group's rank, ``labs`` or
+    ``labs #1`` for its first; default the output's first), threshold (default the middle
+    one). Raises an ArgumentError naming the valid choices."""
+    keys = [tuple(k) for k in keys]
+    output = output or "t_first"
+    outputs = list(dict.fromkeys(k[0] for k in keys))
+    if output not in outputs:
+        raise ArgumentError(f"unknown output {output!r}; valid outputs: {', '.join(outputs) or 'none'}")
+    keys = [k for k in keys if k[0] == output]
+    actors = list(dict.fromkeys(label(k[1], k[2]) for k in keys))
+    wanted = actors[0] if actor is None else " #".join(p.strip() for p in actor.split("#"))
+    wanted = wanted[: -len(" #1")] if wanted.endswith(" #1") else wanted  # rank 1 is the plain name
+    if wanted not in actors:
+        raise ArgumentError(f"unknown actor {actor!r} for {output}; valid actors: {', '.join(actors)}")
+    keys = [k for k in keys if label(k[1], k[2]) == wanted]
+    thresholds = list(dict.fromkeys(k[3] for k in keys))
+    threshold = threshold or thresholds[len(thresholds) // 2]
+    if threshold not in thresholds:
+        raise ArgumentError(f"unknown threshold {threshold!r}; valid thresholds: {', '.join(thresholds)}")
+    return next(k for k in keys if k[3] == threshold)
+
+
+def no_effect(share: float | None, rho: float | None, n: int, bins: int) -> bool:
+    """Whether an input's measured effect is within Monte Carlo noise of none: variance
+    share below 3 standard deviations of its no-effect spread (about sqrt(2 (bins - 1)) /
+    (n - 1)) and rank correlation (None for a category) below 3 / sqrt(n - 1)."""
+    if share is None or share != share:
+        return True
+    small_share = share < 3 * np.sqrt(2 * (bins - 1)) / (n - 1)
+    return bool(small_share and (rho is None or rho != rho or abs(rho) < 3 / np.sqrt(n - 1)))
 
 
 def top_drivers(table: pa.Table, n: int = 3) -> list[tuple[str, str, list[tuple[str, float, float | None]]]]:
