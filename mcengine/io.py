@@ -124,7 +124,7 @@ MARKER = ".mcengine"  # in every folder mcengine writes: {"kind", "scenario", "w
 # backtests added later); --force replaces a marked folder only if it holds nothing else.
 _OWN_ENTRIES = re.compile(
     r"\.mcengine|(events|access|paths|counts|trajectories|sensitivity|backtest)\.parquet"
-    r"|sweep\.json|tornado\.png|report\.html|.*-(fan|cdf|lead|access)\.(png|svg|pdf)"
+    r"|sweep\.json|tornado\.png|report\.html|.*-(fan|cdf|lead|access|counts|regimes|channels)\.(png|svg|pdf)"
 )
 _OWN_DATASETS = ("events", "access", "paths", "counts")  # a sweep's datasets (a file per point)
 
