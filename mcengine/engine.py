@@ -109,9 +109,7 @@ def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, co
     values = (model.layout.event_values(out), out.fan.reshape(-1, count)) + model.layout.count_values(out)
     blocks = [jnp.zeros((count,), jnp.int32)] + ([1 + out.regime] if model.regimes else [])
     for block in blocks:
-        histograms = [
-            aggregate.fill(h, v, mask, lo, width, block) for h, v, (lo, width) in zip(histograms, values, bins)
-        ]
+        histograms = [aggregate.fill(h, v, mask, block, *b) for h, v, b in zip(histograms, values, bins)]
     regime_counts = regime_counts.at[out.regime].add(mask.astype(jnp.int32))
     return (*histograms, regime_counts), out
 
@@ -329,16 +327,11 @@ def run(
     n_fan = (model.config.n_years + 1) * len(layout.stored_fan)
     n_flags = layout.n_count_vars * len(layout.at_least)
     flag_bins = aggregate.Bins(np.full(n_flags, -0.5), np.ones(n_flags), 2)
-    as_bins = lambda b: (jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32))
     unset = lambda n, nbins: aggregate.Bins(np.zeros(n), np.ones(n), nbins)  # for the pilot: counts discarded
-    pilot_bins = tuple(
-        as_bins(b)
-        for b in (
-            ev_bins,
-            unset(n_fan, aggregate.FAN_BINS),
-            unset(layout.n_count_vars, aggregate.COUNT_BINS),
-            flag_bins,
-        )
+    # events have no hot bins (no pilot sets their bins); the pilot's own counts are discarded
+    on_device = lambda ev, *others: (ev.on_device(hot=False),) + tuple(b.on_device() for b in others)
+    pilot_bins = on_device(
+        ev_bins, unset(n_fan, aggregate.FAN_BINS), unset(layout.n_count_vars, aggregate.COUNT_BINS), flag_bins
     )
     shapes: tuple[tuple[int, ...], ...] = tuple(
         (blocks * b.lo.size, b.nbins)
@@ -390,8 +383,10 @@ def run(
         for parts, values in zip(heads, pilot):
             parts += [h[:v] for h, v in zip(np.asarray(values), np.minimum(valid, values.shape[1]))]
     fan_bins = aggregate.fan_bins(np.concatenate(heads[0])[:pilot_n])
-    count_bins = aggregate.count_bins(np.concatenate(heads[1])[:pilot_n])
-    bins = tuple(as_bins(b) for b in (ev_bins, fan_bins, count_bins, flag_bins))
+    count_pilot = np.concatenate(heads[1])[:pilot_n]
+    count_bins = aggregate.count_bins(count_pilot)
+    flag_pilot = count_pilot[:, :, None] >= np.asarray(layout.at_least, np.float32)
+    bins = on_device(ev_bins, fan_bins, count_bins, flag_bins.with_hot(flag_pilot.reshape(len(count_pilot), -1)))
 
     n_chunks = math.ceil(trajectories / chunk)
     mine = range(me, n_chunks, processes)
