@@ -233,13 +233,15 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
             + 2 * n_flags
         )
     )
-    pairs = (len(model.rows) + model.n_access) * len(c.physical)
+    # the kernel's rows: a group with entrants dates its sampled initial members, not its ranks
+    rows = len(model.rows) + sum(len(p.points) - len(p.ranks) for p in c.populations)
+    pairs = (rows + model.n_access) * len(c.physical)
     state = 2 * c.buffer + 4 * pairs
     draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
     width = min(c.steps_per_year, MAX_BLOCK_STEPS)
     steps = math.ceil(c.n_years * c.steps_per_year / width) * width
     records = steps // width * series + (steps + 1) * (3 * len(model.groups) + 2 * (model.n_access > 0))
-    block = width * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
+    block = width * (5 * pairs + 3 * draws + 6 * (rows + model.n_access))
     # groups counted after the loop: per group its need, share level (and for entrants the
     # previous-low steps and reached entrants) at every step per threshold, its sampled
     # members' and entrants' dates, and the counts at every count time
@@ -290,7 +292,28 @@ def build_for(scenario: Scenario, generator: str = DEFAULT_GENERATOR) -> tuple[M
     if generator not in GENERATORS:
         raise ArgumentError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
     model, spec = build(scenario)
+    check_program_size(model)
     return dataclasses.replace(model, config=model.config._replace(generator=generator)), spec
+
+
+# Most initial members of a group with entrants that a run samples and dates one by one (all
+# up to its largest rank). Each is drawn on its own in the compiled program, so compiling
+# grows with them: a run of 64 trajectories on a busy 2-core CPU took 40 s and 0.8 GB at 10
+# members, 245 s and 1.5 GB at 100 (most of it compiling), and 1000 grew to 21 GB; the memory
+# estimate, per trajectory, cannot see it.
+MAX_SAMPLED_MEMBERS = 200
+
+
+def check_program_size(model: Model) -> None:
+    """ResourceError, before anything is compiled, for a group with entrants whose ranks
+    need more than MAX_SAMPLED_MEMBERS of its initial members sampled."""
+    for (path, _, ranks), pop in zip(model.groups, model.config.populations):
+        if pop.entrants and len(pop.points) > MAX_SAMPLED_MEMBERS:
+            raise ResourceError(
+                f"{path}: a group with entrants samples every initial member up to its largest rank "
+                f"({ranks[-1]:,}), and a run compiles at most {MAX_SAMPLED_MEMBERS}; report ranks up to "
+                f"{MAX_SAMPLED_MEMBERS} (counts cover all members)"
+            )
 
 
 def run(
