@@ -81,7 +81,8 @@ def fill(counts, values, mask, block, lo, width, hot=None):
         at = jnp.arange(n_blocks, dtype=jnp.int32)[None, :] * n_vars + jnp.arange(n_vars, dtype=jnp.int32)[:, None]
         counts = counts.at[at, hot[:, None]].add(per_block, mode="drop")
         b = jnp.where(in_hot, nbins, b)
-    return counts.at[var, b].add(1, mode="drop")
+    flat = jnp.where(b < nbins, var * nbins + b, counts.size)  # one index per update; out of range: dropped
+    return counts.reshape(-1).at[flat].add(1, mode="drop").reshape(counts.shape)
 
 
 def summarise(counts: np.ndarray, n: int, bins: Bins, quantiles=QUANTILES) -> dict[str, np.ndarray]:
