@@ -5,11 +5,11 @@ value at one year) gets ``nbins`` equal bins over a range fixed before sampling 
 Every chunk adds its counts (integers, so the sum is exact and independent of the chunk
 layout); censored trajectories (NaN) are counted in the total but in no bin, and neither
 they nor padded trajectories make an update. A variable with no spread in the pilot (a
-deterministic series, a count that is 0 everywhere) has a ``hot`` bin: its values that
-fall there are counted by a sum over the trajectories, not scattered one by one into the
-same address. A quantile is
-read off the cumulative counts with the values inside a bin spread evenly across it, so it
-is within one bin width of the numpy quantile of the same samples. For times the bin width
+deterministic series, a count that is 0 everywhere) has a ``hot`` bin: where the engine
+asks for it (GPUs), its values that fall there are counted by a sum over the trajectories,
+not scattered one by one into the same address. A quantile is read off the cumulative
+counts with the values inside a bin spread evenly across it, so it is within one bin width
+of the numpy quantile of the same samples. For times the bin width
 is a small fraction of a step (recorded as ``resolution_years`` in every output).
 """
 
@@ -62,10 +62,11 @@ def fill(counts, values, mask, block, lo, width, hot=None):
     """Add ``values`` [vars, trajectories] (NaN = censored) of the trajectories where
     ``mask`` is True into block ``block`` [trajectories] of ``counts`` [blocks * vars,
     nbins] (int32); ``lo`` and ``width`` [vars] are the bins of each variable (as
-    :meth:`Bins.on_device` gives them). Censored and
-    masked values make no update (their bin is out of range and dropped). With ``hot``
-    [vars] (int32; nbins: none), the values that fall into their variable's hot bin are
-    counted by a sum over the trajectories per block and added once. Runs on the device."""
+    :meth:`Bins.on_device` gives them). One scatter of one flat index per value; censored
+    and masked values make no update (their index is out of range and dropped). With
+    ``hot`` [vars] (int32; nbins: none), the values that fall into their variable's hot bin
+    are counted by a sum over the trajectories per block and added once. Runs on the
+    device."""
     nbins = counts.shape[1]
     n_vars = values.shape[0]
     valid = mask[None, :] & ~jnp.isnan(values)
