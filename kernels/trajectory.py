@@ -575,9 +575,10 @@ def _fan(pl: Plan, h, a, capped, eff, groups) -> Fan:
     return Fan(h, a, _in_row_order(pl, cap_g, axis=1), _in_row_order(pl, eff_g, axis=1), h + a)
 
 
-def init(pl: Plan, p: Params, keys) -> tuple[State, Record]:
-    """The loop state at the start and the start's record. Before the start each factor is
-    extended backwards along its trend (no noise)."""
+def init(pl: Plan, p: Params, lanes) -> tuple[State, Record]:
+    """The loop state at the start and the start's record (``lanes``: the draw lanes' keys,
+    :func:`_lane_keys`). Before the start each factor is extended backwards along its trend
+    (no noise)."""
     c = pl.config
     N = p.level0.shape[1]
     past = jnp.arange(1 - c.buffer, 1, dtype=jnp.float32)[:, None] * pl.dt
@@ -608,7 +609,7 @@ def init(pl: Plan, p: Params, keys) -> tuple[State, Record]:
         phys[0],
         t_first,
         tuple(counts),
-        block_draws(_lane_keys(pl, keys), 0, pl.width, c.generator),
+        block_draws(lanes, 0, pl.width, c.generator),
     )
     start = Record(
         _fan_record(
@@ -626,16 +627,16 @@ def _lane_keys(pl: Plan, keys):
     return jnp.concatenate([fold(keys, np.uint32(i)) for i in pl.lane_ids])
 
 
-def step(pl: Plan, p: Params, keys):
+def step(pl: Plan, p: Params, lanes):
     """The loop body ``block(state, b) -> (state, record)``: block ``b``'s shocks (block b
-    of each lane's generator, shaped (steps, lanes)), their running sum on top of the noise so far
-    gives every step of the block at once; first crossings of the own rows are found for
-    the whole block, and each family counts its steps below each threshold."""
+    of each lane's generator, ``lanes`` their keys, shaped (steps, lanes)), their running
+    sum on top of the noise so far gives every step of the block at once; first crossings
+    of the own rows are found for the whole block, and each family counts its steps below
+    each threshold."""
     c = pl.config
     width, spy = pl.width, c.steps_per_year
     block_steps = jnp.arange(1, width + 1, dtype=jnp.int32)
     fams = _families(pl, p)
-    lanes = _lane_keys(pl, keys)
 
     def block(state: State, b):
         z = block_normals(state.draws, (width,)).reshape(width, pl.n_draws, -1)
@@ -848,8 +849,9 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     interpolation of compute within the step, as an actor's.
     """
     pl = plan(config, params)
-    state, start = init(pl, params, keys)
-    state, records = jax.lax.scan(step(pl, params, keys), state, jnp.arange(pl.n_blocks, dtype=jnp.int32))
+    lanes = _lane_keys(pl, keys)
+    state, start = init(pl, params, lanes)
+    state, records = jax.lax.scan(step(pl, params, lanes), state, jnp.arange(pl.n_blocks, dtype=jnp.int32))
     return finalize(pl, params, keys, state, start, records)
 
 

@@ -3,9 +3,13 @@
 Each output variable (a first-crossing time, a lead time, a diffusion date, a fan-chart
 value at one year) gets ``nbins`` equal bins over a range fixed before sampling starts.
 Every chunk adds its counts (integers, so the sum is exact and independent of the chunk
-layout); censored trajectories (NaN) are counted in the total but in no bin. A quantile is
-read off the cumulative counts with the values inside a bin spread evenly across it, so it
-is within one bin width of the numpy quantile of the same samples. For times the bin width
+layout); censored trajectories (NaN) are counted in the total but in no bin, and neither
+they nor padded trajectories make an update. A variable with no spread in the pilot (a
+deterministic series, a count that is 0 everywhere) has a ``hot`` bin: where the engine
+asks for it (GPUs), its values that fall there are counted by a sum over the trajectories,
+not scattered one by one into the same address. A quantile is read off the cumulative
+counts with the values inside a bin spread evenly across it, so it is within one bin width
+of the numpy quantile of the same samples. For times the bin width
 is a small fraction of a step (recorded as ``resolution_years`` in every output).
 """
 
@@ -33,19 +37,56 @@ class Bins:
     lo: np.ndarray  # float64 [vars]
     width: np.ndarray  # float64 [vars]
     nbins: int
+    hot: np.ndarray | None = None  # int32 [vars]: the bin of a variable with no spread (nbins: none)
+
+    def on_device(self, hot: bool = True) -> tuple:
+        """(lo, width) as float32 arrays for :func:`fill` and, with ``hot``, the hot bins
+        (int32; nbins where there is none)."""
+        lo, width = jnp.asarray(self.lo, jnp.float32), jnp.asarray(self.width, jnp.float32)
+        if not hot:
+            return lo, width
+        none = np.full(self.lo.shape, self.nbins, np.int32)
+        return lo, width, jnp.asarray(none if self.hot is None else self.hot, jnp.int32)
+
+    def with_hot(self, pilot: np.ndarray) -> Bins:
+        """These bins with the hot bin of every variable whose values in ``pilot``
+        [trajectories, vars] are all one number: the bin :func:`fill` puts that number in
+        (computed as it does, in float32)."""
+        if pilot.shape[0] == 0:
+            return self
+        lo, width = self.lo.astype(np.float32), self.width.astype(np.float32)
+        with np.errstate(invalid="ignore"):
+            b = np.clip(np.floor((pilot[0].astype(np.float32) - lo) / width), 0, self.nbins - 1)
+        constant = (pilot.min(axis=0) == pilot.max(axis=0)) & np.isfinite(b)
+        return dataclasses.replace(self, hot=np.where(constant, b, self.nbins).astype(np.int32))
 
 
-def fill(counts, values, mask, lo, width, block):
+def fill(counts, values, mask, block, lo, width, hot=None):
     """Add ``values`` [vars, trajectories] (NaN = censored) of the trajectories where
     ``mask`` is True into block ``block`` [trajectories] of ``counts`` [blocks * vars,
-    nbins] (int32); ``lo`` and ``width`` [vars] are the bins of each variable. Runs on the
+    nbins] (int32); ``lo`` and ``width`` [vars] are the bins of each variable (as
+    :meth:`Bins.on_device` gives them). One scatter of one flat index per value; censored
+    and masked values make no update (their index is out of range and dropped). With
+    ``hot`` [vars] (int32; nbins: none), the values that fall into their variable's hot bin
+    are counted by a sum over the trajectories per block and added once. Runs on the
     device."""
     nbins = counts.shape[1]
     n_vars = values.shape[0]
-    b = jnp.clip(jnp.nan_to_num(jnp.floor((values - lo[:, None]) / width[:, None]), nan=0.0), 0, nbins - 1)
+    valid = mask[None, :] & ~jnp.isnan(values)
+    b = jnp.clip(jnp.floor((values - lo[:, None]) / width[:, None]), 0, nbins - 1)
+    b = jnp.where(valid, b, nbins).astype(jnp.int32)
     var = block[None, :] * n_vars + jnp.arange(n_vars, dtype=jnp.int32)[:, None]
-    add = (mask[None, :] & ~jnp.isnan(values)).astype(jnp.int32)
-    return counts.at[var, b.astype(jnp.int32)].add(add, mode="drop")
+    if hot is not None:
+        in_hot = b == hot[:, None]
+        n_blocks = counts.shape[0] // n_vars
+        per_block = jnp.stack(
+            [jnp.sum((in_hot & (block == k)[None, :]).astype(jnp.int32), axis=1) for k in range(n_blocks)], axis=1
+        )  # [vars, blocks]
+        at = jnp.arange(n_blocks, dtype=jnp.int32)[None, :] * n_vars + jnp.arange(n_vars, dtype=jnp.int32)[:, None]
+        counts = counts.at[at, hot[:, None]].add(per_block, mode="drop")
+        b = jnp.where(in_hot, nbins, b)
+    flat = jnp.where(b < nbins, var * nbins + b, counts.size)  # one index per update; out of range: dropped
+    return counts.reshape(-1).at[flat].add(1, mode="drop").reshape(counts.shape)
 
 
 def summarise(counts: np.ndarray, n: int, bins: Bins, quantiles=QUANTILES) -> dict[str, np.ndarray]:
@@ -102,7 +143,7 @@ def fan_bins(pilot: np.ndarray, nbins: int = FAN_BINS) -> Bins:
     the edge bins (they lie far beyond the fan's p5..p95)."""
     lo, hi = pilot.min(axis=0).astype(np.float64), pilot.max(axis=0).astype(np.float64)
     pad = 0.5 * (hi - lo) + 1e-3
-    return Bins(lo - pad, (hi - lo + 2 * pad) / nbins, nbins)
+    return Bins(lo - pad, (hi - lo + 2 * pad) / nbins, nbins).with_hot(pilot)
 
 
 def count_scale(counts):
@@ -119,9 +160,10 @@ def count_bins(pilot: np.ndarray, nbins: int = COUNT_BINS) -> Bins:
     """Bins for count variables on the axis of :func:`count_scale`, for a pilot sample
     [trajectories, vars] of scaled counts: bin i holds the count i below COUNT_EXACT, and
     counts within half a COUNT_RATIO step of :func:`count_value` (i) above it. The same for
-    every variable and run; larger counts than the last bin's fall into it."""
+    every variable and run (but for the hot bins of variables with no spread in the pilot);
+    larger counts than the last bin's fall into it."""
     n_vars = pilot.shape[1]
-    return Bins(np.full(n_vars, -0.5), np.ones(n_vars), nbins)
+    return Bins(np.full(n_vars, -0.5), np.ones(n_vars), nbins).with_hot(pilot)
 
 
 def count_value(index: np.ndarray) -> np.ndarray:

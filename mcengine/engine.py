@@ -110,11 +110,21 @@ def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, co
     values = (model.layout.event_values(out), out.fan.reshape(-1, count), aggregate.count_scale(organisations), flags)
     blocks = [jnp.zeros((count,), jnp.int32)] + ([1 + out.regime] if model.regimes else [])
     for block in blocks:
-        histograms = [
-            aggregate.fill(h, v, mask, lo, width, block) for h, v, (lo, width) in zip(histograms, values, bins)
-        ]
+        histograms = [aggregate.fill(h, v, mask, block, *b) for h, v, b in zip(histograms, values, bins)]
     regime_counts = regime_counts.at[out.regime].add(mask.astype(jnp.int32))
     return (*histograms, regime_counts), out
+
+
+# Whether the histograms count a variable with no spread by a sum (aggregate.fill's hot bins)
+# rather than by a scatter into one address: None, where scatters are atomics (GPUs); on a
+# CPU a scatter is a loop, one address costs nothing extra, and the sum only adds memory
+# traffic (peer: 84,935 -> 100,148 bytes per trajectory of the chunk step). Counts are the
+# same either way.
+HOT_BINS: bool | None = None
+
+
+def hot_bins(platform: str) -> bool:
+    return platform != "cpu" if HOT_BINS is None else HOT_BINS
 
 
 _COMPILED: dict = {}  # compiled chunk steps, reused across runs of the same shape (sweeps)
@@ -237,13 +247,15 @@ def memory_estimate(model: Model, n_event_vars: int, event_bins: int, per_device
             + 2 * n_flags
         )
     )
-    pairs = (len(model.rows) + model.n_access) * len(c.physical)
+    # the kernel's rows: a group with entrants dates its sampled initial members, not its ranks
+    rows = len(model.rows) + sum(len(p.points) - len(p.ranks) for p in c.populations)
+    pairs = (rows + model.n_access) * len(c.physical)
     state = 2 * c.buffer + 4 * pairs
     draws = len(model.streams) + sum(jump_draws(f, k) for _, f, k in c.jumps)
     width = min(c.steps_per_year, MAX_BLOCK_STEPS)
     steps = math.ceil(c.n_years * c.steps_per_year / width) * width
     records = steps // width * series + (steps + 1) * (3 * len(model.groups) + 2 * (model.n_access > 0))
-    block = width * (5 * pairs + 3 * draws + 6 * (len(model.rows) + model.n_access))
+    block = width * (5 * pairs + 3 * draws + 6 * (rows + model.n_access))
     # groups counted after the loop: per group its need, share level (and for entrants the
     # previous-low steps and reached entrants) at every step per threshold, its sampled
     # members' and entrants' dates, and the counts at every count time
@@ -294,7 +306,28 @@ def build_for(scenario: Scenario, generator: str = DEFAULT_GENERATOR) -> tuple[M
     if generator not in GENERATORS:
         raise ArgumentError(f"unknown generator {generator!r}; choose one of {', '.join(GENERATORS)}")
     model, spec = build(scenario)
+    check_program_size(model)
     return dataclasses.replace(model, config=model.config._replace(generator=generator)), spec
+
+
+# Most initial members of a group with entrants that a run samples and dates one by one (all
+# up to its largest rank). Each is drawn on its own in the compiled program, so compiling
+# grows with them: a run of 64 trajectories on a busy 2-core CPU took 40 s and 0.8 GB at 10
+# members, 245 s and 1.5 GB at 100 (most of it compiling), and 1000 grew to 21 GB; the memory
+# estimate, per trajectory, cannot see it.
+MAX_SAMPLED_MEMBERS = 200
+
+
+def check_program_size(model: Model) -> None:
+    """ResourceError, before anything is compiled, for a group with entrants whose ranks
+    need more than MAX_SAMPLED_MEMBERS of its initial members sampled."""
+    for (path, _, ranks), pop in zip(model.groups, model.config.populations):
+        if pop.entrants and len(pop.points) > MAX_SAMPLED_MEMBERS:
+            raise ResourceError(
+                f"{path}: a group with entrants samples every initial member up to its largest rank "
+                f"({ranks[-1]:,}), and a run compiles at most {MAX_SAMPLED_MEMBERS}; report ranks up to "
+                f"{MAX_SAMPLED_MEMBERS} (counts cover all members)"
+            )
 
 
 def run(
@@ -331,16 +364,12 @@ def run(
     n_fan = (model.config.n_years + 1) * len(layout.stored_fan)
     n_flags = layout.n_count_vars * len(layout.at_least)
     flag_bins = aggregate.Bins(np.full(n_flags, -0.5), np.ones(n_flags), 2)
-    as_bins = lambda b: (jnp.asarray(b.lo, jnp.float32), jnp.asarray(b.width, jnp.float32))
     unset = lambda n, nbins: aggregate.Bins(np.zeros(n), np.ones(n), nbins)  # for the pilot: counts discarded
-    pilot_bins = tuple(
-        as_bins(b)
-        for b in (
-            ev_bins,
-            unset(n_fan, aggregate.FAN_BINS),
-            unset(layout.n_count_vars, aggregate.COUNT_BINS),
-            flag_bins,
-        )
+    # events have no hot bins (no pilot sets their bins); the pilot's own counts are discarded
+    hot = hot_bins(devices[0].platform)
+    on_device = lambda ev, *others: (ev.on_device(hot=False),) + tuple(b.on_device(hot) for b in others)
+    pilot_bins = on_device(
+        ev_bins, unset(n_fan, aggregate.FAN_BINS), unset(layout.n_count_vars, aggregate.COUNT_BINS), flag_bins
     )
     shapes: tuple[tuple[int, ...], ...] = tuple(
         (blocks * b.lo.size, b.nbins)
@@ -392,8 +421,10 @@ def run(
         for parts, values in zip(heads, pilot):
             parts += [h[:v] for h, v in zip(np.asarray(values), np.minimum(valid, values.shape[1]))]
     fan_bins = aggregate.fan_bins(np.concatenate(heads[0])[:pilot_n])
-    count_bins = aggregate.count_bins(np.concatenate(heads[1])[:pilot_n])
-    bins = tuple(as_bins(b) for b in (ev_bins, fan_bins, count_bins, flag_bins))
+    count_pilot = np.concatenate(heads[1])[:pilot_n]
+    count_bins = aggregate.count_bins(count_pilot)
+    flag_pilot = count_pilot[:, :, None] >= np.asarray(layout.at_least, np.float32)
+    bins = on_device(ev_bins, fan_bins, count_bins, flag_bins.with_hot(flag_pilot.reshape(len(count_pilot), -1)))
 
     n_chunks = math.ceil(trajectories / chunk)
     mine = range(me, n_chunks, processes)

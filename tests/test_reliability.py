@@ -262,6 +262,26 @@ def test_a_run_too_large_for_memory_is_refused_before_sampling():
         mcengine.run(s, trajectories=10, seed=0)
 
 
+def test_a_group_with_entrants_and_high_ranks_is_refused_before_compiling():
+    """Ranks up to 1000 with entrants sample the 1000 largest initial members one by one:
+    refused at once (before tracing or compiling), where it once grew to 21 GB; the
+    memory estimate counts the members the kernel dates, not the rows reported."""
+    group = {"name": "orgs", "count": 1_000_000, "budget": {"lognormal": [1e5, 1e8]}, "growth": 0.3}
+    entry = {"entry": {"per_year": 10.0, "budget": {"lognormal": [1e5, 1e7]}}}
+    s = mcengine.parse_scenario(scenario_toml(groups=[{**group, "ranks": [1, 1000], **entry}]))
+    with pytest.raises(engine.ResourceError, match=r"groups.orgs: .*largest rank \(1,000\).*ranks up to 200"):
+        mcengine.run(s, trajectories=10, seed=0)
+    with pytest.raises(engine.ResourceError, match="ranks up to 200"):
+        engine.sample_trajectories(s, 10, seed=0)
+    estimate = {}
+    for extra in ({}, entry):
+        model, _ = engine.build_for(
+            mcengine.parse_scenario(scenario_toml(groups=[{**group, "ranks": [1, 150], **extra}]))
+        )
+        estimate[bool(extra)] = engine.memory_estimate(model, model.layout.n_event_vars, 256, 1000)
+    assert estimate[True] > estimate[False] + 1000 * 148 * 4 * 12  # 148 more members, a block of 12 steps
+
+
 PEAK_MEMORY = """
 import resource, sys
 import mcengine
