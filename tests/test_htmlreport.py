@@ -132,7 +132,7 @@ def test_report_is_complete_escaped_and_self_contained(run):
     images = [v for v in refs if v.startswith("data:")]
     from mcengine import plot
 
-    assert len(images) == len(plot.figure_paths("figure.png"))
+    assert len(images) == len(plot.drawn_figures(results)) == len(plot.figure_paths("figure.png"))  # all seven
     for v in images:
         png = base64.b64decode(v.split(",", 1)[1], validate=True)
         assert png.startswith(b"\x89PNG\r\n\x1a\n") and png.endswith(b"IEND\xaeB`\x82") and len(png) > 10_000
