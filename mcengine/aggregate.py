@@ -158,12 +158,13 @@ def count_scale(counts):
 
 def count_bins(pilot: np.ndarray, nbins: int = COUNT_BINS) -> Bins:
     """Bins for count variables on the axis of :func:`count_scale`, for a pilot sample
-    [trajectories, vars] of scaled counts: bin i holds the count i below COUNT_EXACT, and
-    counts within half a COUNT_RATIO step of :func:`count_value` (i) above it. The same for
-    every variable and run (but for the hot bins of variables with no spread in the pilot);
+    [trajectories, vars] of counts: bin i holds the count i below COUNT_EXACT, and counts
+    within half a COUNT_RATIO step of :func:`count_value` (i) above it. The same for every
+    variable and run (but for the hot bins of variables with no spread in the pilot);
     larger counts than the last bin's fall into it."""
     n_vars = pilot.shape[1]
-    return Bins(np.full(n_vars, -0.5), np.ones(n_vars), nbins).with_hot(pilot)
+    bins = Bins(np.full(n_vars, -0.5), np.ones(n_vars), nbins)
+    return bins.with_hot(np.asarray(count_scale(jnp.asarray(pilot, jnp.float32))))
 
 
 def count_value(index: np.ndarray) -> np.ndarray:

@@ -155,8 +155,7 @@ def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, 
         )
         first = out.trajectories_first()  # unused fields cost nothing: the compiler drops them
         kept = (first.regime, first.t_first, first.diffusion, first.inputs) if keep else ()
-        organisations = aggregate.count_scale(model.layout.count_values(out)[0][:, :head])
-        pilot = (first.fan[None, :head].reshape(1, head, -1), organisations.T[None])
+        pilot = (first.fan[None, :head].reshape(1, head, -1), model.layout.count_values(out)[0][:, :head].T[None])
         return tuple(c[None] for c in new), kept, pilot
 
     sharded = jax.shard_map(
