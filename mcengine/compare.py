@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 
 from . import io
 from .errors import ArgumentError, DataError
-from .report import date_text, fmt, pct, summary_data, with_share
+from .report import count_cell, date_cell, date_text, fmt, lead_cell, pct, summary_data
 from .results import Results, read_results
+from .scenario import recorded_overrides
 
 # The compared tables: name -> the key fields that match a row across runs.
 TABLES = {
@@ -175,22 +176,12 @@ def _run_record(label: str, run: Run, s: dict) -> dict:
         "values": run.values,
         "scenario": s["scenario"],
         "source": m.get("scenario_source"),
-        "overrides": overrides(m.get("scenario_toml") or ""),
+        "overrides": recorded_overrides(m.get("scenario_toml") or ""),
         "seed": s["seed"],
         "trajectories": s["trajectories"],
         "start": s["start"],
         "horizon": s["horizon"],
     }
-
-
-def overrides(scenario_toml: str) -> list[str]:
-    """The ``--set`` overrides a run was made with, from the lines ``# --set PATH=VALUE``
-    that end the scenario text kept in its provenance."""
-    lines = scenario_toml.rstrip("\n").split("\n")
-    out: list[str] = []
-    while lines and lines[-1].startswith("# --set "):
-        out.insert(0, lines.pop()[len("# --set ") :])
-    return out
 
 
 def _flatten(s: dict) -> dict[str, dict[tuple, dict]]:
@@ -234,12 +225,7 @@ def _missing(table: str, keys: tuple[str, ...], names: list[str], flat: list[dic
 def _stat(x: dict | None, kind: str) -> str:
     """A run's cell: blank if the run lacks the row; a date, a lead time (with its share
     reached if below 100%) or a count with its 90% interval."""
-    if x is None:
-        return ""
-    if kind == "count":
-        return f"{fmt(x['p50'], '.0f')} ({fmt(x['p5'], '.0f')}–{fmt(x['p95'], '.0f')})"
-    median = date_text(x) if kind == "date" or x["reached_at_start"] else fmt(x["p50"], "+.2f")
-    return with_share(median, x)
+    return {"date": date_cell, "lead": lead_cell, "count": count_cell}[kind](x)
 
 
 def compare_text(data: dict, width: int = 110) -> str:

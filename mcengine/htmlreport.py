@@ -21,6 +21,7 @@ from pathlib import Path
 from . import __version__, io, report
 from .errors import OutputError
 from .results import Results, read_results
+from .scenario import recorded_overrides
 
 EXTENSIONS = (".html", ".htm")
 DEFAULT_NAME = "report.html"  # inside the results folder; io counts it as mcengine's own file
@@ -158,7 +159,7 @@ def _provenance(d: dict, m: dict, text: str) -> str:
         ("trajectories", f"{d['trajectories']:,}"),
         ("seed", d["seed"]),
         ("period", f"{_num(d['start'])} to {_num(d['horizon'])}, {_num(m.get('steps_per_year'))} steps a year"),
-        ("overrides", "; ".join(overrides(text)) or "none"),
+        ("overrides", "; ".join(recorded_overrides(text)) or "none"),
         ("random numbers", f"{m.get('prng', '—')}, shocks by {m.get('generator', '—')}"),
         ("device", f"{d['device']} × {m.get('device_count', '—')}, {m.get('processes', 1)} process(es)"),
         ("host", m.get("host")),
@@ -332,16 +333,6 @@ def _table(caption: str, head: list[str], rows: list[tuple[str, list[str]]], cls
         f"<div class='table-wrap'><table{attr}><caption>{_e(caption)}</caption>"
         f"<thead><tr>{th}</tr></thead><tbody>{body}</tbody></table></div>"
     )
-
-
-def overrides(text: str) -> list[str]:
-    """The ``--set`` overrides a run recorded at the end of its scenario text."""
-    tail = []
-    for line in reversed(text.rstrip("\n").splitlines()):
-        if not line.startswith("# --set "):
-            break
-        tail.append(line.removeprefix("# --set "))
-    return tail[::-1]
 
 
 def _description(text: str) -> str:

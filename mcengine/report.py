@@ -164,6 +164,11 @@ def lead_cell(x: dict | None) -> str:
     return "" if x is None else with_share(date_text(x) if x["reached_at_start"] else fmt(x["p50"], "+.2f"), x)
 
 
+def count_cell(x: dict | None) -> str:
+    """A median count of organisations with its 90% interval; empty for no record."""
+    return "" if x is None else f"{fmt(x['p50'], '.0f')} ({fmt(x['p5'], '.0f')}–{fmt(x['p95'], '.0f')})"
+
+
 def usd(x: float) -> str:
     """A $ amount in brief: $300, $100k, $10M, $1B, $1.5T."""
     for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
@@ -276,13 +281,7 @@ def summary_text(results: Results, width: int = 110) -> str:
         for y in years:
             table.add_column(y, justify="right")
         for c in d["counts"]:
-            table.add_row(
-                c["threshold"],
-                *(
-                    f"{fmt(v['p50'], '.0f')} ({fmt(v['p5'], '.0f')}–{fmt(v['p95'], '.0f')})"
-                    for v in c["by_year"].values()
-                ),
-            )
+            table.add_row(c["threshold"], *(count_cell(v) for v in c["by_year"].values()))
         out.append(table)
     console = Console(width=width, record=True, file=io.StringIO(), color_system=None)
     console.print(f"{d['scenario']}: {d['trajectories']:,} trajectories, seed {d['seed']}, {d['device']}", markup=False)

@@ -268,8 +268,22 @@ def parse_scenario(text: str, source: str = "<string>", overrides: tuple[str, ..
         )
     if overrides:
         apply_overrides(doc, overrides, source)
-        text += "\n# --set " + "\n# --set ".join(overrides) + "\n"
+        text += "".join(f"\n{_RECORDED_SET}{o}" for o in overrides) + "\n"
     return _Parser(source).scenario(doc, text)
+
+
+_RECORDED_SET = "# --set "  # how the scenario text a run keeps records each override, one per line
+
+
+def recorded_overrides(text: str) -> list[str]:
+    """The ``--set`` overrides (``PATH=VALUE``) a scenario's recorded text ends with, as
+    :func:`parse_scenario` appends them."""
+    tail = []
+    for line in reversed(text.rstrip("\n").splitlines()):
+        if not line.startswith(_RECORDED_SET):
+            break
+        tail.append(line.removeprefix(_RECORDED_SET))
+    return tail[::-1]
 
 
 def apply_overrides(doc: dict, overrides, source: str) -> None:
