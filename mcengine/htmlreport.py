@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import datetime
 import html
-import os
 import tempfile
 import tomllib
 from pathlib import Path
@@ -79,16 +78,7 @@ def check_out(out: Path, overwrite: bool = False) -> None:
     if out.suffix.lower() not in EXTENSIONS:
         shown = repr(out.suffix) if out.suffix else "(none)"
         raise OutputError(f"{out}: unsupported report file type {shown}; use .html")
-    problem = io.path_problem(out)
-    if problem:
-        raise OutputError(f"{out}: {problem}; choose another --out")
-    if out.is_symlink() or (out.exists() and not out.is_file()):
-        raise OutputError(f"{out}: exists and is not a plain file; choose another --out")
-    if out.exists() and not (overwrite or _own(out)):
-        raise OutputError(f"{out}: already exists; pass --force to replace it, or choose another --out")
-    parent = io.existing_ancestor(out.parent)
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: cannot write there ({parent} is not a writable folder); choose another --out")
+    io.check_output_file(out, replace=overwrite or _own(out))
 
 
 def _own(out: Path) -> bool:

@@ -424,6 +424,23 @@ def write_folder(
     return Path(folder)
 
 
+def check_output_file(path: Path, replace: bool = False, option: str = "--out") -> None:
+    """Fail, before any work, if one output file could not or must not be written at
+    ``path``: a path no file system takes, an existing entry that is not a plain file (a
+    symbolic link included), an existing file unless ``replace``, or no writable folder to
+    put it in."""
+    problem = path_problem(path)
+    if problem:
+        raise OutputError(f"{path}: {problem}; choose another {option}")
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OutputError(f"{path}: exists and is not a plain file; choose another {option}")
+    if path.exists() and not replace:
+        raise OutputError(f"{path}: already exists; pass --force to replace it, or choose another {option}")
+    parent = existing_ancestor(path.parent)
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{path}: cannot write there ({parent} is not a writable folder); choose another {option}")
+
+
 def write_file(path: Path, data: bytes, overwrite: bool = False, option: str = "--out") -> Path:
     """Write one file atomically: a temporary file beside ``path``, then ``os.replace``.
     An existing ``path`` is replaced only with ``overwrite`` (``--force``) and only if it is

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import textwrap
 from pathlib import Path
 
@@ -969,18 +968,9 @@ def check_figures(out, overwrite: bool = False) -> None:
     folder) or with ``overwrite``, and never if it is not a plain file."""
     out = Path(out)
     _check_extension(out)
-    problem = io.path_problem(out)
-    if problem:
-        raise OutputError(f"{out}: {problem}; choose another --out")
-    parent = io.existing_ancestor(out.parent)
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{out}: cannot write there ({parent} is not a writable folder); choose another --out")
-    existing = [p for p in figure_paths(out) if p.exists() or p.is_symlink()]
-    for p in existing:
-        if p.is_symlink() or not p.is_file():
-            raise OutputError(f"{p}: exists and is not a plain file; choose another --out")
-    if existing and not overwrite and not io.written_by_mcengine(out.parent):
-        raise OutputError(f"{existing[0]}: already exists; pass --force to replace it or choose another --out")
+    replace = overwrite or io.written_by_mcengine(out.parent)
+    for path in figure_paths(out):
+        io.check_output_file(path, replace)
 
 
 def plot_command(folder, out=None, threshold=None, overwrite=False) -> list[Path]:
