@@ -102,20 +102,13 @@ def fan_chart(results, regime=None):
                 ax.fill_between(p["year"], p["p5"], p["p95"], color=c, alpha=BAND_ALPHA[0] * fade * 1.3, lw=0)
                 ax.fill_between(p["year"], p["p25"], p["p75"], color=c, alpha=BAND_ALPHA[1] * fade, lw=0)
             for row in rows:
-                ls, marker = _overlap_style(overlaps, row)
                 under = overlaps.get(row)
-                ax.plot(
-                    series[row]["year"],
-                    series[row]["p50"],
-                    color=d.color(row),
-                    lw=1.6,
-                    ls=ls,
-                    marker=marker,
-                    markevery=0.1,
-                    ms=3.5,
-                    mfc="white",
-                    label=(f"#{row.rank}" if group else row.display) + (f" (overlaps #{under.rank})" if under else ""),
-                    gid="median",
+                _median_line(
+                    ax,
+                    series[row],
+                    d.color(row),
+                    _overlap_style(overlaps, row),
+                    (f"#{row.rank}" if group else row.display) + (f" (overlaps #{under.rank})" if under else ""),
                     zorder=2.5 if under else 2.2,
                 )
             if frontier is not None and actor != d.frontier:
@@ -622,22 +615,9 @@ def regime_comparison(results, threshold=None):
             (ylo, yhi), shown, off_top = _frame_levels(list(series.values()), effective, fend)
             over = _overlapping({k: p["p50"] for k, p in series.items()}, tol=0.05)
             for name, p in series.items():
-                ls, marker = _overlap_style(over, name)
                 right.fill_between(p["year"], p["p25"], p["p75"], color=colors[name], alpha=0.15, lw=0)
                 label = name + (f" (overlaps {over[name]})" if name in over else "")
-                right.plot(
-                    p["year"],
-                    p["p50"],
-                    color=colors[name],
-                    lw=1.6,
-                    ls=ls,
-                    marker=marker,
-                    markevery=0.1,
-                    ms=3.5,
-                    mfc="white",
-                    label=label,
-                    gid="median",
-                )
+                _median_line(right, p, colors[name], _overlap_style(over, name), label)
             for t in shown:
                 right.axhline(t.log10, color="0.45", ls=(0, (1, 1.5)), lw=0.8, zorder=1.5)
             right.set_xlim(d.start, fend)
@@ -1278,6 +1258,26 @@ def _overlapping(curves: dict, tol: float) -> dict:
 
 
 OVERLAP_STYLES = (((0, (4, 2)), "s"), ((0, (1.2, 1.2)), "^"), ((0, (6, 1.5, 1, 1.5)), "D"), ((0, (2, 2)), "v"))
+
+
+def _median_line(ax, p: dict, color, style: tuple, label: str, **kw) -> None:
+    """A series' median path ``p`` (``year``, ``p50``) in ``style`` (line style, marker: see
+    :func:`_overlap_style`), tagged ``median``."""
+    ls, marker = style
+    ax.plot(
+        p["year"],
+        p["p50"],
+        color=color,
+        lw=1.6,
+        ls=ls,
+        marker=marker,
+        markevery=0.1,
+        ms=3.5,
+        mfc="white",
+        label=label,
+        gid="median",
+        **kw,
+    )
 
 
 def _overlap_style(overlaps: dict, key):
