@@ -201,14 +201,15 @@ def top_drivers(table: pa.Table, n: int = 3) -> list[tuple[str, str, list[tuple[
     the table: a constant input or output) are left out."""
     groups: dict = {}
     for r in table.to_pylist():
-        label = f"{r['output']} {r['actor']}" + (f" #{r['rank']}" if r["rank"] != 1 else "")
-        groups.setdefault((label, r["threshold"]), []).append((r["input"], r["variance_share"], r["spearman"]))
+        groups.setdefault((f"{r['output']} {label(r['actor'], r['rank'])}", r["threshold"]), []).append(
+            (r["input"], r["variance_share"], r["spearman"])
+        )
     out = []
-    for (label, threshold), items in groups.items():
+    for (which, threshold), items in groups.items():
         defined = lambda x: x is not None and x == x  # null (or NaN) is undefined
         items = sorted(
             ((name, share, rho if defined(rho) else None) for name, share, rho in items if defined(share)),
             key=lambda i: -i[1],
         )[:n]
-        out.append((label, threshold, items))
+        out.append((which, threshold, items))
     return out
