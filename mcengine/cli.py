@@ -189,10 +189,8 @@ def run(
     writer = _join_processes() if distributed else True
     quiet = quiet or not writer
     checkpoint = None
-    if checkpoint_every or resume:  # the checkpoint lives beside the results folder
+    if checkpoint_every or resume:  # beside the results folder (its folder is made at the first save)
         path = out.absolute().parent / f".{out.name}.checkpoint.npz"
-        if not resume:
-            path.parent.mkdir(parents=True, exist_ok=True)
         checkpoint = engine.Checkpoint(path, checkpoint_every or 10, resume)
     status = _status(quiet)
     _status(quiet, terminal=True)(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")

@@ -572,6 +572,9 @@ class _Checkpointer:
         self.fingerprint, self.pilot_bins = fingerprint, pilot_bins
 
     def save(self, chunks_done: int, host: list[np.ndarray]) -> None:
+        # the folder is made only now, so that a run refused or failed before its first
+        # checkpoint leaves no folders behind
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         with io.atomic_files(self.path) as (tmp,), open(tmp, "wb") as f:  # interrupted: the old one stays whole
             bins = {f"{k}{i}": getattr(b, k) for i, b in enumerate(self.pilot_bins) for k in ("lo", "width")}
             arrays: dict[str, np.ndarray] = {

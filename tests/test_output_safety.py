@@ -344,6 +344,17 @@ def test_a_run_estimated_to_take_too_long_is_refused(tmp_path, tiny, capsys):
     mcengine.engine._check_time(1.0, 10, 64, 100.0, mcengine.engine.jax.devices())  # 10 s left: fine
 
 
+def test_a_refused_run_with_checkpoints_leaves_no_folders(tmp_path, tiny, capsys):
+    """The checkpoint's folder is made at its first save: a run refused before that (here
+    by --max-days after its second chunk) creates none of the folders above --out."""
+    out = tmp_path / "new" / "deeper" / "r"
+    args = ["run", str(tiny), "-q", "--chunk-size", "64", "--out", str(out)]
+    one_line_refusal([*args, "-n", "1e5", "--max-days", "1e-9", "--checkpoint-every", "50"], capsys, "would take")
+    assert not (tmp_path / "new").exists()
+    assert exit_code([*args, "-n", "200", "--checkpoint-every", "1"]) == 0
+    assert sorted(os.listdir(out.parent)) == ["r"]  # the checkpoint was saved, then removed
+
+
 def test_failed_commands_leave_no_empty_results_root(tmp_path, tiny, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     one_line_refusal(["run", str(tiny), "-n", "100", "--chunk-size", "1e15"], capsys, "use a smaller --chunk-size")
