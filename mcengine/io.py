@@ -542,11 +542,10 @@ class TrajectoryWriter:
             self.path.unlink(missing_ok=True)
             raise
 
-    def write(self, first: int, arrays) -> None:
-        """Rows of trajectories ``first``, ... from a chunk's outputs (``model.Trajectories``)."""
+    def write(self, first: int, arrays: tuple) -> None:
         import numpy as np
 
-        regime, t_first, diffusion, inputs = arrays.regime, arrays.t_first, arrays.diffusion, arrays.inputs
+        regime, t_first, diffusion, inputs = arrays
         n = len(regime)
         cols = [
             pa.array(np.arange(first, first + n, dtype=np.int64)),
