@@ -84,20 +84,6 @@ def compiler_options(platform: str) -> dict | None:
     return CPU_COMPILER_OPTIONS
 
 
-@functools.cache
-def _sample_chunk_program(platform: str):
-    def run(seed_data, first_hi, first_lo, spec, count, model):
-        return _sample(seed_data, first_hi, first_lo, spec, count, model).trajectories_first()
-
-    return jax.jit(run, static_argnames=("count", "model"), compiler_options=compiler_options(platform))
-
-
-def sample_chunk(seed_data, first_hi, first_lo, spec, *, count, model) -> Trajectories:
-    """Per-trajectory outputs of trajectories [first, first + count), trajectories first
-    (jitted on the default device)."""
-    return _sample_chunk_program(jax.default_backend())(seed_data, first_hi, first_lo, spec, count=count, model=model)
-
-
 def _chunk_counts(counts, seed_data, first_hi, first_lo, n_valid, spec, bins, count, model):
     """Sample ``count`` trajectories from ``first`` and add the first ``n_valid`` of them to
     the histogram counts (of the event, fan, count and flag variables, then the
@@ -130,18 +116,19 @@ def hot_bins(platform: str) -> bool:
 _COMPILED: dict = {}  # compiled chunk steps, reused across runs of the same shape (sweeps)
 
 
-def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, devices, keep: bool):
+def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, devices):
     """The compiled chunk step over ``devices``: counts carry a leading device axis. It also
-    returns each device's first ``min(per_device, PILOT_TRAJECTORIES)`` fan values [d, P,
-    fan vars] (the pilot that sets the fan bins is run through this same program) and,
-    with ``keep``, each trajectory's regime, dates and inputs."""
+    returns every trajectory's outputs (:class:`Trajectories`, trajectories first, [d,
+    per_device, ...]: a run keeps them only if asked, but one program then serves runs,
+    ``sample_trajectories`` and the analyses built on it) and each device's first
+    ``min(per_device, PILOT_TRAJECTORIES)`` fan values [d, P, fan vars] (the pilot that
+    sets the fan bins is run through this same program)."""
     mesh = Mesh(np.array(devices), ("d",))
     key = (
         model,
         per_device,
         tuple(devices),
         shapes,
-        keep,
         jax.tree.structure(spec),
         tuple(np.shape(x) for x in jax.tree.leaves((spec, bins))),
     )
@@ -153,10 +140,9 @@ def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, 
         new, out = _chunk_counts(
             tuple(c[0] for c in counts), seed_data, hi[0], lo[0], n_valid[0], spec, bins, per_device, model
         )
-        first = out.trajectories_first()  # unused fields cost nothing: the compiler drops them
-        kept = (first.regime, first.t_first, first.diffusion, first.inputs) if keep else ()
+        first = out.trajectories_first()
         pilot = (first.fan[None, :head].reshape(1, head, -1), model.layout.count_values(out)[0][:, :head].T[None])
-        return tuple(c[None] for c in new), kept, pilot
+        return tuple(c[None] for c in new), jax.tree.map(lambda x: x[None], first), pilot
 
     sharded = jax.shard_map(
         local,
@@ -336,12 +322,12 @@ def run(
     chunk_size: int | None = None,
     progress: Callable[[int], None] | None = None,
     checkpoint: Checkpoint | None = None,
-    on_chunk: Callable[[int, tuple], None] | None = None,
+    on_chunk: Callable[[int, Trajectories], None] | None = None,
     generator: str = DEFAULT_GENERATOR,
     max_seconds: float | None = None,
 ) -> Aggregates:
     """Sample ``trajectories`` trajectories in chunks over all devices and processes, and
-    aggregate them. ``on_chunk(first, (regime, t_first, diffusion, inputs))``, if given,
+    aggregate them. ``on_chunk(first, trajectories)``, if given,
     receives each chunk's per-trajectory arrays (numpy, valid rows only) in order.
     ``generator`` names the generator of the per-step shocks (kernels.GENERATORS).
     Raises ResourceError if the run cannot fit in memory, and, with ``max_seconds``, if the
@@ -381,9 +367,7 @@ def run(
     )
     shapes += ((max(1, model.regimes),),)
     while True:
-        step, mesh = _compile_step(
-            model, spec, pilot_bins, seed_data, shapes, per_device, devices, on_chunk is not None
-        )
+        step, mesh = _compile_step(model, spec, pilot_bins, seed_data, shapes, per_device, devices)
         need, free = compiled_bytes(step), available_memory(devices[0]) // (d if devices[0].platform == "cpu" else 1)
         if need is None or need <= 0.7 * free:
             break
@@ -448,7 +432,8 @@ def run(
         dev, kept, valid, _ = call(dev, c, bins)
         if on_chunk is not None:
             rows = np.concatenate([np.arange(v) + k * per_device for k, v in enumerate(valid)])
-            on_chunk(c * chunk, tuple(np.asarray(x)[rows] for x in kept))
+            flat = lambda x: np.asarray(x).reshape((x.shape[0] * x.shape[1],) + x.shape[2:])[rows]
+            on_chunk(c * chunk, jax.tree.map(flat, kept))
         n_valid = int(valid.sum())
         pending += n_valid
         last = i == len(mine) - 1
@@ -618,23 +603,24 @@ class _Checkpointer:
 def sample_trajectories(
     scenario: Scenario, trajectories: int, seed: int, chunk_size: int | None = None, generator: str = DEFAULT_GENERATOR
 ) -> Trajectories:
-    """Per-trajectory outputs as numpy arrays (years since start; NaN where censored).
-    Memory grows with ``trajectories``: for analysis of modest samples and for tests."""
-    check_trajectories(trajectories)
-    model, spec = build_for(scenario, generator)
-    chunk = max(chunk_size or min(default_chunk_size(trajectories), 2**14), MIN_PER_DEVICE)
-    seed_data = random.seed_key(seed)
-    parts = []
-    for first in range(0, trajectories, chunk):
-        hi, lo = random.split_index(first)
-        out = sample_chunk(seed_data, hi, lo, spec, count=chunk, model=model)
-        parts.append(jax.tree.map(lambda x: np.asarray(x)[: trajectories - first], out))
-        if first == 0:  # all of them are kept (twice, while concatenated): refuse what cannot fit
-            need = 2 * sum(x.nbytes for x in parts[0]) / len(parts[0].regime) * trajectories
+    """Per-trajectory outputs as numpy arrays (years since start; NaN where censored),
+    sampled by :func:`run`'s program (so a run and an analysis of the same scenario and
+    number of trajectories compile once). Memory grows with ``trajectories``: for analysis
+    of modest samples and for tests. One process (a distributed run samples its chunks only)."""
+    if jax.process_count() > 1:
+        raise ArgumentError("sample_trajectories runs in one process; use run for a distributed run")
+    parts: list[Trajectories] = []
+
+    def keep(first: int, out: Trajectories) -> None:
+        if not parts:  # all of them are kept (twice, while concatenated): refuse what cannot fit
+            need = 2 * sum(x.nbytes for x in out) / len(out.regime) * trajectories
             free = available_memory(jax.devices("cpu")[0])
             if need > 0.7 * free:
                 raise ResourceError(
                     f"{trajectories:,} trajectories' outputs need about {need / 2**30:.1f} GiB of "
                     f"memory but {free / 2**30:.1f} GiB is free; use fewer trajectories"
                 )
+        parts.append(out)
+
+    run(scenario, trajectories, seed, chunk_size, on_chunk=keep, generator=generator)
     return Trajectories(*(np.concatenate(xs) for xs in zip(*parts)))

@@ -542,10 +542,11 @@ class TrajectoryWriter:
             self.path.unlink(missing_ok=True)
             raise
 
-    def write(self, first: int, arrays: tuple) -> None:
+    def write(self, first: int, arrays) -> None:
+        """Rows of trajectories ``first``, ... from a chunk's outputs (``model.Trajectories``)."""
         import numpy as np
 
-        regime, t_first, diffusion, inputs = arrays
+        regime, t_first, diffusion, inputs = arrays.regime, arrays.t_first, arrays.diffusion, arrays.inputs
         n = len(regime)
         cols = [
             pa.array(np.arange(first, first + n, dtype=np.int64)),

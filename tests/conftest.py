@@ -93,7 +93,6 @@ def _release_compiled_programs():
     engine = sys.modules.get("mcengine.engine")
     if engine is not None:
         engine._COMPILED.clear()
-        engine._sample_chunk_program.cache_clear()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -143,6 +144,34 @@ def test_sweep_points_that_change_only_numbers_trace_the_kernel_once(tmp_path, m
     assert len(traces) == 1
     sweep.sweep(PEER, ["scenario.horizon=2040.0,2042.0"], trajectories=200, out=tmp_path / "shapes")
     assert len(traces) == 3  # the horizon sets the number of steps: one trace per shape
+
+
+def test_analyses_reuse_the_run_s_program(tmp_path, monkeypatch):
+    """A run, the sensitivity analysis and ``sample_trajectories`` of one scenario and number
+    of trajectories sample through one compiled program: after the run, XLA compiles
+    nothing large (small host-side helpers only, well under the run's chunk step), and the
+    trajectories the analyses see are the ones the run counted (the frontier's p_reached)."""
+    monkeypatch.setattr(engine, "_COMPILED", {})
+    s = mcengine.load_scenario(PEER)
+    compiles: list[float] = []
+
+    def listener(name, seconds, **_):
+        if name.endswith("backend_compile_duration"):
+            compiles.append(seconds)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        results = mcengine.run(s, trajectories=300, seed=5)
+        run_compile = max(compiles)
+        compiles.clear()
+        sensitivity.sensitivity(s, trajectories=300, seed=5)
+        out = mcengine.sample_trajectories(s, trajectories=300, seed=5)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    assert len(engine._COMPILED) == 1 and sum(compiles) < 0.2 * run_compile, (compiles, run_compile)
+    events = results.events.to_pandas()
+    frontier = events[(events.metric == "t_first") & (events.actor == "frontier")]
+    assert np.array_equal(frontier.p_reached.to_numpy(), np.mean(~np.isnan(out.t_first[:, 0, :]), axis=0))
 
 
 def test_sensitivity_recovers_the_only_driver():

@@ -6,8 +6,8 @@ shared), then ``validate``, ``summary``, ``summary --json``, ``compare`` (with b
 points) on a few, and the README's pandas example on each results folder. A command
 either succeeds or, where it does not apply (a backtest of a scenario without a group),
 refuses in one line with exit status 2; never exit status 1 (a bug) and never a traceback.
-Every command uses the same number of trajectories, so ``sensitivity`` and ``backtest``
-share one compiled sampler (``run`` compiles its own chunk step, with the histograms).
+Every command uses the same number of trajectories, so the program compiled for ``run``
+serves ``sensitivity`` and ``backtest`` too (``test_analyses_reuse_the_run_s_program``).
 """
 
 from __future__ import annotations

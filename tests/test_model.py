@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import pytest
 from scipy import optimize, stats
@@ -310,7 +311,7 @@ def test_group_count_does_not_change_the_cost():
     for count in (10, 1_000_000):
         model, spec = engine.build(group_scenario(count, (1, 10)))
         texts.append(
-            engine._sample_chunk_program("cpu")
+            jax.jit(engine._sample, static_argnames=("count", "model"))
             .lower(engine.random.seed_key(0), np.uint32(0), np.uint32(0), spec, count=64, model=model)
             .as_text()
         )

@@ -95,9 +95,9 @@ def test_engine_compiler_options_change_speed_not_results(monkeypatch):
     XLA's defaults; and options the installed jaxlib does not know fall back to those."""
     model, spec = engine.build(mcengine.load_scenario("diffusion-channels"))
     args = (engine.random.seed_key(0), np.uint32(0), np.uint32(5), spec)
-    tuned = engine._sample_chunk_program("cpu")(*args, count=128, model=model)
-    plain = jax.jit(lambda seed, hi, lo, spec: engine._sample(seed, hi, lo, spec, 128, model).trajectories_first())
-    for a, b in zip(tuned, plain(*args)):
+    sample = lambda seed, hi, lo, spec: engine._sample(seed, hi, lo, spec, 128, model).trajectories_first()
+    tuned = jax.jit(sample, compiler_options=engine.compiler_options("cpu"))
+    for a, b in zip(tuned(*args), jax.jit(sample)(*args)):
         assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True)
     monkeypatch.setattr(engine, "CPU_COMPILER_OPTIONS", {"xla_cpu_no_such_option": 1})
     engine.compiler_options.cache_clear()
