@@ -24,6 +24,7 @@ SCHEMA_VERSION = 1
 FRONTIER = "frontier"
 THRESHOLD_KINDS = ("effective", "physical")
 DEFAULT_AT_LEAST = (1, 10, 100)
+MAX_MOVE = 1e6  # OOM: the most a level may move over a scenario (float32 keeps a step's resolution)
 MAX_ENTRY_RANK = 1000  # largest rank a group with entrants may report (its cost grows with it)
 
 
@@ -739,10 +740,43 @@ class _Parser:
             text=text,
         )
         regimes = self.regimes(doc["regimes"], scenario) if "regimes" in doc else ()
+        self.check_moves(scenario, regimes)
         correlations = self.correlations(doc["correlations"], scenario) if "correlations" in doc else ()
         return dataclasses.replace(
             scenario, regimes=regimes, correlations=correlations, warnings=self.fixed_by_regimes(correlations, regimes)
         )
+
+    def check_moves(self, scenario: Scenario, regimes: tuple[Regime, ...]):
+        """Refuse a rate, volatility or jump size that can move a level by more than
+        MAX_MOVE OOM over the scenario's years (in any regime, at the 1e-9 quantiles):
+        the kernels keep levels as float32 log10 numbers, which then no longer resolve a
+        step (and overflow to infinity near 3e38)."""
+        years = scenario.horizon - scenario.start
+        specs = lambda path, d: (
+            [(path, d)]
+            + [(f'regimes.{r.name}.set."{path}"', r.overrides[path]) for r in regimes if path in r.overrides]
+        )
+        extreme = lambda d: max(abs(d.quantile(1e-9)), abs(d.quantile(1 - 1e-9)))
+        for path, d in scenario.draws().items():
+            per = path.rsplit(".", 1)[1]
+            for field, spec in specs(path, d):
+                if per in ("rate", "growth", "long_run_rate", "catch_up_rate", "per_year_growth", "relative_growth"):
+                    move, unit = extreme(spec) * years, "OOM/yr"
+                elif per == "volatility":
+                    move, unit = 6.0 * extreme(spec) * math.sqrt(years), "OOM/sqrt(yr)"
+                else:
+                    break
+                if move > MAX_MOVE:
+                    self.fail(field, _too_far(move, years, unit))
+        processes = [("hardware", scenario.hardware.process), ("algorithms", scenario.algorithms.process)]
+        for prefix, process in processes + [(a.path, a.process) for a in scenario.actors]:
+            jumps = process.jumps
+            if jumps is None:
+                continue
+            per_year = max(d.quantile(1 - 1e-9) for _, d in specs(f"{prefix}.jumps.per_year", jumps.per_year))
+            move = extreme(jumps.size) * (per_year * years + 10.0)
+            if move > MAX_MOVE:
+                self.fail(f"{prefix}.jumps.size", _too_far(move, years, "OOM a jump"))
 
     def fixed_by_regimes(self, correlations, regimes: tuple[Regime, ...]) -> tuple[str, ...]:
         """A warning for each correlated number that a regime sets to a fixed number: in that
@@ -1091,6 +1125,13 @@ _DIST_EXTRA_KEYS = {  # the keys a distribution table may have beside its family
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _TO = re.compile(rf"\s*({_NUMBER})\s+to\s+({_NUMBER})\s*")
 _DOMAIN_WORDS = {"positive": "> 0", "nonneg": ">= 0"}
+
+
+def _too_far(move: float, years: float, unit: str) -> str:
+    return (
+        f"can move a level by up to {move:.3g} OOM over the scenario's {years:g} years; the engine keeps "
+        f"levels as float32 log10 numbers, exact enough only within {MAX_MOVE:.0e} OOM: give a smaller value ({unit})"
+    )
 
 
 def _join(field: str, key: str) -> str:

@@ -91,6 +91,36 @@ MALFORMED = [
     ("two rates", variant("hardware", lambda h: h.update(doubling_years=2.5)), "hardware.rate", "exactly one"),
     ("lagged frontier", variant("actors", lambda a: a[0].update(algo_lag=0.5)), "actors.frontier", "no lags"),
     ("not TOML", "[scenario\nname = 1\n", "", "not valid TOML"),
+    (  # float32 holds 3.4e38 but resolves a monthly step only far below: refuse, never NaN bins
+        "rate beyond float32",
+        variant("hardware", lambda h: h.update(rate=1.7e38)),
+        "hardware.rate",
+        "give a smaller value",
+    ),
+    (
+        "doubling time near zero",
+        variant("hardware", lambda h: h.update(doubling_years=1e-40) or h.pop("rate")),
+        "hardware.rate",
+        "float32",
+    ),
+    (
+        "volatility beyond float32",
+        variant("actors", lambda a: a[1].update(volatility={"lognormal": [1.0, 1e6]})),
+        "actors.follower.volatility",
+        "float32",
+    ),
+    (
+        "jump size beyond float32",
+        variant("algorithms", lambda a: a.update(jumps={"per_year": 0.5, "size": {"normal": [1.0, 1e5]}})),
+        "algorithms.jumps.size",
+        "float32",
+    ),
+    (
+        "regime rate beyond float32",
+        scenario_toml(**GOOD, regimes=[{"name": "fast", "weight": 1.0, "set": {"algorithms.rate": 1e5}}]),
+        'regimes.fast.set."algorithms.rate"',
+        "float32",
+    ),
     (
         "fractional steps",
         variant("scenario", lambda s: s.update(horizon=2045.05)),
