@@ -190,7 +190,8 @@ def run(
     quiet = quiet or not writer
     checkpoint = None
     if checkpoint_every or resume:  # beside the results folder (its folder is made at the first save)
-        path = out.absolute().parent / f".{out.name}.checkpoint.npz"
+        # room for the temporary file's and a process's suffixes (io.atomic_files, engine)
+        path = out.absolute().parent / io.fitting_name(f".{out.name}", ".checkpoint.npz", limit=255 - 24)
         checkpoint = engine.Checkpoint(path, checkpoint_every or 10, resume)
     status = _status(quiet)
     _status(quiet, terminal=True)(f"running {s.name}: {trajectories:,} trajectories, seed {seed}")

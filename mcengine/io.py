@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import platform
@@ -350,14 +351,25 @@ def read_csv(path: str | Path, required: tuple[str, ...] | list[str], layout: st
     return records(), {c: names.index(c) for c in required}
 
 
+def fitting_name(stem: str, suffix: str, limit: int = 255) -> str:
+    """``stem + suffix``, or where that is longer than ``limit`` bytes (a file system's
+    limit on one name) the stem cut short and followed by ``~`` and a hash of the whole
+    stem, so that names made from different stems stay different."""
+    if len(os.fsencode(stem + suffix)) <= limit:
+        return stem + suffix
+    digest = hashlib.sha256(os.fsencode(stem)).hexdigest()[:10]
+    room = max(0, limit - len(os.fsencode(suffix)) - len(digest) - 1)
+    return f"{os.fsencode(stem)[:room].decode('utf-8', 'ignore')}~{digest}{suffix}"
+
+
 @contextlib.contextmanager
 def atomic_files(*paths: Path, suffix: str = ""):
     """Write files atomically: yields one temporary path beside each of ``paths`` (named
-    ``.<name>.tmp-<id><suffix>``, so a writer that picks a format from the extension sees
-    ``suffix``); when the block ends without an error they are renamed onto ``paths``, all
-    of them, and on any error (an interrupt included) they are removed and the files at
-    ``paths`` stay as they were."""
-    tmps = [Path(p).with_name(f".{Path(p).name}.tmp-{uuid.uuid4().hex[:8]}{suffix}") for p in paths]
+    ``.<name>.tmp-<id><suffix>``, shortened to fit a file name; a writer that picks a format
+    from the extension sees ``suffix``); when the block ends without an error they are
+    renamed onto ``paths``, all of them, and on any error (an interrupt included) they are
+    removed and the files at ``paths`` stay as they were."""
+    tmps = [Path(p).with_name(fitting_name(f".{Path(p).name}", f".tmp-{uuid.uuid4().hex[:8]}{suffix}")) for p in paths]
     try:
         yield tmps
         for tmp, path in zip(tmps, paths):

@@ -554,3 +554,19 @@ def test_per_trajectory_rows_that_cannot_fit_on_the_disk_are_refused(tmp_path, t
         ["run", str(tiny), "-n", "1e5", "-q", "--keep-trajectories"], capsys, "trajectories.parquet would take about"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]  # no scratch file, no folder
+
+
+def test_a_results_folder_with_the_longest_name_takes_checkpoints(tmp_path, tiny):
+    """A --out name of 254 bytes is a valid folder name; its checkpoint and temporary files
+    (longer names beside it) are shortened to fit, so the run succeeds and leaves nothing
+    else behind."""
+    out = tmp_path / ("é" * 127)  # 254 bytes of UTF-8
+    assert (
+        exit_code(
+            ["run", str(tiny), "-q", "-n", "200", "--chunk-size", "64", "--out", str(out), "--checkpoint-every", "1"]
+        )
+        == 0
+    )
+    assert os.listdir(tmp_path) and sorted(os.listdir(tmp_path)) == sorted(["tiny.toml", out.name])
+    names = [mcengine.io.fitting_name("." + "é" * k, ".checkpoint.npz", 231) for k in (127, 126, 3)]
+    assert len(set(names)) == 3 and all(len(n.encode()) <= 231 for n in names) and names[2] == ".ééé.checkpoint.npz"
