@@ -352,7 +352,9 @@ class State(NamedTuple):
     H and A (for lagged reads); last_eff, last_phys [own rows, N]: the own rows' compute at
     the block's last step; t_first [own rows, T, N]: their first crossings so far (years;
     NaN: not yet); counts: per family, per kind of threshold, its :class:`_Count`; draws:
-    the next block's standard normals."""
+    the next block's standard normals; block: the next block's index (int32). (The index is
+    carried, not scanned over: a scanned index is a dynamic slice in the loop body, and
+    XLA's CPU emitter then leaves every fusion that reads it unvectorised.)"""
 
     noise: jax.Array
     hist_h: jax.Array
@@ -362,6 +364,7 @@ class State(NamedTuple):
     t_first: jax.Array
     counts: tuple
     draws: jax.Array
+    block: jax.Array
 
 
 class Record(NamedTuple):
@@ -610,6 +613,7 @@ def init(pl: Plan, p: Params, lanes) -> tuple[State, Record]:
         t_first,
         tuple(counts),
         block_draws(lanes, 0, pl.width, c.generator),
+        jnp.int32(0),
     )
     start = Record(
         _fan_record(
@@ -628,8 +632,8 @@ def _lane_keys(pl: Plan, keys):
 
 
 def step(pl: Plan, p: Params, lanes):
-    """The loop body ``block(state, b) -> (state, record)``: block ``b``'s shocks (block b
-    of each lane's generator, ``lanes`` their keys, shaped (steps, lanes)), their running
+    """The loop body ``block(state, _) -> (state, record)``: block b's shocks (b =
+    ``state.block``; block b of each lane's generator, ``lanes`` their keys, shaped (steps, lanes)), their running
     sum on top of the noise so far gives every step of the block at once; first crossings
     of the own rows are found for the whole block, and each family counts its steps below
     each threshold."""
@@ -638,7 +642,8 @@ def step(pl: Plan, p: Params, lanes):
     block_steps = jnp.arange(1, width + 1, dtype=jnp.int32)
     fams = _families(pl, p)
 
-    def block(state: State, b):
+    def block(state: State, _):
+        b = state.block
         z = block_normals(state.draws, (width,)).reshape(width, pl.n_draws, -1)
         shock = p.vol * pl.sqrt_dt * z[:, : pl.n_streams]
         at = pl.n_streams
@@ -684,6 +689,7 @@ def step(pl: Plan, p: Params, lanes):
             t_first,
             tuple(counts),
             block_draws(lanes, b + 1, width, c.generator),
+            b + 1,
         )
         return state, Record(_fan_record(fams, *jax.tree.map(pick, (h, a, capped, eff, series))), series)
 
@@ -851,8 +857,14 @@ def simulate(keys, params: Params, config: Config) -> Outputs:
     pl = plan(config, params)
     lanes = _lane_keys(pl, keys)
     state, start = init(pl, params, lanes)
-    state, records = jax.lax.scan(step(pl, params, lanes), state, jnp.arange(pl.n_blocks, dtype=jnp.int32))
+    state, records = blocks(pl, params, lanes, state)
     return finalize(pl, params, keys, state, start, records)
+
+
+def blocks(pl: Plan, p: Params, lanes, state: State) -> tuple[State, Record]:
+    """The time loop: :func:`step` over every block from ``state`` (``lax.scan``); the
+    state after the last block and the records of all blocks, stacked."""
+    return jax.lax.scan(step(pl, p, lanes), state, length=pl.n_blocks)
 
 
 def combine_releases(t_first, release_lag, access_via: tuple[tuple[int, ...], ...], span: float):

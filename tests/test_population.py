@@ -73,7 +73,7 @@ def _internals(s, n, seed):
     pl = trajectory.plan(model.config, params)
     lanes = trajectory._lane_keys(pl, shock_keys)
     state, start = trajectory.init(pl, params, lanes)
-    state, records = jax.lax.scan(trajectory.step(pl, params, lanes), state, jnp.arange(pl.n_blocks))
+    state, records = trajectory.blocks(pl, params, lanes, state)
     out = trajectory.finalize(pl, params, shock_keys, state, start, records)
     fams = trajectory._families(pl, params)
     paths = jax.tree.map(lambda first, ys: jnp.concatenate([first, ys.reshape(-1, n)]), start.series, records.series)
