@@ -797,7 +797,7 @@ def _populations(pl: Plan, p: Params, keys, fams, paths, dates, state: State):
         pop, m = c.populations[f.spec.group], p.members[f.spec.group]
         path = jax.tree.map(lambda x: x[: n + 1], path)  # crossings after the horizon do not count
         need = _need(pl, p, f, path, t_f)
-        share_level = population.upper_tail(pop.budget, m.budget_a, m.budget_b, jax.lax.cummin(need, axis=0))
+        share_level = population.upper_tail(pop.budget, m.budget_a, m.budget_b, population.running(jnp.minimum, need))
         arrival_dates = reached = None
         if pop.entrants:
             tau = jnp.arange(n + 1, dtype=jnp.float32)[:, None, None] * pl.dt
