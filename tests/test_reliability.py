@@ -252,7 +252,7 @@ def test_a_run_too_large_for_memory_is_refused_before_sampling():
         {
             "name": "orgs",
             "count": 10_000,
-            "ranks": list(range(1, 1001)),
+            "ranks": list(range(1, 201)),
             "budget": {"lognormal": [1e5, 1e8]},
             "growth": 0.3,
         }
@@ -263,7 +263,8 @@ def test_a_run_too_large_for_memory_is_refused_before_sampling():
 
 
 def test_a_group_with_entrants_and_high_ranks_is_refused_before_compiling():
-    """Ranks up to 1000 with entrants sample the 1000 largest initial members one by one:
+    """Ranks up to 1000 with entrants sample the 1000 largest initial members one by one
+    (and 201 listed ranks without entrants, 201 members):
     refused at once (before tracing or compiling), where it once grew to 21 GB; the
     memory estimate counts the members the kernel dates, not the rows reported."""
     group = {"name": "orgs", "count": 1_000_000, "budget": {"lognormal": [1e5, 1e8]}, "growth": 0.3}
@@ -273,6 +274,9 @@ def test_a_group_with_entrants_and_high_ranks_is_refused_before_compiling():
         mcengine.run(s, trajectories=10, seed=0)
     with pytest.raises(engine.ResourceError, match="ranks up to 200"):
         engine.sample_trajectories(s, 10, seed=0)
+    listed = mcengine.parse_scenario(scenario_toml(groups=[{**group, "ranks": list(range(1, 202))}]))
+    with pytest.raises(engine.ResourceError, match=r"groups.orgs: .*\(201 listed\).*at most 200 ranks"):
+        mcengine.run(listed, trajectories=10, seed=0)  # without entrants: each listed rank is sampled
     estimate = {}
     for extra in ({}, entry):
         model, _ = engine.build_for(
