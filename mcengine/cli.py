@@ -230,11 +230,13 @@ def run(
 @click.argument("scenarios", nargs=-1, required=True)
 @_set_option
 def validate(scenarios, overrides):
-    """Check scenario files (paths or built-in names); exit 0 if all are valid, else 2."""
+    """Check scenario files (paths or built-in names) as a run would before sampling; exit 0
+    if all are valid, else 2."""
     failed = False
     for name in scenarios:
         try:
             s = load_scenario(name, overrides)
+            engine.build_for(s)  # what a run refuses before compiling (too many sampled members)
             _warn(s)
             click.echo(
                 f"ok: {name} ({s.name}: {len(s.actors)} actors, {len(s.thresholds)} thresholds, "
@@ -242,6 +244,9 @@ def validate(scenarios, overrides):
             )
         except ScenarioError as e:
             click.echo(f"error: {' '.join(str(e).split())}", err=True)
+            failed = True
+        except UserError as e:
+            click.echo(f"error: {name}: {' '.join(str(e).split())}", err=True)
             failed = True
     sys.exit(2 if failed else 0)
 

@@ -19,6 +19,7 @@ import pytest
 
 import mcengine
 from mcengine import engine
+from mcengine.cli import main
 
 from .conftest import PEER, scenario_toml
 from .test_keywords import BASE as KEYWORDS_BASE
@@ -262,11 +263,12 @@ def test_a_run_too_large_for_memory_is_refused_before_sampling():
         mcengine.run(s, trajectories=10, seed=0)
 
 
-def test_a_group_with_entrants_and_high_ranks_is_refused_before_compiling():
+def test_a_group_with_entrants_and_high_ranks_is_refused_before_compiling(tmp_path, capsys):
     """Ranks up to 1000 with entrants sample the 1000 largest initial members one by one
     (and 201 listed ranks without entrants, 201 members):
-    refused at once (before tracing or compiling), where it once grew to 21 GB; the
-    memory estimate counts the members the kernel dates, not the rows reported."""
+    refused at once (before tracing or compiling), where it once grew to 21 GB, and by
+    ``mcengine validate``; the memory estimate counts the members the kernel dates, not the
+    rows reported."""
     group = {"name": "orgs", "count": 1_000_000, "budget": {"lognormal": [1e5, 1e8]}, "growth": 0.3}
     entry = {"entry": {"per_year": 10.0, "budget": {"lognormal": [1e5, 1e7]}}}
     s = mcengine.parse_scenario(scenario_toml(groups=[{**group, "ranks": [1, 1000], **entry}]))
@@ -277,6 +279,12 @@ def test_a_group_with_entrants_and_high_ranks_is_refused_before_compiling():
     listed = mcengine.parse_scenario(scenario_toml(groups=[{**group, "ranks": list(range(1, 202))}]))
     with pytest.raises(engine.ResourceError, match=r"groups.orgs: .*\(201 listed\).*at most 200 ranks"):
         mcengine.run(listed, trajectories=10, seed=0)  # without entrants: each listed rank is sampled
+    path = tmp_path / "many-ranks.toml"
+    path.write_text(scenario_toml(groups=[{**group, "ranks": list(range(1, 202))}]))
+    with pytest.raises(SystemExit) as e:
+        main(["validate", str(path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and f"error: {path}: groups.orgs: " in err and "at most 200 ranks" in err, err
     estimate = {}
     for extra in ({}, entry):
         model, _ = engine.build_for(
