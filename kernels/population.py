@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import jax.scipy.special as jsp
 import numpy as np
 
+from .normals import fold_in
+
 LN10 = math.log(10.0)
 _COUNT_KEY = 0x636F756E  # folded into a trajectory's key for its count draws
 
@@ -298,4 +300,4 @@ def _stream(group: int, kind: int, i):
 
 def count_key_data(keys):
     """The key words [2, N] of the trajectories' count draws, from their shock keys [N]."""
-    return jax.random.key_data(jax.vmap(lambda k: jax.random.fold_in(k, _COUNT_KEY))(keys)).T
+    return jax.random.key_data(fold_in(keys, _COUNT_KEY)).T

@@ -26,7 +26,7 @@ import jax.scipy.special as jsp
 import numpy as np
 
 from . import counting, population
-from .normals import DEFAULT_GENERATOR, block_draws, block_normals
+from .normals import DEFAULT_GENERATOR, block_draws, block_normals, fold_in
 from .population import Population
 
 LN10 = math.log(10.0)
@@ -627,8 +627,7 @@ def init(pl: Plan, p: Params, lanes) -> tuple[State, Record]:
 def _lane_keys(pl: Plan, keys):
     """The keys of every draw lane of every trajectory, lane-major [lanes * N]: lane l of
     trajectory n is ``fold_in(keys[n], lane_ids[l])``."""
-    fold = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-    return jnp.concatenate([fold(keys, np.uint32(i)) for i in pl.lane_ids])
+    return fold_in(keys, np.asarray(pl.lane_ids, np.uint32)[:, None]).reshape(-1)
 
 
 def step(pl: Plan, p: Params, lanes):

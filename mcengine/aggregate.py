@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -164,7 +165,12 @@ def count_bins(pilot: np.ndarray, nbins: int = COUNT_BINS) -> Bins:
     larger counts than the last bin's fall into it."""
     n_vars = pilot.shape[1]
     bins = Bins(np.full(n_vars, -0.5), np.ones(n_vars), nbins)
-    return bins.with_hot(np.asarray(count_scale(jnp.asarray(pilot, jnp.float32))))
+    return bins.with_hot(np.asarray(_count_scale_compiled(jnp.asarray(pilot, jnp.float32))))
+
+
+# The pilot's counts go through the same ops as on the device, compiled once (six eager
+# ops would each compile a program of their own, for every pilot shape).
+_count_scale_compiled = jax.jit(count_scale)
 
 
 def count_value(index: np.ndarray) -> np.ndarray:

@@ -357,33 +357,69 @@ def _poisson_bound(mean: float) -> int:
     return k + 1
 
 
-MAX_PRODUCT_GAP = 16  # rank gaps up to this are sampled from uniforms, not by rejection
+BATCHED_GAP = 16  # rank gaps up to this draw their uniforms together (a row of this width each)
+MAX_PRODUCT_GAP = 1024  # rank gaps up to this are sampled from uniforms, not by rejection
 
 
-def _beta(key, a: int, b: int):
-    """One Beta(a, b) draw for whole numbers a, b >= 1. For a <= MAX_PRODUCT_GAP it is
-    1 - (the a-th largest of a + b - 1 uniforms), that order statistic being a product of
-    successive maxima: prod_i U_i^(1/(a + b - i)), i = 1..a (exact, no rejection loop;
-    expm1 keeps the tiny shares of large groups exact). Larger a use JAX's sampler."""
-    if a > MAX_PRODUCT_GAP:
-        return jax.random.beta(key, float(a), float(b), (), jnp.float32)
-    u = jax.random.uniform(key, (a,), jnp.float32)
-    exponents = 1.0 / (a + b - 1 - np.arange(a, dtype=np.float32))
-    return -jnp.expm1(jnp.sum(jnp.log1p(-u) * exponents))
+def _betas(keys, gaps):
+    """Beta(a, b) draws [len(gaps)] for whole numbers (a, b) >= 1 in ``gaps``, one per key.
+    For a <= MAX_PRODUCT_GAP it is 1 - (the a-th largest of a + b - 1 uniforms), that order
+    statistic being a product of successive maxima: prod_i U_i^(1/(a + b - i)), i = 1..a
+    (exact, no rejection loop; expm1 keeps the tiny shares of large groups exact), from the
+    key's first a uniforms. Larger a use JAX's sampler (a rejection loop, slower to compile)."""
+    exponents = lambda a, b: 1.0 / (a + b - 1 - np.arange(a, dtype=np.float32))
+    product = lambda u, e: -jnp.expm1(jnp.sum(jnp.log1p(-u) * e, axis=-1))
+
+    def batched(u, e):  # summed in order, so that a gap's zero exponents beyond its a add exactly 0
+        total = jnp.zeros(u.shape[:-1], jnp.float32)
+        for j in range(u.shape[-1]):
+            total = total + jnp.log1p(-u[..., j]) * e[..., j]
+        return -jnp.expm1(total)
+
+    out = [jnp.float32(0.0)] * len(gaps)
+    small = [i for i, (a, _) in enumerate(gaps) if a <= BATCHED_GAP]
+    if small:
+        width = max(gaps[i][0] for i in small)
+        e = np.zeros((len(small), width), np.float32)  # 0: a uniform beyond the gap's a
+        for row, i in enumerate(small):
+            e[row, : gaps[i][0]] = exponents(*gaps[i])
+        w = batched(random.uniforms(keys[np.asarray(small)], width), e)
+        for row, i in enumerate(small):
+            out[i] = w[row]
+    for i, (a, b) in enumerate(gaps):
+        if BATCHED_GAP < a <= MAX_PRODUCT_GAP:
+            out[i] = product(random.uniforms(keys[i], a), exponents(a, b))
+        elif a > MAX_PRODUCT_GAP:
+            out[i] = jax.random.beta(keys[i], float(a), float(b), (), jnp.float32)
+    return out
 
 
 def _params(key, spec: dict, model: Model):
     """Sample the numbers of one trajectory: (Params, regime index, release lags per row,
     the uncertain inputs in ``model.inputs`` order)."""
     draws: dict[str, Dist] = spec["draws"]
+    # every draw's key at once (one vectorised hash), then the normals at once
+    normal = [p for p, d in draws.items() if d.is_random or p in spec["regime_draws"]]
+    normal += [p for p in model.correlated if p not in normal]
+    groups = list(zip(model.groups, model.config.populations))
+    points = [  # each group's sampled members, largest first: (path, (rank gap, count - rank + 1))
+        (f"{path}.budget#{k}", (k - k_prev, count - k + 1))
+        for (path, count, _), pop in groups
+        for k_prev, k in zip((0,) + pop.points, pop.points)
+    ]
+    arrival_paths = [f"{path}.entry.arrivals" for (path, _, _), pop in groups if pop.entrants]
+    paths = normal + [p for p, _ in points] + arrival_paths + (["regime"] if model.regimes else [])
+    keys = random.draw_keys(key, paths)
+    key_of = {p: keys[i] for i, p in enumerate(paths)}
+    z_of = dict(zip(normal, random.normals(keys[: len(normal)]))) if normal else {}
+    betas = _betas(keys[len(normal) : len(normal) + len(points)], [gap for _, gap in points])
     regime = jnp.int32(0)
     if model.regimes:
-        u = jax.random.uniform(random.draw_key(key, "regime"), (), jnp.float32)
+        u = random.uniforms(key_of["regime"], 1)[0]
         regime = jnp.sum(u >= spec["regime_cdf"]).astype(jnp.int32)
-    z_corr = {}
     if model.correlated:
-        z = jnp.stack([random.draw_normal(key, p) for p in model.correlated])
-        z_corr = dict(zip(model.correlated, spec["chol"] @ z))
+        z = jnp.stack([z_of[p] for p in model.correlated])
+        z_of.update(zip(model.correlated, spec["chol"] @ z))
 
     def value(path, default=None):
         if path not in draws:
@@ -391,7 +427,7 @@ def _params(key, spec: dict, model: Model):
         d = draws[path]
         if path not in spec["regime_draws"] and not d.is_random:
             return sample(d, None)
-        z = z_corr[path] if path in z_corr else random.draw_normal(key, path)
+        z = z_of[path]
         if path in spec["regime_draws"]:
             recorded[path] = jnp.stack([sample(dr, z) for dr in spec["regime_draws"][path]])[regime]
         else:
@@ -406,23 +442,21 @@ def _params(key, spec: dict, model: Model):
     level0 = jnp.stack([value("hardware.initial"), value("algorithms.initial")] + [jnp.float32(0)] * (len(streams) - 2))
 
     members = []
-    for (path, count, ranks), pop in zip(model.groups, model.config.populations):
+    w_of = iter(betas)
+    for (path, _, ranks), pop in groups:
         dist = spec["group_budgets"][path]
         # Joint order statistics, from the largest down: rank k's upper-tail share steps
         # from rank k_prev's by a Beta(k - k_prev, count - k + 1) fraction of the rest.
-        s_prev, k_prev, shares, offsets = jnp.float32(0.0), 0, [], []
+        s_prev, shares, offsets = jnp.float32(0.0), [], []
         for k in pop.points:
-            w = _beta(random.draw_key(key, f"{path}.budget#{k}"), k - k_prev, count - k + 1)
-            s_prev, k_prev = s_prev + (1.0 - s_prev) * w, k
+            s_prev = s_prev + (1.0 - s_prev) * next(w_of)
             shares.append(jnp.clip(s_prev, 1e-37, 1.0 - 1e-7))
             offsets.append(sample_upper(dist, shares[-1]))
             if k in ranks:
                 recorded[f"{path}.budget#{k}"] = offsets[-1]
         entry = spec["entry_budgets"].get(path, Dist("fixed", 0.0))
         arrivals = (
-            jnp.cumsum(
-                jax.random.exponential(random.draw_key(key, f"{path}.entry.arrivals"), (pop.entrants,), jnp.float32)
-            )
+            jnp.cumsum(random.exponentials(key_of[f"{path}.entry.arrivals"], pop.entrants))
             if pop.entrants
             else jnp.zeros((0,), jnp.float32)
         )
@@ -511,7 +545,10 @@ def trajectories(keys, spec, model: Model) -> Trajectories:
     trajectories on the LAST axis of every field (the kernel's layout; see
     :meth:`Trajectories.trajectories_first`)."""
     params, regime, release_lag, inputs = jax.vmap(lambda k: _params(k, spec, model), out_axes=-1)(keys)
-    out = simulate(jax.vmap(random.shock_key)(keys), params, model.config)
+    # materialised: XLA would otherwise recompute a number inside every fusion that reads it
+    # (a group's cap, once per threshold and step)
+    params = jax.lax.optimization_barrier(params)
+    out = simulate(random.shock_keys(keys), params, model.config)
     earliest, released = combine_releases(out.t_first, release_lag, model.via, model.span)
     delayed = jnp.asarray(model.config.delayed)[:, None, None]
     public = out.t_first + params.delay[:, None]

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import ArgumentError
+from .kernels.normals import fold_in, hashed_fold_in, random_bits
 
 PRNG_IMPL = "threefry2x32"
 _SHOCKS = 0x73686F6B  # stream of per-step shocks
@@ -34,23 +35,51 @@ def trajectory_keys(seed_data: jax.Array, first_hi, first_lo, count: int) -> jax
     base = jax.random.wrap_key_data(seed_data, impl=PRNG_IMPL)
     lo = jnp.asarray(first_lo, jnp.uint32) + jnp.arange(count, dtype=jnp.uint32)
     hi = jnp.asarray(first_hi, jnp.uint32) + (lo < jnp.asarray(first_lo, jnp.uint32)).astype(jnp.uint32)
-    fold = jax.vmap(jax.random.fold_in)
-    return fold(fold(jnp.broadcast_to(base, (count,)), hi), lo)
+    return fold_in(fold_in(jnp.broadcast_to(base, (count,)), hi), lo)
 
 
-def shock_key(key):
-    """Key of the per-step shocks of one trajectory."""
-    return jax.random.fold_in(key, _SHOCKS)
+def shock_keys(keys):
+    """Keys of the per-step shocks of the trajectories with ``keys``."""
+    return fold_in(keys, _SHOCKS)
 
 
-def draw_key(key, path: str):
-    """The key of one trajectory's draw for the scenario number at ``path``."""
-    return jax.random.fold_in(jax.random.fold_in(key, _DRAWS), draw_id(path))
+def draw_keys(key, paths) -> jax.Array:
+    """The keys [len(paths)] of one trajectory's draws for the scenario numbers at ``paths``:
+    ``fold_in(fold_in(key, draws), draw_id(path))``."""
+    ids = jnp.asarray(np.array([draw_id(p) for p in paths], np.uint32).reshape(len(paths)))
+    return hashed_fold_in(hashed_fold_in(key, _DRAWS), ids)
 
 
-def draw_normal(key, path: str):
-    """The standard-normal draw of one trajectory for the scenario number at ``path``."""
-    return jax.random.normal(draw_key(key, path), (), jnp.float32)
+# The draws below are JAX's (jax.random.uniform, normal and exponential of a threefry2x32
+# key), bit for bit, with the hash written out (see kernels.normals.hashed_fold_in).
+_NORMAL_LO = np.nextafter(np.float32(-1.0), np.float32(0.0), dtype=np.float32)
+
+
+def _unit(bits, lo: float = 0.0):
+    """jax.random.uniform's map from 32 random bits to a float32 in [lo, 1)."""
+    floats = jax.lax.bitcast_convert_type((bits >> np.uint32(9)) | np.uint32(0x3F800000), jnp.float32) - 1.0
+    low = np.float32(lo)
+    return jax.lax.max(low, floats * (np.float32(1.0) - low) + low)
+
+
+def uniforms(keys, size: int) -> jax.Array:
+    """``jax.random.uniform(key, (size,))`` per key, float32 ``keys.shape + (size,)``. The
+    bits are partitionable (element i depends on i alone), so the first m of them are the
+    draw of size m."""
+    return _unit(random_bits(keys, size))
+
+
+def normals(keys) -> jax.Array:
+    """``jax.random.normal(key, ())`` per key, float32 ``keys.shape``."""
+    u = _unit(random_bits(keys, 1)[..., 0], _NORMAL_LO)
+    # materialised, so that a draw's bits never depend on what reads it or how many there
+    # are (fused into one reader, the inverse error function can round differently)
+    return jax.lax.optimization_barrier(np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(u))
+
+
+def exponentials(key, size: int) -> jax.Array:
+    """``jax.random.exponential(key, (size,))``, float32 [size]."""
+    return -jnp.log1p(-uniforms(key, size))
 
 
 def draw_id(path: str) -> int:

@@ -14,7 +14,8 @@ import pytest
 from scipy import stats
 
 import mcengine
-from mcengine.kernels.normals import block_draws, block_normals, threefry2x32, to_normal
+from mcengine import random
+from mcengine.kernels.normals import block_draws, block_normals, fold_in, hashed_fold_in, threefry2x32, to_normal
 
 from .conftest import PEER, exit_code
 
@@ -41,6 +42,41 @@ def test_hash_matches_jax_threefry():
     ours = threefry2x32(jnp.uint32(key[0]), jnp.uint32(key[1]), jnp.asarray(x[0]), jnp.asarray(x[1]))
     theirs = jex_random.threefry_2x32(jnp.asarray(key), jnp.asarray(x.reshape(-1))).reshape(2, -1)
     np.testing.assert_array_equal(np.stack([np.asarray(w) for w in ours]), np.asarray(theirs))
+
+
+def test_key_derivation_and_draws_are_jax_s_bit_for_bit():
+    """The one-call and the written-out fold_in, and the written-out uniform, normal and
+    exponential draws, are JAX's own, every bit, jitted and not (so the keys and the
+    per-trajectory numbers are what jax.random defines)."""
+    keys = jax.random.split(jax.random.key(5), 3000)
+    data = np.uint32([0, 1, 0x73686F6B, 2**32 - 1])[:, None]
+
+    def both(keys):
+        ours = (
+            jax.random.key_data(fold_in(keys, data)),
+            jax.random.key_data(hashed_fold_in(keys, data)),
+            random.uniforms(keys, 5),
+            random.normals(keys),
+            jax.vmap(lambda k: random.exponentials(k, 3))(keys),
+        )
+        folded = jax.vmap(lambda d: jax.vmap(jax.random.fold_in, (0, None))(keys, d))(data[:, 0])
+        theirs = (
+            jax.random.key_data(folded),
+            jax.random.key_data(folded),
+            jax.vmap(lambda k: jax.random.uniform(k, (5,)))(keys),
+            jax.vmap(lambda k: jax.random.normal(k, ()))(keys),
+            jax.vmap(lambda k: jax.random.exponential(k, (3,)))(keys),
+        )
+        return ours, theirs
+
+    for ours, theirs in (both(keys), jax.jit(both)(keys)):
+        for a, b in zip(ours, theirs):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    seed = jax.random.key_data(random.seed_key(9))
+    fold = lambda i: jax.random.fold_in(jax.random.fold_in(jax.random.wrap_key_data(seed), i >> 32), i & 0xFFFFFFFF)
+    expected = [jax.random.key_data(fold(i)) for i in range(2**32 - 2, 2**32 + 2)]  # into the high word
+    got = random.trajectory_keys(seed, 0, 2**32 - 2, 4)
+    np.testing.assert_array_equal(jax.random.key_data(got), np.stack(expected))
 
 
 def test_uniform_grid_is_exact_and_symmetric():

@@ -292,10 +292,12 @@ def test_beta_order_statistics_match_sorting_explicit_draws(count, ranks):
 
 def test_order_statistic_shares_are_exact_beta_for_a_large_group():
     """The k-th best of a million members has upper-tail share Beta(k, count - k + 1):
-    consecutive ranks (products of uniforms), a gap above MAX_PRODUCT_GAP (JAX's sampler)
-    and a gap below it, read back from the sampled budgets through the normal tail."""
-    count, ranks, lo, hi = 1_000_000, (1, 2, 3, 20, 30), 6.0, 9.0
-    assert ranks[3] - ranks[2] > model_mod.MAX_PRODUCT_GAP >= ranks[4] - ranks[3]
+    consecutive ranks and a gap of 10 (products of uniforms drawn together), a gap of 17
+    (a product of its own), a gap above MAX_PRODUCT_GAP (JAX's sampler), read back from the
+    sampled budgets through the normal tail."""
+    count, ranks, lo, hi = 1_000_000, (1, 2, 3, 20, 30, 2000), 6.0, 9.0
+    gaps = np.diff(ranks)
+    assert gaps[3] <= model_mod.BATCHED_GAP < gaps[2] <= model_mod.MAX_PRODUCT_GAP < gaps[4]
     out = mcengine.sample_trajectories(
         group_scenario(count, ranks, {"lognormal": [10**lo, 10**hi]}), trajectories=3000, seed=5
     )

@@ -69,7 +69,7 @@ def _internals(s, n, seed):
     model, spec = engine.build_for(s)
     keys = random.trajectory_keys(random.seed_key(seed), 0, 0, n)
     params, *_ = jax.vmap(lambda k: model_mod._params(k, spec, model), out_axes=-1)(keys)
-    shock_keys = jax.vmap(random.shock_key)(keys)
+    shock_keys = random.shock_keys(keys)
     pl = trajectory.plan(model.config, params)
     lanes = trajectory._lane_keys(pl, shock_keys)
     state, start = trajectory.init(pl, params, lanes)

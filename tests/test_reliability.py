@@ -356,21 +356,26 @@ def _by_name(s, n=64):
     return got
 
 
-@pytest.mark.parametrize("added", ["threshold", "access budget", "actor"])
+@pytest.mark.parametrize("added", ["threshold", "access budget", "actor", "group"])
 def test_adding_a_threshold_budget_or_actor_leaves_every_other_output_bit_identical(added):
     """On a scenario with regimes, jumps, correlations, releases, a delay and a group with
     entrants: each output that exists in both runs is the same bits. (Counts change when an
-    actor joins: it is one more organisation.)"""
+    actor or a group joins: they are more organisations.) The added group's rank gap is
+    wider than any of the first group's, so the order statistics drawn together change
+    shape."""
     parts = copy.deepcopy(INVARIANT)
     if added == "threshold":
         parts["thresholds"].insert(1, {"name": "e27", "flop": 1e27, "kind": "effective"})
     elif added == "access budget":
         parts["access"]["budgets"].insert(1, 1e7)
-    else:
+    elif added == "actor":
         parts["actors"].insert(2, {"name": "startup", "budget": {"lognormal": [1e7, 1e8]}, "growth": 0.4})
+    else:
+        labs = {"name": "labs", "count": 50, "ranks": [1, 12], "budget": {"lognormal": [1e6, 1e9]}, "growth": 0.2}
+        parts["groups"].insert(0, labs)
     before, after = _by_name(INVARIANT), _by_name(parts)
     assert len(after) > len(before)
     for key, value in before.items():
-        if added == "actor" and key[0] in ("counts", "public_counts"):
+        if added in ("actor", "group") and key[0] in ("counts", "public_counts"):
             continue
         assert np.array_equal(value, after[key], equal_nan=True), key
