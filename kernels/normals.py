@@ -62,7 +62,7 @@ def hashed_fold_in(keys, data):
     """:func:`fold_in` bit for bit (the hash of the counters (0, data) under the key), with
     the hash written out, for the per-trajectory draws: compiles faster than JAX's loop.
     The keys are materialised: XLA would otherwise copy the hash into every fusion that
-    reads a key (with the lanes' keys, peer's program compiled for 12 s instead of 3)."""
+    reads a key (peer's program, with the lanes' keys folded so, compiled for 12 s, not 3)."""
     k = jax.random.key_data(keys)
     a, b = threefry2x32(k[..., 0], k[..., 1], jnp.uint32(0), jnp.asarray(data, jnp.uint32))
     out = jax.lax.optimization_barrier(jnp.stack([a, b], axis=-1))

@@ -410,12 +410,12 @@ def _params(key, spec: dict, model: Model):
     arrival_paths = [f"{path}.entry.arrivals" for (path, _, _), pop in groups if pop.entrants]
     paths = normal + [p for p, _ in points] + arrival_paths + (["regime"] if model.regimes else [])
     keys = random.draw_keys(key, paths)
-    key_of = {p: keys[i] for i, p in enumerate(paths)}
+    key_of = lambda path: keys[paths.index(path)]
     z_of = dict(zip(normal, random.normals(keys[: len(normal)]))) if normal else {}
     betas = _betas(keys[len(normal) : len(normal) + len(points)], [gap for _, gap in points])
     regime = jnp.int32(0)
     if model.regimes:
-        u = random.uniforms(key_of["regime"], 1)[0]
+        u = random.uniforms(key_of("regime"), 1)[0]
         regime = jnp.sum(u >= spec["regime_cdf"]).astype(jnp.int32)
     if model.correlated:
         z = jnp.stack([z_of[p] for p in model.correlated])
@@ -456,7 +456,7 @@ def _params(key, spec: dict, model: Model):
                 recorded[f"{path}.budget#{k}"] = offsets[-1]
         entry = spec["entry_budgets"].get(path, Dist("fixed", 0.0))
         arrivals = (
-            jnp.cumsum(random.exponentials(key_of[f"{path}.entry.arrivals"], pop.entrants))
+            jnp.cumsum(random.exponentials(key_of(f"{path}.entry.arrivals"), pop.entrants))
             if pop.entrants
             else jnp.zeros((0,), jnp.float32)
         )

@@ -276,11 +276,12 @@ def test_a_group_with_entrants_and_high_ranks_is_refused_before_compiling(tmp_pa
         mcengine.run(s, trajectories=10, seed=0)
     with pytest.raises(engine.ResourceError, match="ranks up to 200"):
         engine.sample_trajectories(s, 10, seed=0)
-    listed = mcengine.parse_scenario(scenario_toml(groups=[{**group, "ranks": list(range(1, 202))}]))
+    listed_text = scenario_toml(groups=[{**group, "ranks": list(range(1, 202))}])
+    listed = mcengine.parse_scenario(listed_text)
     with pytest.raises(engine.ResourceError, match=r"groups.orgs: .*\(201 listed\).*at most 200 ranks"):
         mcengine.run(listed, trajectories=10, seed=0)  # without entrants: each listed rank is sampled
     path = tmp_path / "many-ranks.toml"
-    path.write_text(scenario_toml(groups=[{**group, "ranks": list(range(1, 202))}]))
+    path.write_text(listed_text)
     with pytest.raises(SystemExit) as e:
         main(["validate", str(path)])
     err = capsys.readouterr().err
@@ -357,7 +358,7 @@ def _by_name(s, n=64):
 
 
 @pytest.mark.parametrize("added", ["threshold", "access budget", "actor", "group"])
-def test_adding_a_threshold_budget_or_actor_leaves_every_other_output_bit_identical(added):
+def test_adding_a_threshold_budget_actor_or_group_leaves_every_other_output_bit_identical(added):
     """On a scenario with regimes, jumps, correlations, releases, a delay and a group with
     entrants: each output that exists in both runs is the same bits. (Counts change when an
     actor or a group joins: they are more organisations.) The added group's rank gap is
