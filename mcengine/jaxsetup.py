@@ -2,7 +2,8 @@
 device per core (chunks are split over them) and JAX's persistent compilation cache in the
 user's cache folder, so that a repeated run of an unchanged scenario shape starts sampling
 in about a second. Settings the user made are kept: an XLA_FLAGS device count, a
-compilation cache folder already configured, or MCENGINE_CACHE=0 (no cache)."""
+compilation cache folder already configured, or MCENGINE_CACHE=0 (no cache, even one
+configured for JAX)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,11 @@ def configure() -> None:
     flags = os.environ.get("XLA_FLAGS", "")
     if "xla_force_host_platform_device_count" not in flags:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={os.cpu_count() or 1}".strip()
-    if os.environ.get("MCENGINE_CACHE", "1") == "0":
-        return
     import jax
+
+    if os.environ.get("MCENGINE_CACHE", "1") == "0":
+        jax.config.update("jax_enable_compilation_cache", False)
+        return
 
     # config.read refuses flags that have a context manager (jax 0.10); the attribute is untyped
     if jax.config.jax_compilation_cache_dir:  # type: ignore[attr-defined]

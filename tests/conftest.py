@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-# Tests compile afresh: no persistent compilation cache in this process or its children.
-os.environ["MCENGINE_CACHE"] = "0"
+# One persistent compilation cache for the whole test session, in a fresh folder (never the
+# user's), inherited by the command lines the tests start: a program compiled by one test
+# (the same scenario shape) is read back by the others. Tests of a cold start say so.
+# (Made by the first process, pytest's own; its test worker processes inherit it.)
+TEST_CACHE = os.environ.get("MCENGINE_TEST_CACHE", "")
+if not TEST_CACHE:
+    TEST_CACHE = os.environ["MCENGINE_TEST_CACHE"] = tempfile.mkdtemp(prefix="mcengine-test-jax-cache-")
+    atexit.register(shutil.rmtree, TEST_CACHE, ignore_errors=True)
+os.environ.pop("MCENGINE_CACHE", None)
+os.environ["JAX_COMPILATION_CACHE_DIR"] = TEST_CACHE
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.5"
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT / "benchmarks" / "peer.toml"
@@ -93,6 +105,19 @@ def _release_compiled_programs():
     engine = sys.modules.get("mcengine.engine")
     if engine is not None:
         engine._COMPILED.clear()
+
+
+@pytest.fixture
+def cold_compiles():
+    """No persistent compilation cache during the test: every program it runs is compiled."""
+    import jax
+    from jax._src import compilation_cache  # JAX reads the cache setting once per process
+
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_enable_compilation_cache", True)
+    compilation_cache.reset_cache()
 
 
 @pytest.fixture

@@ -146,7 +146,7 @@ def test_sweep_points_that_change_only_numbers_trace_the_kernel_once(tmp_path, m
     assert len(traces) == 3  # the horizon sets the number of steps: one trace per shape
 
 
-def test_analyses_reuse_the_run_s_program(tmp_path, monkeypatch):
+def test_analyses_reuse_the_run_s_program(tmp_path, monkeypatch, cold_compiles):
     """A run, the sensitivity analysis and ``sample_trajectories`` of one scenario and number
     of trajectories sample through one compiled program: after the run, XLA compiles
     nothing large (small host-side helpers only, well under the run's chunk step), and the

@@ -24,7 +24,7 @@ import pytest
 
 import mcengine
 
-from .conftest import ROOT
+from .conftest import ROOT, TEST_CACHE
 
 N = "256"
 BUILTINS = mcengine.builtin_names()
@@ -241,4 +241,4 @@ def test_matrix_covers_every_command():
     }
     assert set(group.commands) == tested
     assert ok(cli("scenarios")).count("\n") == len(BUILTINS)
-    assert os.environ.get("MCENGINE_CACHE") == "0"
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == TEST_CACHE  # never the user's cache

@@ -229,7 +229,8 @@ def test_command_line_end_to_end_in_a_subprocess(tmp_path):
     """The installed console script as a user runs it (the persistent compile cache on, in
     a fresh cache folder): runs the peer scenario, prints the summary, exit 0, and leaves
     compiled programs in the cache for the next run."""
-    env = {k: v for k, v in os.environ.items() if k != "MCENGINE_CACHE"} | {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    env = {k: v for k, v in os.environ.items() if k != "JAX_COMPILATION_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     out = subprocess.run(
         ["mcengine", "run", str(PEER), "-n", "300", "--out", str(tmp_path / "peer")],
         capture_output=True,

@@ -267,10 +267,12 @@ _COUNTS_TEST = "test_regulatory_thresholds_are_counted"
 
 @pytest.fixture(scope="module")
 def runs(request):
-    """``mcengine.run(load_scenario(name), trajectories=200, seed=0)`` of every built-in
+    """``mcengine.run(load_scenario(name), trajectories=256, seed=0)`` of every built-in
     whose run test is selected, started together on one thread per core: the time is
     XLA compilation (~10-30 s per scenario on a 2-core CPU), which overlaps across
-    threads. Maps the name to a future of its Results."""
+    threads, and tests/test_commands.py runs the same shapes (-n 256), so that the test
+    session's compilation cache serves the one that comes second. Maps the name to a future
+    of its Results."""
     paths = {
         item.callspec.params["path"]
         for item in request.session.items
@@ -280,7 +282,7 @@ def runs(request):
     names = [p.stem for p in sorted(paths, key=lambda p: p.stat().st_size, reverse=True)]
     pool = ThreadPoolExecutor(max_workers=max(1, min(len(names), os.cpu_count() or 1)))
     futures = {
-        name: pool.submit(lambda n: mcengine.run(mcengine.load_scenario(n), trajectories=200, seed=0), name)
+        name: pool.submit(lambda n: mcengine.run(mcengine.load_scenario(n), trajectories=256, seed=0), name)
         for name in names
     }
     yield futures
