@@ -113,10 +113,11 @@ def cold_compiles():
     import jax
     from jax._src import compilation_cache  # JAX reads the cache setting once per process
 
+    enabled = jax.config.jax_enable_compilation_cache  # type: ignore[attr-defined]
     jax.config.update("jax_enable_compilation_cache", False)
     compilation_cache.reset_cache()
     yield
-    jax.config.update("jax_enable_compilation_cache", True)
+    jax.config.update("jax_enable_compilation_cache", enabled)
     compilation_cache.reset_cache()
 
 
