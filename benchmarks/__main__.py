@@ -263,6 +263,7 @@ cost = cost[0] if isinstance(cost, (list, tuple)) else cost
 print(json.dumps({"compile_s": first.compile_seconds, "sample_s": again.sample_seconds,
                   "wait_s": first_s - again.sample_seconds,
                   "chunk_size": again.chunk_size, "devices": again.devices,
+                  "fusions": step.as_text().count(" fusion("),
                   "bytes_accessed": float(cost.get("bytes accessed", float("nan"))),
                   "flops": float(cost.get("flops", float("nan")))}))
 """
@@ -272,7 +273,10 @@ def cmd_compile(args) -> dict:
     """Per built-in scenario, each in a fresh process without the compile cache: the wait
     before sampling starts (the first run's wall time less a warm run's sampling time: every
     compile and the pilot), the engine's own compile time of its chunk step, the sampling
-    speed, and XLA's cost analysis of the compiled step (bytes accessed per trajectory).
+    speed, the compiled step's fusions (XLA compiles each fusion to a kernel of its own: on a
+    2-core Xeon its fusion emitter took 20-28 ms a fusion, most of the compile time, with
+    LLVM's code generation) and XLA's cost analysis of the compiled step (bytes accessed per
+    trajectory).
     ``--python`` measures another install of mcengine (an environment with an earlier commit
     installed) the same way, for before/after tables."""
     env = {**os.environ, "MCENGINE_CACHE": "0"}
@@ -286,7 +290,7 @@ def cmd_compile(args) -> dict:
         check=True,
     ).stdout.split()
     rows = []
-    print(f"{'scenario':32}{'wait s':>8}{'compile s':>10}{'traj/s':>12}{'bytes/traj':>14}")
+    print(f"{'scenario':32}{'wait s':>8}{'compile s':>10}{'fusions':>9}{'traj/s':>12}{'bytes/traj':>14}")
     for name in [*names, str(PEER)]:
         r = subprocess.run(
             [python, "-c", COMPILE_PROBE, name, str(args.trajectories)],
@@ -304,7 +308,8 @@ def cmd_compile(args) -> dict:
         row["trajectories_per_s"] = args.trajectories / row["sample_s"]
         rows.append(row)
         print(
-            f"{row['scenario']:32}{row['wait_s']:>8.1f}{row['compile_s']:>10.1f}{row['trajectories_per_s']:>12,.0f}"
+            f"{row['scenario']:32}{row['wait_s']:>8.1f}{row['compile_s']:>10.1f}{row.get('fusions', -1):>9}"
+            f"{row['trajectories_per_s']:>12,.0f}"
             f"{row['bytes_per_trajectory']:>14,.0f}"
         )
     return {

@@ -192,19 +192,22 @@ def kth_smallest(a, b, ranks: tuple[int, ...]):
     m, n = a.shape[0], b.shape[0]
     pad = lambda x: jnp.concatenate([jnp.full((1,) + x.shape[1:], -jnp.inf), x, jnp.full((1,) + x.shape[1:], jnp.inf)])
     a, b = pad(a), pad(b)  # a[i] is the i-th smallest (1-based); a[0] = -inf, a[m + 1] = inf
-    take = lambda x, i: jnp.take_along_axis(x, i[None], axis=0)[0]
-    out = []
-    shape = a.shape[1:]
-    for r in ranks:
-        lo = jnp.full(shape, max(0, r - n), jnp.int32)  # i: how many of the r smallest come from a
-        hi = jnp.full(shape, min(r, m), jnp.int32)
-        for _ in range(max(1, math.ceil(math.log2(min(r, m) - max(0, r - n) + 2)))):
-            i = (lo + hi + 1) // 2
-            too_many = take(a, i) > take(b, r - i + 1)  # a's i-th is after b's (r - i + 1)-th
-            lo, hi = jnp.where(too_many, lo, i), jnp.where(too_many, i - 1, hi)
-        picked = jnp.maximum(take(a, lo), take(b, r - lo))
-        out.append(jnp.where(jnp.isinf(picked), jnp.nan, picked))
-    return jnp.stack(out)
+    # every rank at once (one search in the program, not one per rank); a rank whose
+    # search has converged (lo = hi) is left as it is by the further rounds
+    shape = (len(ranks),) + (1,) * (a.ndim - 1)
+    ks = np.asarray(ranks, np.int32)
+    lo_0, hi_0 = np.maximum(0, ks - n), np.minimum(ks, m)  # i: how many of the r smallest come from a
+    rounds = max(1, math.ceil(math.log2(int(np.max(hi_0 - lo_0)) + 2)))
+    r = jnp.asarray(ks.reshape(shape))
+    full = lambda x: jnp.broadcast_to(jnp.asarray(x.reshape(shape)), (len(ranks),) + a.shape[1:])
+    lo, hi = full(lo_0), full(hi_0)
+    take = lambda x, i: jnp.take_along_axis(x, i, axis=0)
+    for _ in range(rounds):
+        i = (lo + hi + 1) // 2
+        too_many = take(a, i) > take(b, r - i + 1)  # a's i-th is after b's (r - i + 1)-th
+        lo, hi = jnp.where(too_many, lo, i), jnp.where(too_many, i - 1, hi)
+    picked = jnp.maximum(take(a, lo), take(b, r - lo))
+    return jnp.where(jnp.isinf(picked), jnp.nan, picked)
 
 
 def at_time(series, steps):

@@ -873,9 +873,13 @@ def combine_releases(t_first, release_lag, access_via: tuple[tuple[int, ...], ..
 
     Returns (earliest [R, T], released [R, T]): the date by either channel, and the date by
     release alone (NaN where censored or no releaser)."""
-    released = jnp.full_like(t_first, jnp.nan)
-    for row, via in enumerate(access_via):
+    nan = jnp.full(t_first.shape[1:], jnp.nan, t_first.dtype)
+    rows = []
+    for via in access_via:
+        row = nan
         for q in via:
             date = t_first[q] + release_lag[q]
-            released = released.at[row].set(jnp.fmin(released[row], jnp.where(date <= span, date, jnp.nan)))
+            row = jnp.fmin(row, jnp.where(date <= span, date, jnp.nan))
+        rows.append(row)
+    released = jnp.stack(rows) if rows else jnp.full_like(t_first, jnp.nan)
     return jnp.fmin(t_first, released), released

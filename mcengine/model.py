@@ -443,28 +443,31 @@ def _params(key, spec: dict, model: Model):
 
     members = []
     w_of = iter(betas)
+    stack = lambda xs: jnp.stack(xs) if xs else jnp.zeros((0,), jnp.float32)
     for (path, _, ranks), pop in groups:
         dist = spec["group_budgets"][path]
         # Joint order statistics, from the largest down: rank k's upper-tail share steps
         # from rank k_prev's by a Beta(k - k_prev, count - k + 1) fraction of the rest.
-        s_prev, shares, offsets = jnp.float32(0.0), [], []
-        for k in pop.points:
+        s_prev, tail = jnp.float32(0.0), []
+        for _ in pop.points:
             s_prev = s_prev + (1.0 - s_prev) * next(w_of)
-            shares.append(jnp.clip(s_prev, 1e-37, 1.0 - 1e-7))
-            offsets.append(sample_upper(dist, shares[-1]))
+            tail.append(s_prev)
+        shares = jnp.clip(stack(tail), 1e-37, 1.0 - 1e-7)
+        # one call for all the members (one inverse CDF in the program, not one per member)
+        offsets = jnp.broadcast_to(sample_upper(dist, shares), shares.shape)
+        for i, k in enumerate(pop.points):
             if k in ranks:
-                recorded[f"{path}.budget#{k}"] = offsets[-1]
+                recorded[f"{path}.budget#{k}"] = offsets[i]
         entry = spec["entry_budgets"].get(path, Dist("fixed", 0.0))
         arrivals = (
             jnp.cumsum(random.exponentials(key_of(f"{path}.entry.arrivals"), pop.entrants))
             if pop.entrants
             else jnp.zeros((0,), jnp.float32)
         )
-        stack = lambda xs: jnp.stack(xs) if xs else jnp.zeros((0,), jnp.float32)
         members.append(
             Members(
-                offsets=stack(offsets),
-                shares=stack(shares),
+                offsets=offsets,
+                shares=shares,
                 budget_a=jnp.float32(dist.a),
                 budget_b=jnp.float32(dist.b),
                 entry_rate=value(f"{path}.entry.per_year", 0.0),
