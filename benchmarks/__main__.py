@@ -308,7 +308,7 @@ def cmd_compile(args) -> dict:
         row["trajectories_per_s"] = args.trajectories / row["sample_s"]
         rows.append(row)
         print(
-            f"{row['scenario']:32}{row['wait_s']:>8.1f}{row['compile_s']:>10.1f}{row.get('fusions', -1):>9}"
+            f"{row['scenario']:32}{row['wait_s']:>8.1f}{row['compile_s']:>10.1f}{row['fusions']:>9}"
             f"{row['trajectories_per_s']:>12,.0f}"
             f"{row['bytes_per_trajectory']:>14,.0f}"
         )
