@@ -15,8 +15,9 @@ import signal
 import sys
 from pathlib import Path
 
-# Loading a cached CPU executable makes XLA log a false alarm about CPU tuning features at
-# error level; keep XLA's C++ log quiet unless the user asked for it (set before JAX loads).
+# Keep XLA's C++ log quiet unless the user asked for it (set before JAX loads; where a parent
+# process that loaded JAX exported its default, jaxsetup.quiet_cache_loads still silences the
+# false alarms of a program loaded from the cache).
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import click  # noqa: E402

@@ -28,7 +28,7 @@ import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import PartitionSpec as P
 
-from . import aggregate, io, random
+from . import aggregate, io, jaxsetup, random
 from .errors import ArgumentError, ResourceError
 from .kernels import DEFAULT_GENERATOR, GENERATORS, MAX_BLOCK_STEPS, jump_draws
 from .model import Model, Trajectories, build, trajectories
@@ -154,9 +154,9 @@ def _compile_step(model: Model, spec, bins, seed_data, shapes, per_device: int, 
     step = jax.jit(sharded, donate_argnums=(0,))
     d = len(devices)
     vec = np.zeros(d, np.uint32)
-    _COMPILED[key] = step.lower(_zeros(shapes, d, mesh), seed_data, vec, vec, vec.astype(np.int32), spec, bins).compile(
-        compiler_options(devices[0].platform)
-    )
+    lowered = step.lower(_zeros(shapes, d, mesh), seed_data, vec, vec, vec.astype(np.int32), spec, bins)
+    with jaxsetup.quiet_cache_loads():
+        _COMPILED[key] = lowered.compile(compiler_options(devices[0].platform))
     return _COMPILED[key], mesh
 
 

@@ -7,9 +7,11 @@ configured for JAX)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
+from collections.abc import Iterator
 
 
 def host_id() -> str:
@@ -41,3 +43,28 @@ def configure() -> None:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     jax.config.update("jax_compilation_cache_dir", os.path.join(base, "mcengine", "jax", host_id()))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+@contextlib.contextmanager
+def quiet_cache_loads() -> Iterator[None]:
+    """XLA's C++ log limited to fatal messages inside the block (``MCENGINE_DEBUG=1``: left
+    as it is). Loading a program from the persistent cache makes XLA:CPU log two false alarms
+    at error level on CPUs whose LLVM tuning flags (+prefer-no-gather, +prefer-no-scatter: AMD
+    Zen among them) it mistakes for missing instruction sets; the program loads and runs. The
+    log level is read once when JAX loads, so setting TF_CPP_MIN_LOG_LEVEL here would be too
+    late. Afterwards the level is that of TF_CPP_MIN_LOG_LEVEL (JAX's default: 1)."""
+    try:
+        from jax._src.lib import utils  # no public setter of the C++ log level (jax 0.10)
+
+        set_level = utils.absl_set_min_log_level
+    except (ImportError, AttributeError):
+        set_level = None
+    if set_level is None or os.environ.get("MCENGINE_DEBUG", "0") not in ("", "0"):
+        yield
+        return
+    set_level(3)
+    try:
+        yield
+    finally:
+        level = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1")
+        set_level(int(level) if level in ("0", "1", "2", "3") else 1)

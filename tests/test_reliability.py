@@ -217,6 +217,23 @@ def test_resume_refuses_a_checkpoint_of_another_run(tmp_path):
     assert r.returncode == 2 and "no checkpoint" in r.stderr
 
 
+def test_a_program_from_the_cache_loads_without_a_word_on_stderr(tmp_path):
+    """On some CPUs (AMD Zen among them) XLA logs two false alarms at error level for every
+    program it loads from the persistent cache. A quiet run stays silent, also when started
+    by a process that loaded JAX first (which exports JAX's default TF_CPP_MIN_LOG_LEVEL=1),
+    and so does the Python API."""
+    args = ["run", str(PEER), *SMALL_PEER, "-n", "500", "-q"]
+    env = {"TF_CPP_MIN_LOG_LEVEL": "1"}
+    first = cli([*args, "--out", str(tmp_path / "a")], env=env)
+    assert first.returncode == 0, first.stderr
+    again = cli([*args, "--out", str(tmp_path / "b")], env=env)  # its program comes from the cache
+    assert again.returncode == 0 and again.stderr == ""
+    scenario = f"mcengine.load_scenario({str(PEER)!r}, {SMALL_PEER[1:]!r})"
+    code = f"import jax, mcengine; mcengine.run({scenario}, trajectories=500)"
+    api = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert api.returncode == 0 and api.stderr == "", api.stderr
+
+
 def test_extreme_but_valid_inputs_give_finite_correct_results():
     """1e40 FLOP thresholds, $0.001 budgets, zero volatility, 365 steps a year, 100 years."""
     s = mcengine.parse_scenario(
