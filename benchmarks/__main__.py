@@ -6,7 +6,7 @@
                                                   per trajectory of every built-in (one process each)
     python -m benchmarks scaling [--quick]        time vs trajectories, steps, actors, thresholds, ranks, access
     python -m benchmarks memory [--max N]         peak host memory vs trajectories (one process each)
-    python -m benchmarks profile [-n N]           where the engine's time goes (JAX profiler)
+    python -m benchmarks profile [-n N] [--scenario S] [--set K=V]  where the engine's time goes (JAX profiler)
 
 Every figure is printed as a table and written as JSON to benchmarks/results/ with the
 device, versions, generator and chunk size. Ratios are taken within one process, so they
@@ -434,16 +434,16 @@ def cmd_memory(args) -> dict:
 
 
 def cmd_profile(args) -> dict:
-    """Where the engine's time goes: the peer scenario under the JAX profiler, compiled
-    operations ranked by their total time per trajectory (summed over devices, so on a
-    CPU with one device per core it is core time)."""
+    """Where the engine's time goes: the peer scenario (or ``--scenario``, with ``--set``
+    overrides) under the JAX profiler, compiled operations ranked by their total time per
+    trajectory (summed over devices, so on a CPU with one device per core it is core time)."""
     import collections
     import glob
     import gzip
     import tempfile
 
     n = args.trajectories or 100_000
-    s = mcengine.load_scenario(PEER)
+    s = mcengine.load_scenario(args.scenario or PEER, args.overrides)
     engine.run(s, n, seed=0)  # compile outside the trace
     with tempfile.TemporaryDirectory() as folder:
         with jax.profiler.trace(folder, create_perfetto_trace=True):
@@ -460,13 +460,21 @@ def cmd_profile(args) -> dict:
             calls[e["name"]] += 1
     rows = [{"op": name, "us_per_trajectory": us / n, "calls": calls[name]} for name, us in total.most_common(25)]
     print(
-        f"peer scenario, {n:,} trajectories on {jax.local_device_count()} {jax.devices()[0].platform} device(s): "
+        f"{s.name} scenario{' with ' + ', '.join(args.overrides) if args.overrides else ''}, {n:,} trajectories "
+        f"on {jax.local_device_count()} {jax.devices()[0].platform} device(s): "
         "top operations (a loop's own line includes the operations inside it)"
     )
     print(f"{'us/trajectory':>14}{'calls':>8}  operation")
     for r in rows:
         print(f"{r['us_per_trajectory']:>14.3f}{r['calls']:>8}  {r['op']}")
-    return {"benchmark": "profile", "trajectories": n, "rows": rows, **device_info()}
+    return {
+        "benchmark": "profile",
+        "scenario": s.name,
+        "overrides": args.overrides,
+        "trajectories": n,
+        "rows": rows,
+        **device_info(),
+    }
 
 
 def main(argv=None) -> int:
@@ -484,6 +492,8 @@ def main(argv=None) -> int:
     sc.add_argument("--big", action="store_true", help="include 1e7 trajectories")
     pr = sub.add_parser("profile", help="where the engine's time goes (JAX profiler), per compiled operation")
     pr.add_argument("-n", "--trajectories", type=int, default=None)
+    pr.add_argument("--scenario", default=None, help="a built-in or a scenario file (default: peer)")
+    pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as mcengine run")
     m = sub.add_parser("memory", help="peak host memory for 1e5 vs --max trajectories")
     m.add_argument("--max", type=int, default=10**7)
     args = ap.parse_args(argv)

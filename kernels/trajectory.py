@@ -624,6 +624,19 @@ def init(pl: Plan, p: Params, lanes) -> tuple[State, Record]:
     return state, start
 
 
+def _materialised(x, token):
+    """``x`` (arrays) itself, written to memory once on a CPU. XLA:CPU copies a producer made
+    of cheap operations into each of its readers, and ``lax.optimization_barrier`` does not
+    stop it; the own rows' levels were so evaluated inside the crossings' gathers, per
+    gathered element and unvectorised (the peer scenario without lags sampled 1.6-1.9x
+    slower than with them, where XLA happened to keep the levels apart). The result of a
+    conditional is materialised: ``token`` is an int known only at run time and >= 0, so the
+    other branch never runs. Elsewhere ``x`` is returned as it is."""
+    nan = lambda y: jax.tree.map(lambda z: jnp.full_like(z, jnp.nan), y)
+    keep = lambda y: jax.lax.cond(token >= 0, lambda v: v, nan, y)
+    return jax.lax.platform_dependent(x, cpu=keep, default=lambda y: y)
+
+
 def _lane_keys(pl: Plan, keys):
     """The keys of every draw lane of every trajectory, lane-major [lanes * N]: lane l of
     trajectory n is ``fold_in(keys[n], lane_ids[l])``."""
@@ -662,6 +675,7 @@ def step(pl: Plan, p: Params, lanes):
         h, a = s[:, 0], s[:, 1]
         win_h, win_a = jnp.concatenate([state.hist_h, h]), jnp.concatenate([state.hist_a, a])
         capped, eff, phys = _own_levels(pl, p, s, win_h, win_a)
+        eff, phys = _materialised((eff, phys), b)
         series = [_family_series(f, s, win_h, win_a) for f in fams]
         t_first, boosts = _crossings(
             pl, p, state.t_first, (eff, phys), (state.last_eff, state.last_phys), first, k, valid
