@@ -636,7 +636,7 @@ def main(argv=None) -> None:
     except click.ClickException as e:
         _fail(e.format_message(), code=e.exit_code)
     except Exception as e:
-        if os.environ.get("MCENGINE_DEBUG", "0") not in ("", "0"):
+        if jaxsetup.debugging():
             raise
         _fail(
             f"internal error (a bug in mcengine): {type(e).__name__}: {' '.join(str(e).split())[:300]}; "

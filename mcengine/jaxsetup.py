@@ -45,6 +45,12 @@ def configure() -> None:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+def debugging() -> bool:
+    """Whether the user asked for mcengine's debugging output (``MCENGINE_DEBUG`` set, not 0):
+    tracebacks of internal errors and XLA's own log."""
+    return os.environ.get("MCENGINE_DEBUG", "0") not in ("", "0")
+
+
 @contextlib.contextmanager
 def quiet_cache_loads() -> Iterator[None]:
     """XLA's C++ log limited to fatal messages inside the block (``MCENGINE_DEBUG=1``: left
@@ -59,7 +65,7 @@ def quiet_cache_loads() -> Iterator[None]:
         set_level = utils.absl_set_min_log_level
     except (ImportError, AttributeError):
         set_level = None
-    if set_level is None or os.environ.get("MCENGINE_DEBUG", "0") not in ("", "0"):
+    if set_level is None or debugging():
         yield
         return
     set_level(3)
