@@ -7,6 +7,7 @@
     python -m benchmarks scaling [--quick]        time vs trajectories, steps, actors, thresholds, ranks, access
     python -m benchmarks memory [--max N]         peak host memory vs trajectories (one process each)
     python -m benchmarks profile [-n N] [--scenario S] [--set K=V]  where the engine's time goes (JAX profiler)
+    python -m benchmarks traffic [--scenario S] [--set K=V]  bytes per trajectory one run moves, by instruction
 
 Every figure is printed as a table and written as JSON to benchmarks/results/ with the
 device, versions, generator and chunk size. Ratios are taken within one process, so they
@@ -44,6 +45,7 @@ from mcengine.kernels.normals import block_draws, block_normals
 from mcengine.model import build
 
 from . import numpy_peer
+from .traffic import traffic
 
 HERE = Path(__file__).parent
 PEER = HERE / "peer.toml"
@@ -258,6 +260,7 @@ first = engine.run(s, n, seed=0)
 first_s = time.perf_counter() - t
 again = engine.run(s, n, seed=0)
 step = list(engine._COMPILED.values())[0]
+open(sys.argv[3], "w").write(step.as_text())
 cost = step.cost_analysis()
 cost = cost[0] if isinstance(cost, (list, tuple)) else cost
 print(json.dumps({"compile_s": first.compile_seconds, "sample_s": again.sample_seconds,
@@ -275,8 +278,9 @@ def cmd_compile(args) -> dict:
     compile and the pilot), the engine's own compile time of its chunk step, the sampling
     speed, the compiled step's fusions (XLA compiles each fusion to a kernel of its own: on a
     2-core Xeon its fusion emitter took 20-28 ms a fusion, most of the compile time, with
-    LLVM's code generation) and XLA's cost analysis of the compiled step (bytes accessed per
-    trajectory).
+    LLVM's code generation), XLA's cost analysis of the compiled step (bytes accessed per
+    trajectory, each loop body counted once) and the bytes one run of the step moves per
+    trajectory with every loop counted as often as it runs (:mod:`benchmarks.traffic`).
     ``--python`` measures another install of mcengine (an environment with an earlier commit
     installed) the same way, for before/after tables."""
     env = {**os.environ, "MCENGINE_CACHE": "0"}
@@ -290,10 +294,14 @@ def cmd_compile(args) -> dict:
         check=True,
     ).stdout.split()
     rows = []
-    print(f"{'scenario':32}{'wait s':>8}{'compile s':>10}{'fusions':>9}{'traj/s':>12}{'bytes/traj':>14}")
+    print(
+        f"{'scenario':32}{'wait s':>8}{'compile s':>10}{'fusions':>9}{'traj/s':>12}"
+        f"{'bytes/traj XLA':>16}{'bytes/traj run':>16}"
+    )
+    hlo = Path(tempfile.mkdtemp()) / "step.hlo"
     for name in [*names, str(PEER)]:
         r = subprocess.run(
-            [python, "-c", COMPILE_PROBE, name, str(args.trajectories)],
+            [python, "-c", COMPILE_PROBE, name, str(args.trajectories), str(hlo)],
             capture_output=True,
             text=True,
             env=env,
@@ -305,12 +313,15 @@ def cmd_compile(args) -> dict:
         row = {"scenario": Path(name).stem, **json.loads(r.stdout.strip().splitlines()[-1])}
         per_device = max(1, row["chunk_size"] // row["devices"])
         row["bytes_per_trajectory"] = row["bytes_accessed"] / per_device
+        moved = traffic(hlo.read_text())
+        row["bytes_per_trajectory_run"] = moved.total / per_device
+        row["loops_without_trip_count"] = moved.unknown_trips
         row["trajectories_per_s"] = args.trajectories / row["sample_s"]
         rows.append(row)
         print(
             f"{row['scenario']:32}{row['wait_s']:>8.1f}{row['compile_s']:>10.1f}{row['fusions']:>9}"
             f"{row['trajectories_per_s']:>12,.0f}"
-            f"{row['bytes_per_trajectory']:>14,.0f}"
+            f"{row['bytes_per_trajectory']:>16,.0f}{row['bytes_per_trajectory_run']:>16,.0f}"
         )
     return {
         "benchmark": "compile",
@@ -477,6 +488,44 @@ def cmd_profile(args) -> dict:
     }
 
 
+def cmd_traffic(args) -> dict:
+    """Where the compiled chunk step's memory traffic goes: the bytes one run moves per
+    trajectory (every loop counted as often as it runs, :mod:`benchmarks.traffic`), against
+    XLA's cost analysis (loop bodies once), and the instructions that move the most."""
+    s = mcengine.load_scenario(args.scenario or PEER, args.overrides)
+    run = engine.run(s, args.trajectories, seed=0)
+    step = list(engine._COMPILED.values())[-1]
+    cost = step.cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    per_device = max(1, run.chunk_size // run.devices)
+    moved = traffic(step.as_text())
+    rows = [
+        {"bytes_per_trajectory": i.bytes / per_device, "instruction": i.name, "op": i.op_name, "source": i.source}
+        for i in moved.items[: args.top]
+    ]
+    print(
+        f"{s.name} scenario{' with ' + ', '.join(args.overrides) if args.overrides else ''}, chunk step of "
+        f"{per_device:,} trajectories per device: {moved.total / per_device:,.0f} bytes per trajectory per run "
+        f"(XLA's cost analysis, loop bodies once: {float(cost.get('bytes accessed', float('nan'))) / per_device:,.0f}"
+        f"; loops without a known trip count, counted once: {moved.unknown_trips})"
+    )
+    print(f"{'bytes/traj':>12}  {'instruction':36}{'source':32}operation")
+    for r in rows:
+        print(f"{r['bytes_per_trajectory']:>12,.0f}  {r['instruction'][:35]:36}{r['source'][:31]:32}{r['op'][-60:]}")
+    return {
+        "benchmark": "traffic",
+        "scenario": s.name,
+        "overrides": args.overrides,
+        "trajectories_per_device": per_device,
+        "bytes_per_trajectory_run": moved.total / per_device,
+        "bytes_per_trajectory_once": moved.once / per_device,
+        "bytes_per_trajectory_xla": float(cost.get("bytes accessed", float("nan"))) / per_device,
+        "loops_without_trip_count": moved.unknown_trips,
+        "rows": rows,
+        **device_info(),
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="command", required=True)
@@ -494,6 +543,11 @@ def main(argv=None) -> int:
     pr.add_argument("-n", "--trajectories", type=int, default=None)
     pr.add_argument("--scenario", default=None, help="a built-in or a scenario file (default: peer)")
     pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as mcengine run")
+    tr = sub.add_parser("traffic", help="bytes per trajectory one run of the chunk step moves, by instruction")
+    tr.add_argument("-n", "--trajectories", type=int, default=2048)
+    tr.add_argument("--scenario", default=None, help="a built-in or a scenario file (default: peer)")
+    tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as mcengine run")
+    tr.add_argument("--top", type=int, default=25, help="instructions listed")
     m = sub.add_parser("memory", help="peak host memory for 1e5 vs --max trajectories")
     m.add_argument("--max", type=int, default=10**7)
     args = ap.parse_args(argv)
@@ -503,6 +557,7 @@ def main(argv=None) -> int:
         "scaling": cmd_scaling,
         "memory": cmd_memory,
         "profile": cmd_profile,
+        "traffic": cmd_traffic,
     }
     result = commands[args.command](args)
     RESULTS.mkdir(exist_ok=True)
