@@ -471,7 +471,7 @@ def cmd_profile(args) -> dict:
             calls[e["name"]] += 1
     rows = [{"op": name, "us_per_trajectory": us / n, "calls": calls[name]} for name, us in total.most_common(25)]
     print(
-        f"{s.name} scenario{' with ' + ', '.join(args.overrides) if args.overrides else ''}, {n:,} trajectories "
+        f"{_described(s, args.overrides)}, {n:,} trajectories "
         f"on {jax.local_device_count()} {jax.devices()[0].platform} device(s): "
         "top operations (a loop's own line includes the operations inside it)"
     )
@@ -488,6 +488,19 @@ def cmd_profile(args) -> dict:
     }
 
 
+def _described(s, overrides) -> str:
+    """The scenario a command measured, for its table's title."""
+    return f"{s.name} scenario{' with ' + ', '.join(overrides) if overrides else ''}"
+
+
+def _scenario_options(parser) -> None:
+    """--scenario and --set, as the commands that measure one scenario take them."""
+    parser.add_argument("--scenario", default=None, help="a built-in or a scenario file (default: peer)")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as mcengine run"
+    )
+
+
 def cmd_traffic(args) -> dict:
     """Where the compiled chunk step's memory traffic goes: the bytes one run moves per
     trajectory (every loop counted as often as it runs, :mod:`benchmarks.traffic`), against
@@ -498,15 +511,16 @@ def cmd_traffic(args) -> dict:
     cost = step.cost_analysis()
     cost = cost[0] if isinstance(cost, (list, tuple)) else cost
     per_device = max(1, run.chunk_size // run.devices)
+    xla = float(cost.get("bytes accessed", float("nan"))) / per_device
     moved = traffic(step.as_text())
     rows = [
         {"bytes_per_trajectory": i.bytes / per_device, "instruction": i.name, "op": i.op_name, "source": i.source}
         for i in moved.items[: args.top]
     ]
     print(
-        f"{s.name} scenario{' with ' + ', '.join(args.overrides) if args.overrides else ''}, chunk step of "
+        f"{_described(s, args.overrides)}, chunk step of "
         f"{per_device:,} trajectories per device: {moved.total / per_device:,.0f} bytes per trajectory per run "
-        f"(XLA's cost analysis, loop bodies once: {float(cost.get('bytes accessed', float('nan'))) / per_device:,.0f}"
+        f"(XLA's cost analysis, loop bodies once: {xla:,.0f}"
         f"; loops without a known trip count, counted once: {moved.unknown_trips})"
     )
     print(f"{'bytes/traj':>12}  {'instruction':36}{'source':32}operation")
@@ -519,7 +533,7 @@ def cmd_traffic(args) -> dict:
         "trajectories_per_device": per_device,
         "bytes_per_trajectory_run": moved.total / per_device,
         "bytes_per_trajectory_once": moved.once / per_device,
-        "bytes_per_trajectory_xla": float(cost.get("bytes accessed", float("nan"))) / per_device,
+        "bytes_per_trajectory_xla": xla,
         "loops_without_trip_count": moved.unknown_trips,
         "rows": rows,
         **device_info(),
@@ -541,12 +555,10 @@ def main(argv=None) -> int:
     sc.add_argument("--big", action="store_true", help="include 1e7 trajectories")
     pr = sub.add_parser("profile", help="where the engine's time goes (JAX profiler), per compiled operation")
     pr.add_argument("-n", "--trajectories", type=int, default=None)
-    pr.add_argument("--scenario", default=None, help="a built-in or a scenario file (default: peer)")
-    pr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as mcengine run")
+    _scenario_options(pr)
     tr = sub.add_parser("traffic", help="bytes per trajectory one run of the chunk step moves, by instruction")
     tr.add_argument("-n", "--trajectories", type=int, default=2048)
-    tr.add_argument("--scenario", default=None, help="a built-in or a scenario file (default: peer)")
-    tr.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="as mcengine run")
+    _scenario_options(tr)
     tr.add_argument("--top", type=int, default=25, help="instructions listed")
     m = sub.add_parser("memory", help="peak host memory for 1e5 vs --max trajectories")
     m.add_argument("--max", type=int, default=10**7)

@@ -53,6 +53,7 @@ class _Instruction(NamedTuple):
     operands: list[str]
     attrs: str
     root: bool
+    parameter: int  # a parameter's number; -1 for other operations
 
 
 class Item(NamedTuple):
@@ -100,14 +101,14 @@ def _parse(text: str):
             while i < len(rest) and depth:  # the operand list ends at its closing parenthesis
                 depth += {"(": 1, ")": -1}.get(rest[i], 0)
                 i += 1
-            operands = re.findall(r"%([\w.\-]+)", rest[: i - 1])
-            attrs = (f"parameter({rest[: i - 1]})" if op == "parameter" else "") + rest[i:]
-            body.append(_Instruction(name, shape, op, operands, attrs, bool(root)))
+            inside = rest[: i - 1]
+            number = int(inside) if op == "parameter" else -1
+            body.append(_Instruction(name, shape, op, re.findall(r"%([\w.\-]+)", inside), rest[i:], bool(root), number))
     return computations, entry, _sources(text)
 
 
 def _sources(text: str):
-    """stack_frame_id -> the innermost frame's "file:line" outside site-packages."""
+    """stack_frame_id -> the innermost frame's "file:line" outside JAX and site-packages."""
     sections: dict[str, list[str]] = collections.defaultdict(list)
     section = None
     for line in text.split("\n"):
@@ -165,9 +166,8 @@ def traffic(text: str) -> Traffic:
                 used[o] = min(1.0, used.get(o, 0.0) + u * share)
         total = float(out)
         for x in body:
-            if x.op == "parameter" and x.name != in_place:
-                k = int(re.match(r"parameter\((\d+)\)", x.attrs).group(1))
-                total += used.get(x.name, 0.0) * ins[k] if k < len(ins) else 0.0
+            if x.op == "parameter" and x.name != in_place and x.parameter < len(ins):
+                total += used.get(x.name, 0.0) * ins[x.parameter]
         return total
 
     def cost(c: str, times: int, record: bool, trips: bool) -> float:
